@@ -1,0 +1,11 @@
+"""Tensor-network Born machines: p(v) = |Ψ(v)|² / Z with Ψ a matrix product state or a tree tensor network.
+
+Logs are natural (nats) unless a ``base=`` argument says otherwise.
+"""
+from . import datasets, kernels, orderings
+from .estimate import Estimate
+from .io import load
+from .mps import MPS
+
+__all__ = ["MPS", "Estimate", "load", "datasets", "kernels", "orderings"]
+__version__ = "0.1.0"

@@ -1,0 +1,338 @@
+"""Pure tensor kernels for chains of 3-leg tensors (MPS), shared by models and trainers.
+
+Conventions: a chain is a list of tensors ``A[k]`` of shape (D_{k-1}, 2, D_k) with D_0 = D_n = 1;
+configurations ``x`` are int64 tensors (N, n) in chain order. Every function works on any device and
+real dtype, keeps running log-norms (no raw products of many factors) and does not modify its inputs.
+Logs are natural.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+Chain = list  # list[torch.Tensor], A[k] of shape (D_{k-1}, 2, D_k)
+
+
+# --------------------------------------------------------------------------------------------------
+# Decompositions
+# --------------------------------------------------------------------------------------------------
+def truncated_svd(mat: torch.Tensor, max_bond: int | None = None, cutoff: float = 0.0):
+    """SVD of ``mat`` (m, k) keeping at most ``max_bond`` values with s_i > cutoff · s_0.
+
+    Returns ``U`` (m, r), ``s`` (r,), ``Vh`` (r, k) and the discarded weight Σ_{dropped} s_i² / Σ s_i².
+    At least one singular value is always kept.
+    """
+    try:
+        u, s, vh = torch.linalg.svd(mat, full_matrices=False)
+    except RuntimeError:  # gesdd can fail to converge on ill-conditioned input; gesvd is slower but robust
+        if mat.device.type != "cuda":
+            u, s, vh = torch.linalg.svd(mat.cpu(), full_matrices=False)
+        else:
+            u, s, vh = torch.linalg.svd(mat, full_matrices=False, driver="gesvd")
+    keep = s.shape[0]
+    if cutoff > 0.0 and s[0] > 0:
+        keep = max(1, int((s > cutoff * s[0]).sum().item()))
+    if max_bond is not None:
+        keep = max(1, min(keep, int(max_bond)))
+    total = (s * s).sum()
+    discarded = ((s[keep:] ** 2).sum() / total).item() if total > 0 else 0.0
+    return u[:, :keep], s[:keep], vh[:keep], discarded
+
+
+def _qr_left(a: torch.Tensor):
+    """QR of a (Dl, 2, Dr) tensor grouped as (Dl·2, Dr): returns Q (Dl, 2, r), R (r, Dr)."""
+    dl, d, dr = a.shape
+    q, r = torch.linalg.qr(a.reshape(dl * d, dr))
+    return q.reshape(dl, d, -1), r
+
+
+def _qr_right(a: torch.Tensor):
+    """LQ of a (Dl, 2, Dr) tensor grouped as (Dl, 2·Dr): returns L (Dl, r), Q (r, 2, Dr)."""
+    dl, d, dr = a.shape
+    q, r = torch.linalg.qr(a.reshape(dl, d * dr).T)
+    return r.T, q.T.reshape(-1, d, dr)
+
+
+def canonicalize(tensors: Chain, center: int) -> tuple[Chain, float]:
+    """Mixed-canonical form with orthogonality centre ``center`` and unit norm.
+
+    Sites left of the centre become left-isometric (Σ_s A_sᵀA_s = I), sites right of it
+    right-isometric (Σ_s A_s A_sᵀ = I); the centre tensor is scaled to unit Frobenius norm.
+    Bond dimensions never grow (QR is reduced). Returns the new chain and ln‖Ψ‖ of the input
+    (so ln Z = 2 · returned value), computed with running log-norms.
+    """
+    n = len(tensors)
+    out = list(tensors)
+    log_scale = 0.0
+    for k in range(center):
+        q, r = _qr_left(out[k])
+        norm = torch.linalg.matrix_norm(r)
+        log_scale += math.log(norm.item()) if norm > 0 else -math.inf
+        out[k] = q
+        out[k + 1] = torch.tensordot(r / norm.clamp_min(torch.finfo(r.dtype).tiny), out[k + 1], dims=1)
+    for k in range(n - 1, center, -1):
+        l_, q = _qr_right(out[k])
+        norm = torch.linalg.matrix_norm(l_)
+        log_scale += math.log(norm.item()) if norm > 0 else -math.inf
+        out[k] = q
+        out[k - 1] = torch.tensordot(out[k - 1], l_ / norm.clamp_min(torch.finfo(l_.dtype).tiny), dims=1)
+    norm = torch.linalg.vector_norm(out[center])
+    log_scale += math.log(norm.item()) if norm > 0 else -math.inf
+    out[center] = out[center] / norm.clamp_min(torch.finfo(norm.dtype).tiny)
+    return out, log_scale
+
+
+def bond_spectra(tensors: Chain) -> list[torch.Tensor]:
+    """Schmidt values of every bond, ``[λ_0, …, λ_{n-2}]`` (each descending, Σλ² = 1), in O(n D³).
+
+    ``tensors`` must be right-canonical with a unit-norm centre at 0 (see :func:`canonicalize`).
+    """
+    spectra = []
+    carry = tensors[0]
+    for k in range(len(tensors) - 1):
+        dl, d, dr = carry.shape
+        u, s, vh = torch.linalg.svd(carry.reshape(dl * d, dr), full_matrices=False)
+        spectra.append(s / torch.linalg.vector_norm(s))
+        carry = torch.tensordot(s[:, None] * vh, tensors[k + 1], dims=1)
+    return spectra
+
+
+def renyi_from_schmidt(s: torch.Tensor, alpha: float) -> float:
+    """Rényi-α entropy (nats) of the spectrum p = s² (α = 1: von Neumann, α = inf: min-entropy)."""
+    p = (s.double() ** 2)
+    p = p / p.sum()
+    p = p[p > 0]
+    if alpha == 1:
+        return float(-(p * torch.log(p)).sum())
+    if math.isinf(alpha):
+        return float(-torch.log(p.max()))
+    # ln Σ p^α computed as α ln p_max + ln Σ (p/p_max)^α for stability at large α
+    pmax = p.max()
+    return float((alpha * torch.log(pmax) + torch.log(((p / pmax) ** alpha).sum())) / (1.0 - alpha))
+
+
+# --------------------------------------------------------------------------------------------------
+# Amplitudes and sampling
+# --------------------------------------------------------------------------------------------------
+def _select(w: torch.Tensor, x_k: torch.Tensor) -> torch.Tensor:
+    """From w (N, 2, D) pick w[i, x_k[i]] → (N, D)."""
+    return torch.where(x_k[:, None] == 1, w[:, 1], w[:, 0])
+
+
+def log_amplitude(tensors: Chain, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sign and ln|Ψ(x)| for a batch ``x`` (N, n) in chain order, O(N n D²).
+
+    Contracts left to right with a per-sample running norm. A zero amplitude gives sign 0 and -inf.
+    """
+    n_samples = x.shape[0]
+    dtype, device = tensors[0].dtype, tensors[0].device
+    tiny = torch.finfo(dtype).tiny
+    v = tensors[0][0][x[:, 0]]  # (N, D_1)
+    log_abs = torch.zeros(n_samples, dtype=dtype, device=device)
+    for k in range(1, len(tensors)):
+        a = tensors[k]
+        norm = torch.linalg.vector_norm(v, dim=1)
+        log_abs = log_abs + torch.log(norm)
+        v = v / norm.clamp_min(tiny)[:, None]
+        w = (v @ a.reshape(a.shape[0], -1)).view(n_samples, 2, a.shape[2])
+        v = _select(w, x[:, k])
+    amp = v[:, 0]
+    return torch.sign(amp), log_abs + torch.log(amp.abs())
+
+
+def sample(tensors: Chain, n: int, generator: torch.Generator | None = None):
+    """Exact independent samples from p = Ψ² of a right-canonical, unit-norm chain (centre 0).
+
+    Returns ``x`` (n, n_sites) int64 in chain order and ln p(x) (n,). Vectorised over samples,
+    O(n_sites · n · D²).
+    """
+    dtype, device = tensors[0].dtype, tensors[0].device
+    n_sites = len(tensors)
+    tiny = torch.finfo(dtype).tiny
+    u = torch.rand(n, n_sites, generator=generator, dtype=torch.float64, device=_gen_device(generator, device))
+    u = u.to(device)
+    x = torch.empty(n, n_sites, dtype=torch.int64, device=device)
+    logp = torch.zeros(n, dtype=torch.float64, device=device)
+    v = torch.ones(n, 1, dtype=dtype, device=device)
+    for k, a in enumerate(tensors):
+        w = (v @ a.reshape(a.shape[0], -1)).view(n, 2, a.shape[2])
+        weights = (w * w).sum(-1)  # (n, 2): unnormalised conditional p(x_k | x_<k)
+        total = weights.sum(-1)
+        p1 = (weights[:, 1] / total.clamp_min(tiny)).double()
+        bit = (u[:, k] < p1).long()
+        x[:, k] = bit
+        chosen = torch.where(bit == 1, weights[:, 1], weights[:, 0])
+        logp += (torch.log(chosen) - torch.log(total)).double()
+        v = _select(w, bit) / torch.sqrt(chosen).clamp_min(tiny)[:, None]
+    return x, logp
+
+
+def _gen_device(generator, default):
+    return generator.device if generator is not None else default
+
+
+# --------------------------------------------------------------------------------------------------
+# Marginals and conditionals (density environments, O(N D³) per site)
+# --------------------------------------------------------------------------------------------------
+def _env_step_right(env: torch.Tensor, a: torch.Tensor, values: torch.Tensor | None, known: torch.Tensor | None):
+    """Right-to-left environment update R_{k-1} = Σ_s A_s R_k A_sᵀ (summed where unknown).
+
+    env (N, Dr, Dr); values/known (N,) or None (all summed). Returns (N, Dl, Dl).
+    """
+    a0, a1 = a[:, 0, :], a[:, 1, :]
+    m0 = a0 @ env @ a0.T
+    m1 = a1 @ env @ a1.T
+    if known is None:
+        return m0 + m1
+    fixed = torch.where(values[:, None, None] == 1, m1, m0)
+    return torch.where(known[:, None, None], fixed, m0 + m1)
+
+
+def _env_step_left(env: torch.Tensor, a: torch.Tensor, values: torch.Tensor | None, known: torch.Tensor | None):
+    """Left-to-right environment update E_k = Σ_s A_sᵀ E_{k-1} A_s (summed where unknown)."""
+    a0, a1 = a[:, 0, :], a[:, 1, :]
+    m0 = a0.T @ env @ a0
+    m1 = a1.T @ env @ a1
+    if known is None:
+        return m0 + m1
+    fixed = torch.where(values[:, None, None] == 1, m1, m0)
+    return torch.where(known[:, None, None], fixed, m0 + m1)
+
+
+def marginal_log_prob(tensors: Chain, positions: list[int], values: torch.Tensor) -> torch.Tensor:
+    """ln p(x_S) = ln Σ_{other sites} Ψ² for a canonical, unit-norm chain with centre at min(S).
+
+    positions: sorted distinct chain positions S; values (N, |S|) int64 in that order.
+    Sites outside [min S, max S] contract to identities (canonical form), so the cost is
+    O(N (max S − min S + 1) D³).
+    """
+    dtype, device = tensors[0].dtype, tensors[0].device
+    n_samples = values.shape[0]
+    tiny = torch.finfo(dtype).tiny
+    first, last = positions[0], positions[-1]
+    known = torch.zeros(last + 1, dtype=torch.bool)
+    known[positions] = True
+    full = torch.zeros(n_samples, last + 1, dtype=torch.int64, device=device)
+    full[:, positions] = values
+    a = tensors[first]
+    sel = a.permute(1, 0, 2)[full[:, first]]  # (N, Dl, Dr)
+    env = sel.transpose(1, 2) @ sel
+    logp = torch.zeros(n_samples, dtype=dtype, device=device)
+    for k in range(first + 1, last + 1):
+        tr = torch.diagonal(env, dim1=1, dim2=2).sum(-1)
+        logp = logp + torch.log(tr)
+        env = env / tr.clamp_min(tiny)[:, None, None]
+        col = full[:, k]
+        flag = torch.full((n_samples,), bool(known[k]), device=device)
+        env = _env_step_left(env, tensors[k], col, flag)
+    return logp + torch.log(torch.diagonal(env, dim1=1, dim2=2).sum(-1))
+
+
+def conditional_sample(tensors: Chain, x: torch.Tensor, known: torch.Tensor,
+                       generator: torch.Generator | None = None):
+    """Sample the unknown sites of each row exactly from p(x_unknown | x_known).
+
+    ``tensors`` right-canonical with unit-norm centre 0; x (N, n) int64 chain order (values at
+    unknown sites ignored); known (N, n) bool. Returns the completed x (N, n) and
+    ln p(x_unknown | x_known) (N,). Memory O(N n D²) for the right environments.
+    """
+    dtype, device = tensors[0].dtype, tensors[0].device
+    n_samples, n_sites = x.shape
+    tiny = torch.finfo(dtype).tiny
+    # Right environments: R[k] acts on bond k (right of site k); R[n-1] = 1. Beyond the last known
+    # site of every row the chain is right-isometric, so R = identity there.
+    last_known = int(known.any(0).nonzero().max().item()) if known.any() else -1
+    rights: list[torch.Tensor | None] = [None] * n_sites
+    env = None
+    for k in range(n_sites - 1, 0, -1):
+        if k > last_known:
+            continue
+        if env is None:
+            dim = tensors[k].shape[2]
+            env = torch.eye(dim, dtype=dtype, device=device).expand(n_samples, dim, dim)
+        env = _env_step_right(env, tensors[k], x[:, k], known[:, k])
+        tr = torch.diagonal(env, dim1=1, dim2=2).sum(-1)
+        env = env / tr.clamp_min(tiny)[:, None, None]
+        rights[k - 1] = env
+    u = torch.rand(n_samples, n_sites, generator=generator, dtype=torch.float64,
+                   device=_gen_device(generator, device)).to(device)
+    out = x.clone()
+    logp = torch.zeros(n_samples, dtype=torch.float64, device=device)
+    v = torch.ones(n_samples, 1, dtype=dtype, device=device)
+    for k, a in enumerate(tensors):
+        w = (v @ a.reshape(a.shape[0], -1)).view(n_samples, 2, a.shape[2])
+        r = rights[k]
+        if r is None:
+            weights = (w * w).sum(-1)
+        else:
+            weights = torch.einsum("nsd,nde,nse->ns", w, r, w)
+        weights = weights.clamp_min(0)
+        total = weights.sum(-1)
+        p1 = (weights[:, 1] / total.clamp_min(tiny)).double()
+        drawn = (u[:, k] < p1).long()
+        bit = torch.where(known[:, k], x[:, k], drawn)
+        out[:, k] = bit
+        chosen = torch.where(bit == 1, weights[:, 1], weights[:, 0])
+        step = (torch.log(chosen) - torch.log(total)).double()
+        logp += torch.where(known[:, k], torch.zeros_like(step), step)
+        v = _select(w, bit)
+        v = v / torch.linalg.vector_norm(v, dim=1).clamp_min(tiny)[:, None]
+    return out, logp
+
+
+# --------------------------------------------------------------------------------------------------
+# Rényi-2 of an arbitrary subset by swap contraction of four copies
+# --------------------------------------------------------------------------------------------------
+def renyi2_swap(tensors: Chain, in_x: list[bool]) -> float:
+    """S₂ = −ln Tr ρ_X² for the set X of chain positions flagged in ``in_x`` (exact, nats).
+
+    Contracts four copies of the chain (ket₁ bra₁ ket₂ bra₂); on X sites the bras are exchanged.
+    Leading and trailing runs of sites on one side contract to identities in canonical form, so
+    only the middle segment of m sites is contracted, at cost O(m D⁵) time and O(D⁴) memory.
+    """
+    n = len(in_x)
+    if all(in_x) or not any(in_x):
+        return 0.0
+    lo = 0
+    while lo + 1 < n and in_x[lo + 1] == in_x[0]:
+        lo += 1
+    start = lo + 1  # first site whose side differs from site 0
+    hi = n - 1
+    while hi - 1 >= 0 and in_x[hi - 1] == in_x[n - 1]:
+        hi -= 1
+    stop = max(start, hi - 1)  # last site contracted explicitly
+    chain, _ = canonicalize(tensors, start)
+    dtype, device = chain[0].dtype, chain[0].device
+    d = chain[start].shape[0]
+    eye = torch.eye(d, dtype=dtype, device=device)
+    # env[a, b, c, e]: ket1, bra1, ket2, bra2. Prefix of type "not X" pairs (ket1,bra1),(ket2,bra2).
+    if in_x[0]:
+        env = torch.einsum("ae,cb->abce", eye, eye)
+    else:
+        env = torch.einsum("ab,ce->abce", eye, eye)
+    log_scale = 0.0
+    for k in range(start, stop + 1):
+        a = chain[k]
+        t = torch.tensordot(env, a, dims=([0], [0]))  # (b, c, e, s, a')
+        if in_x[k]:  # ket1 pairs with bra2 (e), ket2 with bra1 (b)
+            t = torch.tensordot(t, a, dims=([2, 3], [0, 1]))  # (b, c, a', e')
+            t = torch.tensordot(t, a, dims=([1], [0]))  # (b, a', e', t, c')
+            t = torch.tensordot(t, a, dims=([0, 3], [0, 1]))  # (a', e', c', b')
+            env = t.permute(0, 3, 2, 1)
+        else:  # ket1 with bra1 (b), ket2 with bra2 (e)
+            t = torch.tensordot(t, a, dims=([0, 3], [0, 1]))  # (c, e, a', b')
+            t = torch.tensordot(t, a, dims=([0], [0]))  # (e, a', b', t, c')
+            t = torch.tensordot(t, a, dims=([0, 3], [0, 1]))  # (a', b', c', e')
+            env = t
+        scale = torch.linalg.vector_norm(env)
+        log_scale += math.log(scale.item())
+        env = env / scale
+    d = env.shape[0]
+    eye = torch.eye(d, dtype=dtype, device=device)
+    if in_x[n - 1]:
+        closing = torch.einsum("ae,cb->abce", eye, eye)
+    else:
+        closing = torch.einsum("ab,ce->abce", eye, eye)
+    value = (env * closing).sum()
+    return -(log_scale + math.log(value.item()))

@@ -1,0 +1,364 @@
+"""Trainers for Born machines: two-site sweeps (Han et al., PRX 8, 031012, 2018) and Adam on all tensors.
+
+Both minimise the NLL  L = −(1/N) Σ_i ln |Ψ(v_i)|² + ln Z  and share the ``fit`` contract: a
+history (one record per sweep/epoch: train/valid NLL in nats, max bond, seconds), a tqdm progress
+bar, a checkpoint written atomically after every sweep, and exact resumption from that checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import kernels
+from .io import read_npz, write_npz
+from .mps import MPS
+from .validation import as_binary, check_positive_int
+
+
+class ZeroProbabilityWarning(RuntimeWarning):
+    """Training samples with Ψ(v) = 0 were excluded from a gradient step (their NLL is infinite)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# pure kernels of the two-site step
+# ------------------------------------------------------------------------------------------------
+def merged_amplitudes(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, code: torch.Tensor):
+    """ψ_i = L_iᵀ B[:, s_i, t_i, :] R_i for left (N, Dl), merged (Dl, 2, 2, Dr), right (N, Dr), code = 2s+t."""
+    dl, _, _, dr = merged.shape
+    lb = (left @ merged.reshape(dl, 4 * dr)).view(-1, 4, dr)
+    picked = lb.gather(1, code.view(-1, 1, 1).expand(-1, 1, dr)).squeeze(1)
+    return (picked * right).sum(-1)
+
+
+def nll_gradient(left, merged, right, code):
+    """Gradient of the NLL w.r.t. the merged tensor B, and the number of zero-amplitude samples.
+
+    ∂L/∂B = 2B/‖B‖² − (2/N) Σ_i ∂ψ_i/∂B / ψ_i, with ∂ψ_i/∂B = L_i ⊗ e_{s_i} ⊗ e_{t_i} ⊗ R_i.
+    Samples with ψ_i = 0 are left out (their contribution is infinite) and counted.
+    """
+    psi = merged_amplitudes(left, merged, right, code)
+    ok = psi != 0
+    n_zero = int(psi.shape[0] - ok.sum())
+    n = max(int(psi.shape[0]) - n_zero, 1)
+    weighted = right * torch.where(ok, 1.0 / torch.where(ok, psi, 1.0), 0.0)[:, None]
+    n_samples, dl = left.shape
+    spread = left.new_zeros(n_samples, 4, dl)  # L_i placed in the slot of its (s_i, t_i)
+    spread.scatter_(1, code.view(-1, 1, 1).expand(-1, 1, dl), left.unsqueeze(1))
+    grad = (spread.view(n_samples, 4 * dl).T @ weighted).view(4, dl, -1).permute(1, 0, 2)
+    return 2.0 * merged / (merged * merged).sum() - (2.0 / n) * grad.reshape(merged.shape), n_zero
+
+
+def _advance_left(left: torch.Tensor, a: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """Normalised L_{k+1} = L_k A_k[:, x_k, :] (N, D_k)."""
+    w = (left @ a.reshape(a.shape[0], -1)).view(-1, 2, a.shape[2])
+    out = torch.where(bits[:, None] == 1, w[:, 1], w[:, 0])
+    return out / torch.linalg.vector_norm(out, dim=1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
+
+
+def _advance_right(right: torch.Tensor, a: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """Normalised R_{k-1} = A_k[:, x_k, :] R_k (N, D_{k-1})."""
+    w = (right @ a.permute(2, 1, 0).reshape(a.shape[2], -1)).view(-1, 2, a.shape[0])
+    out = torch.where(bits[:, None] == 1, w[:, 1], w[:, 0])
+    return out / torch.linalg.vector_norm(out, dim=1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
+
+
+# ------------------------------------------------------------------------------------------------
+# shared fit loop: history, progress, checkpoints
+# ------------------------------------------------------------------------------------------------
+class _Trainer:
+    _kind = "trainer"
+
+    def _hyper(self) -> dict:
+        raise NotImplementedError
+
+    def fit(self, train, valid=None, callback: Callable[[dict], None] | None = None, checkpoint=None,
+            progress: bool = True) -> list[dict]:
+        """Train for the configured number of sweeps/epochs; return the history.
+
+        train, valid: binary data (N, n_sites) or (N, H, W). ``checkpoint``: a path written after every
+        sweep; if it exists when ``fit`` starts, training resumes from it (same result as an
+        uninterrupted run). ``callback(record)`` is called after every sweep.
+        Each record: ``{"sweep", "train_nll", "valid_nll", "max_bond", "seconds", "zero_prob"}`` (nats).
+        """
+        model = self.model
+        x_train = as_binary(train, model.n_sites, name="train", device=model.device, shape=model.shape)
+        x_valid = None if valid is None else as_binary(valid, model.n_sites, name="valid", device=model.device,
+                                                         shape=model.shape)
+        history: list[dict] = []
+        start = 0
+        if checkpoint is not None and os.path.exists(checkpoint):
+            history = self._restore(checkpoint)
+            start = len(history)
+        bar = tqdm(range(start, self.n_sweeps), desc=self._kind, unit=self._unit, disable=not progress,
+                   initial=start, total=self.n_sweeps)
+        for sweep in bar:
+            t0 = time.perf_counter()
+            zero = self._run_one(x_train, sweep)
+            seconds = time.perf_counter() - t0
+            record = {"sweep": sweep + 1, "train_nll": _finite_nll(model, x_train),
+                      "valid_nll": None if x_valid is None else _finite_nll(model, x_valid),
+                      "max_bond": max(_bond_dims(model), default=1), "seconds": seconds, "zero_prob": zero}
+            history.append(record)
+            if zero:
+                warnings.warn(f"sweep {sweep + 1}: {zero} training samples had zero probability and were left "
+                              "out of the gradient", ZeroProbabilityWarning, stacklevel=2)
+            bar.set_postfix(train=f"{record['train_nll']:.3f}", valid="-" if x_valid is None
+                            else f"{record['valid_nll']:.3f}", D=record["max_bond"])
+            if checkpoint is not None:
+                self._save(checkpoint, history)
+            if callback is not None:
+                callback(record)
+        return history
+
+    # checkpoints ----------------------------------------------------------------------------------
+    def _save(self, path, history):
+        model = self.model
+        state = self.generator.get_state().numpy()
+        arrays = {f"tensor_{k}": t.detach().cpu().numpy() for k, t in enumerate(model.tensors)}
+        arrays["generator_state"] = state
+        arrays.update(self._extra_state())
+        meta = {"trainer": self._kind, "hyper": self._hyper(), "history": history, "n_sites": model.n_sites}
+        write_npz(path, "checkpoint", meta, arrays)
+
+    def _restore(self, path) -> list[dict]:
+        meta, arrays = read_npz(path)
+        if meta.get("kind") != "checkpoint" or meta.get("trainer") != self._kind:
+            raise ValueError(f"{os.fspath(path)!r} is not a {self._kind} checkpoint")
+        if meta.get("n_sites") != self.model.n_sites or meta.get("hyper") != json.loads(json.dumps(self._hyper())):
+            raise ValueError(f"checkpoint {os.fspath(path)!r} was written with other settings "
+                             f"({meta.get('hyper')}); refusing to resume with {self._hyper()}")
+        self.model.tensors = [torch.from_numpy(arrays[f"tensor_{k}"]).to(self.model.device)
+                              for k in range(self.model.n_sites)]
+        self.model.center = None
+        self.generator.set_state(torch.from_numpy(arrays["generator_state"]))
+        self._load_extra_state(arrays)
+        return list(meta["history"])
+
+    def _extra_state(self) -> dict:
+        return {}
+
+    def _load_extra_state(self, arrays) -> None:
+        pass
+
+
+def _bond_dims(model):
+    return model.bond_dims
+
+
+def _finite_nll(model, x, chunk: int = 4096) -> float:
+    """Mean NLL over samples of non-zero probability (zero-probability ones are counted in the record)."""
+    parts = [model.log_prob(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)]
+    logp = torch.cat(parts)
+    finite = torch.isfinite(logp)
+    return float(-logp[finite].mean()) if finite.any() else float("inf")
+
+
+# ------------------------------------------------------------------------------------------------
+# two-site sweep trainer
+# ------------------------------------------------------------------------------------------------
+class SweepTrainer(_Trainer):
+    """Two-site DMRG-style training (Han et al. 2018).
+
+    At each bond: merge B = A_k A_{k+1}; take ``n_steps`` gradient steps B ← B − lr ∇_B L (with cached,
+    per-sample left/right environments, minibatches of ``batch_size`` or the full set); normalise;
+    split by truncated SVD (``max_bond``, singular values below ``cutoff``·s_max dropped); move the
+    centre. One sweep = left→right then right→left. Environments are updated incrementally; only the
+    ones the sweep direction still needs are kept (memory ≈ N · n · D · itemsize).
+
+    Parameters
+    ----------
+    model : MPS (changed in place).
+    max_bond : int, bond-dimension cap. cutoff : float, relative singular-value cutoff.
+    lr : float, step size. n_steps : gradient steps per bond. batch_size : int or None (full batch).
+    n_sweeps : int. seed : int (minibatch order).
+    """
+
+    _kind = "sweep"
+    _unit = "sweep"
+
+    def __init__(self, model: MPS, *, max_bond: int = 32, cutoff: float = 1e-7, lr: float = 0.05,
+                 n_steps: int = 1, batch_size: int | None = None, n_sweeps: int = 4, seed: int = 0):
+        if not isinstance(model, MPS):
+            raise TypeError(f"SweepTrainer trains an MPS, got {type(model).__name__}")
+        self.model = model
+        self.max_bond = check_positive_int(max_bond, "max_bond")
+        if not (isinstance(cutoff, (int, float)) and 0.0 <= cutoff < 1.0):
+            raise ValueError(f"cutoff must be in [0, 1), got {cutoff!r}")
+        if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        self.cutoff, self.lr = float(cutoff), float(lr)
+        self.n_steps = check_positive_int(n_steps, "n_steps")
+        self.batch_size = None if batch_size is None else check_positive_int(batch_size, "batch_size")
+        self.n_sweeps = check_positive_int(n_sweeps, "n_sweeps")
+        self.seed = int(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def _hyper(self):
+        return {"max_bond": self.max_bond, "cutoff": self.cutoff, "lr": self.lr, "n_steps": self.n_steps,
+                "batch_size": self.batch_size, "n_sweeps": self.n_sweeps, "seed": self.seed}
+
+    # one sweep ------------------------------------------------------------------------------------
+    def _run_one(self, x, sweep: int) -> int:
+        model = self.model
+        x = x[:, model.ordering.to(x.device)]
+        n = model.n_sites
+        if n < 2:
+            raise ValueError("two-site training needs at least 2 sites")
+        model.canonicalize(0)
+        t = model.tensors
+        ones = torch.ones(x.shape[0], 1, dtype=model.dtype, device=model.device)
+        rights: list[torch.Tensor | None] = [None] * n
+        rights[n - 1] = ones
+        for k in range(n - 1, 1, -1):
+            rights[k - 1] = _advance_right(rights[k], t[k], x[:, k])
+        lefts: list[torch.Tensor | None] = [None] * n
+        lefts[0] = ones
+        zero = 0
+        for k in range(n - 1):  # left → right: the centre moves from site k to k+1
+            merged, n_zero = self._optimise(torch.einsum("asb,btc->astc", t[k], t[k + 1]), lefts[k],
+                                            rights[k + 1], x, k)
+            zero = max(zero, n_zero)
+            t[k], t[k + 1] = self._split(merged, absorb="right")
+            rights[k + 1] = None
+            if k < n - 2:
+                lefts[k + 1] = _advance_left(lefts[k], t[k], x[:, k])
+        right = ones
+        for k in range(n - 2, -1, -1):  # right → left: the centre moves from site k+1 to k
+            merged, n_zero = self._optimise(torch.einsum("asb,btc->astc", t[k], t[k + 1]), lefts[k], right, x, k)
+            zero = max(zero, n_zero)
+            t[k], t[k + 1] = self._split(merged, absorb="left")
+            lefts[k] = None
+            right = _advance_right(right, t[k + 1], x[:, k + 1])
+        model.center = 0
+        return zero
+
+    def _optimise(self, merged, left, right, x, k):
+        code = 2 * x[:, k] + x[:, k + 1]
+        n_total = x.shape[0]
+        zero = 0
+        for _ in range(self.n_steps):
+            if self.batch_size is None or self.batch_size >= n_total:
+                idx = None
+            else:
+                idx = torch.randperm(n_total, generator=self.generator)[: self.batch_size].to(x.device)
+            sub = (left, right, code) if idx is None else (left[idx], right[idx], code[idx])
+            grad, n_zero = nll_gradient(sub[0], merged, sub[1], sub[2])
+            zero = max(zero, n_zero)
+            merged = merged - self.lr * grad
+            merged = merged / torch.linalg.vector_norm(merged)
+        return merged, zero
+
+    def _split(self, merged, absorb):
+        dl, _, _, dr = merged.shape
+        u, s, vh, _ = kernels.truncated_svd(merged.reshape(dl * 2, 2 * dr), self.max_bond, self.cutoff)
+        s = s / torch.linalg.vector_norm(s)
+        if absorb == "right":
+            return u.reshape(dl, 2, -1), (s[:, None] * vh).reshape(-1, 2, dr)
+        return (u * s[None, :]).reshape(dl, 2, -1), vh.reshape(-1, 2, dr)
+
+
+# ------------------------------------------------------------------------------------------------
+# gradient trainer (autodiff, fixed bonds)
+# ------------------------------------------------------------------------------------------------
+def log_norm_differentiable(tensors) -> torch.Tensor:
+    """ln Z by transfer matrices with running trace normalisation (differentiable), O(n D³)."""
+    env = None
+    log_z = torch.zeros((), dtype=tensors[0].dtype, device=tensors[0].device)
+    for a in tensors:
+        if env is None:
+            env = torch.einsum("asb,asc->bc", a, a)
+        else:
+            env = torch.einsum("ab,asc,bsd->cd", env, a, a)
+        tr = torch.diagonal(env).sum()
+        log_z = log_z + torch.log(tr)
+        env = env / tr
+    return log_z
+
+
+class GradientTrainer(_Trainer):
+    """Adam on all MPS tensors by autodiff at fixed bond dimensions, minibatches, any device.
+
+    Parameters
+    ----------
+    model : MPS (changed in place; moved to ``device`` if given).
+    lr : Adam step size. batch_size : minibatch size. n_epochs : passes over the data.
+    seed : int (minibatch order). device : e.g. "cuda"; default the model's device.
+    """
+
+    _kind = "gradient"
+    _unit = "epoch"
+
+    def __init__(self, model: MPS, *, lr: float = 1e-3, batch_size: int = 100, n_epochs: int = 10,
+                 seed: int = 0, device=None):
+        if not isinstance(model, MPS):
+            raise TypeError(f"GradientTrainer trains an MPS, got {type(model).__name__}")
+        if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if device is not None:
+            model.tensors = [t.to(device) for t in model.tensors]
+        self.model = model
+        self.lr = float(lr)
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.n_sweeps = check_positive_int(n_epochs, "n_epochs")
+        self.seed = int(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self._params = [t.detach().clone().requires_grad_(True) for t in model.tensors]
+        self._optimizer = torch.optim.Adam(self._params, lr=self.lr)
+
+    def _hyper(self):
+        return {"lr": self.lr, "batch_size": self.batch_size, "n_epochs": self.n_sweeps, "seed": self.seed}
+
+    def _run_one(self, x, epoch: int) -> int:
+        model = self.model
+        x = x[:, model.ordering.to(x.device)]
+        perm = torch.randperm(x.shape[0], generator=self.generator).to(x.device)
+        zero = 0
+        for i in range(0, x.shape[0], self.batch_size):
+            batch = x[perm[i:i + self.batch_size]]
+            self._optimizer.zero_grad(set_to_none=True)
+            _, log_abs = kernels.log_amplitude(self._params, batch)
+            finite = torch.isfinite(log_abs)
+            zero += int((~finite).sum())
+            if not finite.any():
+                continue
+            loss = -2.0 * log_abs[finite].mean() + log_norm_differentiable(self._params)
+            loss.backward()
+            self._optimizer.step()
+            with torch.no_grad():  # keep the scale of Ψ near 1 (p is unchanged by a global factor)
+                log_z = float(log_norm_differentiable(self._params))
+                factor = math.exp(-log_z / (2 * len(self._params)))
+                for p in self._params:
+                    p.mul_(factor)
+        model.tensors = [p.detach().clone() for p in self._params]
+        model.center = None
+        return zero
+
+    def _extra_state(self):
+        state = self._optimizer.state_dict()
+        arrays = {"adam_step": np.array([float(state["state"][i]["step"]) if i in state["state"] else 0.0
+                                         for i in range(len(self._params))])}
+        for i in range(len(self._params)):
+            if i in state["state"]:
+                arrays[f"adam_m_{i}"] = state["state"][i]["exp_avg"].detach().cpu().numpy()
+                arrays[f"adam_v_{i}"] = state["state"][i]["exp_avg_sq"].detach().cpu().numpy()
+        return arrays
+
+    def _load_extra_state(self, arrays):
+        device = self.model.device
+        self._params = [t.detach().clone().requires_grad_(True) for t in self.model.tensors]
+        self._optimizer = torch.optim.Adam(self._params, lr=self.lr)
+        state = self._optimizer.state_dict()
+        for i in range(len(self._params)):
+            if f"adam_m_{i}" in arrays:
+                state["state"][i] = {"step": torch.tensor(float(arrays["adam_step"][i])),
+                                     "exp_avg": torch.from_numpy(arrays[f"adam_m_{i}"]).to(device),
+                                     "exp_avg_sq": torch.from_numpy(arrays[f"adam_v_{i}"]).to(device)}
+        self._optimizer.load_state_dict(state)

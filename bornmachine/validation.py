@@ -1,0 +1,99 @@
+"""Input checks shared by every model: binary data, site subsets, image shapes.
+
+Each check either returns a clean tensor/list or raises a ``ValueError``/``TypeError`` whose message
+names the offending argument, shape or value.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+
+def as_binary(x, n_sites: int, *, name: str = "x", device=None, shape: Sequence[int] | None = None) -> torch.Tensor:
+    """Return ``x`` as a (N, n_sites) int64 tensor of 0/1 values.
+
+    Accepts numpy arrays or torch tensors of any integer, bool or float dtype, shape (N, n_sites),
+    (n_sites,) (one configuration) or, when ``shape`` (the image shape) is given, (N, *shape).
+    Raises ``ValueError`` for a wrong shape, NaN/inf, or values other than 0 and 1, and ``TypeError``
+    for objects that are not arrays.
+    """
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    elif isinstance(x, (np.ndarray, list, tuple)):
+        arr = np.asarray(x)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+            raise TypeError(f"{name} must be a numeric array of 0/1 values, got dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    else:
+        raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
+    if t.is_complex():
+        raise TypeError(f"{name} must be real 0/1 data, got complex dtype {t.dtype}")
+    if shape is not None and t.dim() >= 2 and tuple(t.shape[-len(shape):]) == tuple(shape) and t.dim() == len(shape) + 1:
+        t = t.reshape(t.shape[0], -1)
+    elif shape is not None and tuple(t.shape) == tuple(shape) and len(shape) > 1:
+        t = t.reshape(1, -1)
+    if t.dim() == 1:
+        t = t.reshape(1, -1)
+    if t.dim() != 2 or t.shape[1] != n_sites:
+        hint = f" or (N, {', '.join(map(str, shape))})" if shape is not None and len(shape) > 1 else ""
+        raise ValueError(f"{name} has shape {tuple(t.shape)}; expected (N, {n_sites}){hint}")
+    if t.is_floating_point():
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or inf; data must be binary (0/1)")
+    if t.dtype == torch.bool:
+        t = t.to(torch.int64)
+    bad = (t != 0) & (t != 1)
+    if bad.any():
+        value = t[bad][0].item()
+        raise ValueError(f"{name} must be binary (0/1); found value {value!r}")
+    return t.to(device=device, dtype=torch.int64) if device is not None else t.to(torch.int64)
+
+
+def as_sites(sites: Iterable[int] | torch.Tensor | np.ndarray, n_sites: int, *, name: str = "sites",
+             allow_empty: bool = False) -> list[int]:
+    """Return ``sites`` as a list of distinct ints in [0, n_sites); raise ``ValueError`` otherwise.
+
+    A boolean mask of length ``n_sites`` is also accepted (its True positions are the sites).
+    """
+    if isinstance(sites, (torch.Tensor, np.ndarray)):
+        arr = sites.detach().cpu().numpy() if isinstance(sites, torch.Tensor) else sites
+        if arr.dtype == np.bool_:
+            if arr.size != n_sites:
+                raise ValueError(f"boolean {name} mask has {arr.size} entries; expected {n_sites}")
+            arr = np.flatnonzero(arr.reshape(-1))
+        sites = arr.reshape(-1).tolist()
+    try:
+        out = [int(s) for s in sites]
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a sequence of integer site indices") from err
+    if any(isinstance(s, float) and not float(s).is_integer() for s in sites):
+        raise TypeError(f"{name} must hold integers")
+    if not out and not allow_empty:
+        raise ValueError(f"{name} is empty")
+    bad = [s for s in out if not 0 <= s < n_sites]
+    if bad:
+        raise ValueError(f"{name} has out-of-range site {bad[0]} (valid: 0..{n_sites - 1})")
+    if len(set(out)) != len(out):
+        dup = next(s for s in out if out.count(s) > 1)
+        raise ValueError(f"{name} has duplicated site {dup}")
+    return out
+
+
+def check_positive_int(value, name: str) -> int:
+    """Return ``value`` as an int ≥ 1, else raise ``ValueError``/``TypeError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def log_base(base) -> float:
+    """Natural log of an entropy base: ``"e"`` → 1.0, ``2`` → ln 2."""
+    if base == "e":
+        return 1.0
+    if base == 2 or base == "2":
+        return float(np.log(2.0))
+    raise ValueError(f"base must be 'e' or 2, got {base!r}")

@@ -1,0 +1,1 @@
+"""Information-theoretic comparison of Born machines and Boltzmann machines."""

@@ -1,0 +1,1 @@
+"""Reference restricted Boltzmann machine (RBM)."""
