@@ -83,6 +83,17 @@ def canonicalize(tensors: Chain, center: int) -> tuple[Chain, float]:
     return out, log_scale
 
 
+def log_norm(tensors: Chain) -> torch.Tensor:
+    """ln Z (Z = Σ_v Ψ(v)²) by transfer matrices with running trace normalisation; differentiable, O(n D³)."""
+    env = torch.einsum("asb,asc->bc", tensors[0], tensors[0])
+    log_z = torch.zeros((), dtype=env.dtype, device=env.device)
+    for a in tensors[1:]:
+        tr = torch.diagonal(env).sum()
+        log_z = log_z + torch.log(tr)
+        env = torch.einsum("ab,asc,bsd->cd", env / tr, a, a)
+    return log_z + torch.log(torch.diagonal(env).sum())
+
+
 def bond_spectra(tensors: Chain) -> list[torch.Tensor]:
     """Schmidt values of every bond, ``[λ_0, …, λ_{n-2}]`` (each descending, Σλ² = 1), in O(n D³).
 

@@ -37,6 +37,9 @@ class MPS:
     """
 
     kind = "MPS"
+    # differentiable kernels on (tensors, x in internal order), used by GradientTrainer
+    amplitude_kernel = staticmethod(kernels.log_amplitude)
+    log_norm_kernel = staticmethod(kernels.log_norm)
 
     def __init__(self, n_sites, bond_dim: int, *, ordering=None, dtype=torch.float64, device=None,
                  generator: torch.Generator | None = None):

@@ -136,7 +136,7 @@ class _Trainer:
             raise ValueError(f"checkpoint {os.fspath(path)!r} was written with other settings "
                              f"({meta.get('hyper')}); refusing to resume with {self._hyper()}")
         self.model.tensors = [torch.from_numpy(arrays[f"tensor_{k}"]).to(self.model.device)
-                              for k in range(self.model.n_sites)]
+                              for k in range(len(self.model.tensors))]
         self.model.center = None
         self.generator.set_state(torch.from_numpy(arrays["generator_state"]))
         self._load_extra_state(arrays)
@@ -268,21 +268,6 @@ class SweepTrainer(_Trainer):
 # ------------------------------------------------------------------------------------------------
 # gradient trainer (autodiff, fixed bonds)
 # ------------------------------------------------------------------------------------------------
-def log_norm_differentiable(tensors) -> torch.Tensor:
-    """ln Z by transfer matrices with running trace normalisation (differentiable), O(n D³)."""
-    env = None
-    log_z = torch.zeros((), dtype=tensors[0].dtype, device=tensors[0].device)
-    for a in tensors:
-        if env is None:
-            env = torch.einsum("asb,asc->bc", a, a)
-        else:
-            env = torch.einsum("ab,asc,bsd->cd", env, a, a)
-        tr = torch.diagonal(env).sum()
-        log_z = log_z + torch.log(tr)
-        env = env / tr
-    return log_z
-
-
 class GradientTrainer(_Trainer):
     """Adam on all MPS tensors by autodiff at fixed bond dimensions, minibatches, any device.
 
@@ -324,16 +309,16 @@ class GradientTrainer(_Trainer):
         for i in range(0, x.shape[0], self.batch_size):
             batch = x[perm[i:i + self.batch_size]]
             self._optimizer.zero_grad(set_to_none=True)
-            _, log_abs = kernels.log_amplitude(self._params, batch)
+            _, log_abs = model.amplitude_kernel(self._params, batch)
             finite = torch.isfinite(log_abs)
             zero += int((~finite).sum())
             if not finite.any():
                 continue
-            loss = -2.0 * log_abs[finite].mean() + log_norm_differentiable(self._params)
+            loss = -2.0 * log_abs[finite].mean() + model.log_norm_kernel(self._params)
             loss.backward()
             self._optimizer.step()
             with torch.no_grad():  # keep the scale of Ψ near 1 (p is unchanged by a global factor)
-                log_z = float(log_norm_differentiable(self._params))
+                log_z = float(model.log_norm_kernel(self._params))
                 factor = math.exp(-log_z / (2 * len(self._params)))
                 for p in self._params:
                     p.mul_(factor)
