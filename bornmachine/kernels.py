@@ -152,31 +152,38 @@ def log_amplitude(tensors: Chain, x: torch.Tensor) -> tuple[torch.Tensor, torch.
     return torch.sign(amp), log_abs + torch.log(amp.abs())
 
 
-def sample(tensors: Chain, n: int, generator: torch.Generator | None = None):
+def sample(tensors: Chain, n: int, generator: torch.Generator | None = None, chunk: int = 2048):
     """Exact independent samples from p = Ψ² of a right-canonical, unit-norm chain (centre 0).
 
-    Returns ``x`` (n, n_sites) int64 in chain order and ln p(x) (n,). Vectorised over samples,
-    O(n_sites · n · D²).
+    Returns ``x`` (n, n_sites) int64 in chain order and ln p(x) (n,) float64. Vectorised over
+    samples, processed in chunks of ``chunk`` rows to stay in cache; O(n_sites · n · D²).
+    The uniforms are drawn once, (n, n_sites) in float64 from ``generator``, so results do not depend on ``chunk``.
     """
+    device = tensors[0].device
+    u = torch.rand(n, len(tensors), generator=generator, dtype=torch.float64,
+                   device=_gen_device(generator, device)).to(device)
+    parts = [_sample_block(tensors, u[i:i + chunk]) for i in range(0, n, chunk)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _sample_block(tensors: Chain, u: torch.Tensor):
     dtype, device = tensors[0].dtype, tensors[0].device
-    n_sites = len(tensors)
+    n, n_sites = u.shape
     tiny = torch.finfo(dtype).tiny
-    u = torch.rand(n, n_sites, generator=generator, dtype=torch.float64, device=_gen_device(generator, device))
-    u = u.to(device)
-    x = torch.empty(n, n_sites, dtype=torch.int64, device=device)
-    logp = torch.zeros(n, dtype=torch.float64, device=device)
+    u = u.to(dtype)
+    x = torch.empty(n, n_sites, dtype=torch.bool, device=device)
+    cond = torch.empty(n, n_sites, dtype=dtype, device=device)  # p(x_k | x_<k) of the drawn bit
     v = torch.ones(n, 1, dtype=dtype, device=device)
     for k, a in enumerate(tensors):
         w = (v @ a.reshape(a.shape[0], -1)).view(n, 2, a.shape[2])
         weights = (w * w).sum(-1)  # (n, 2): unnormalised conditional p(x_k | x_<k)
         total = weights.sum(-1)
-        p1 = (weights[:, 1] / total.clamp_min(tiny)).double()
-        bit = (u[:, k] < p1).long()
+        bit = u[:, k] * total < weights[:, 1]
         x[:, k] = bit
-        chosen = torch.where(bit == 1, weights[:, 1], weights[:, 0])
-        logp += (torch.log(chosen) - torch.log(total)).double()
-        v = _select(w, bit) / torch.sqrt(chosen).clamp_min(tiny)[:, None]
-    return x, logp
+        chosen = torch.where(bit, weights[:, 1], weights[:, 0])
+        cond[:, k] = chosen / total
+        v = torch.where(bit[:, None], w[:, 1], w[:, 0]) * torch.rsqrt(chosen.clamp_min(tiny))[:, None]
+    return x.long(), torch.log(cond.double()).sum(1)
 
 
 def _gen_device(generator, default):

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from . import kernels
 from .io import read_npz, write_npz
 from .mps import MPS
+from .ttn import TTN  # TTN support: SweepTrainer dispatches to tree_training.tree_sweep
 from .validation import as_binary, check_positive_int
 
 
@@ -30,30 +31,36 @@ class ZeroProbabilityWarning(RuntimeWarning):
 # ------------------------------------------------------------------------------------------------
 # pure kernels of the two-site step
 # ------------------------------------------------------------------------------------------------
-def merged_amplitudes(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, code: torch.Tensor):
-    """ψ_i = L_iᵀ B[:, s_i, t_i, :] R_i for left (N, Dl), merged (Dl, 2, 2, Dr), right (N, Dr), code = 2s+t."""
-    dl, _, _, dr = merged.shape
-    lb = (left @ merged.reshape(dl, 4 * dr)).view(-1, 4, dr)
-    picked = lb.gather(1, code.view(-1, 1, 1).expand(-1, 1, dr)).squeeze(1)
-    return (picked * right).sum(-1)
+def group_by_code(code: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    """Stable order that sorts samples by their two-site code 2·s + t, and the count of each code."""
+    return torch.argsort(code, stable=True), torch.bincount(code, minlength=4).tolist()
 
 
-def nll_gradient(left, merged, right, code):
+def nll_gradient(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, counts: list[int]):
     """Gradient of the NLL w.r.t. the merged tensor B, and the number of zero-amplitude samples.
 
-    ∂L/∂B = 2B/‖B‖² − (2/N) Σ_i ∂ψ_i/∂B / ψ_i, with ∂ψ_i/∂B = L_i ⊗ e_{s_i} ⊗ e_{t_i} ⊗ R_i.
-    Samples with ψ_i = 0 are left out (their contribution is infinite) and counted.
+    left (N, Dl) and right (N, Dr) environments sorted by code 2·s + t with ``counts[c]`` samples of
+    code c; merged (Dl, 2, 2, Dr). With ψ_i = L_iᵀ B[:, s_i, t_i, :] R_i,
+    ∂L/∂B = 2B/‖B‖² − (2/N) Σ_i L_i ⊗ e_{s_i} ⊗ e_{t_i} ⊗ R_i / ψ_i. Each code block costs two
+    (N_c × Dl × Dr) matmuls. Samples with ψ_i = 0 are left out (their contribution is infinite) and counted.
     """
-    psi = merged_amplitudes(left, merged, right, code)
-    ok = psi != 0
-    n_zero = int(psi.shape[0] - ok.sum())
-    n = max(int(psi.shape[0]) - n_zero, 1)
-    weighted = right * torch.where(ok, 1.0 / torch.where(ok, psi, 1.0), 0.0)[:, None]
-    n_samples, dl = left.shape
-    spread = left.new_zeros(n_samples, 4, dl)  # L_i placed in the slot of its (s_i, t_i)
-    spread.scatter_(1, code.view(-1, 1, 1).expand(-1, 1, dl), left.unsqueeze(1))
-    grad = (spread.view(n_samples, 4 * dl).T @ weighted).view(4, dl, -1).permute(1, 0, 2)
-    return 2.0 * merged / (merged * merged).sum() - (2.0 / n) * grad.reshape(merged.shape), n_zero
+    blocks = merged.permute(1, 2, 0, 3).reshape(4, merged.shape[0], merged.shape[3])
+    grad = torch.zeros_like(blocks)
+    n_zero = torch.zeros((), dtype=torch.int64, device=merged.device)
+    start = 0
+    for c, count in enumerate(counts):
+        if count == 0:
+            continue
+        l, r = left[start:start + count], right[start:start + count]
+        start += count
+        psi = ((l @ blocks[c]) * r).sum(-1)
+        ok = psi != 0
+        n_zero += (~ok).sum()
+        grad[c] = l.T @ (r * torch.where(ok, 1.0 / torch.where(ok, psi, 1.0), 0.0)[:, None])
+    n_zero = int(n_zero)
+    n = max(sum(counts) - n_zero, 1)
+    grad = grad.view(2, 2, merged.shape[0], merged.shape[3]).permute(2, 0, 1, 3)
+    return 2.0 * merged / (merged * merged).sum() - (2.0 / n) * grad, n_zero
 
 
 def _advance_left(left: torch.Tensor, a: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
@@ -186,8 +193,8 @@ class SweepTrainer(_Trainer):
 
     def __init__(self, model: MPS, *, max_bond: int = 32, cutoff: float = 1e-7, lr: float = 0.05,
                  n_steps: int = 1, batch_size: int | None = None, n_sweeps: int = 4, seed: int = 0):
-        if not isinstance(model, MPS):
-            raise TypeError(f"SweepTrainer trains an MPS, got {type(model).__name__}")
+        if not isinstance(model, (MPS, TTN)):
+            raise TypeError(f"SweepTrainer trains an MPS or a TTN, got {type(model).__name__}")
         self.model = model
         self.max_bond = check_positive_int(max_bond, "max_bond")
         if not (isinstance(cutoff, (int, float)) and 0.0 <= cutoff < 1.0):
@@ -208,6 +215,10 @@ class SweepTrainer(_Trainer):
     # one sweep ------------------------------------------------------------------------------------
     def _run_one(self, x, sweep: int) -> int:
         model = self.model
+        if isinstance(model, TTN):  # tree version of the two-site sweep
+            from .tree_training import tree_sweep
+
+            return tree_sweep(self, x)
         x = x[:, model.ordering.to(x.device)]
         n = model.n_sites
         if n < 2:
@@ -243,14 +254,19 @@ class SweepTrainer(_Trainer):
     def _optimise(self, merged, left, right, x, k):
         code = 2 * x[:, k] + x[:, k + 1]
         n_total = x.shape[0]
+        full = self.batch_size is None or self.batch_size >= n_total
+        if full:
+            order, counts = group_by_code(code)
+            left, right = left[order], right[order]
         zero = 0
         for _ in range(self.n_steps):
-            if self.batch_size is None or self.batch_size >= n_total:
-                idx = None
+            if full:
+                grad, n_zero = nll_gradient(left, merged, right, counts)
             else:
                 idx = torch.randperm(n_total, generator=self.generator)[: self.batch_size].to(x.device)
-            sub = (left, right, code) if idx is None else (left[idx], right[idx], code[idx])
-            grad, n_zero = nll_gradient(sub[0], merged, sub[1], sub[2])
+                order, counts = group_by_code(code[idx])
+                idx = idx[order]
+                grad, n_zero = nll_gradient(left[idx], merged, right[idx], counts)
             zero = max(zero, n_zero)
             merged = merged - self.lr * grad
             merged = merged / torch.linalg.vector_norm(merged)
@@ -283,8 +299,8 @@ class GradientTrainer(_Trainer):
 
     def __init__(self, model: MPS, *, lr: float = 1e-3, batch_size: int = 100, n_epochs: int = 10,
                  seed: int = 0, device=None):
-        if not isinstance(model, MPS):
-            raise TypeError(f"GradientTrainer trains an MPS, got {type(model).__name__}")
+        if not isinstance(model, (MPS, TTN)):
+            raise TypeError(f"GradientTrainer trains an MPS or a TTN, got {type(model).__name__}")
         if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
             raise ValueError(f"lr must be a positive number, got {lr!r}")
         if device is not None:

@@ -1,0 +1,623 @@
+"""Pure tensor kernels for binary tree tensor networks (TTN), shared by :class:`~bornmachine.ttn.TTN`
+and the tree sweep trainer.
+
+Conventions: ``tree`` is a :class:`~bornmachine.tree.Tree` over n sites; ``tensors`` is a list of
+n − 1 tensors, ``tensors[v − n]`` belonging to internal node v, of shape (d_child0, d_child1,
+d_parent) where a leaf child contributes its physical dimension 2 and the root's parent leg has
+dimension 1 (like the MPS boundary bonds D_0 = D_n = 1). Ψ(x) is the contraction of all tensors with
+the one-hot vectors e_{x_s} on the leaves. Configurations ``x`` are int64 tensors (N, n) in site
+order. "Canonical at the root" means every non-root tensor, reshaped (d_child0·d_child1, d_parent),
+has orthonormal columns (an isometry towards the root) and the root tensor has unit norm, so Σ Ψ² = 1
+and every subtree's states on its parent leg are orthonormal.
+
+Every function works on any device and real dtype, keeps running log-norms (no raw products of many
+factors) and leaves its inputs unchanged. Logs are natural.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import torch
+
+from . import kernels
+from .tree import Tree
+
+Tensors = list  # list[torch.Tensor], tensors[v - n] of shape (d_c0, d_c1, d_parent)
+
+
+def _tiny(dtype) -> float:
+    return torch.finfo(dtype).tiny
+
+
+def _gen_device(generator, default):
+    return generator.device if generator is not None else default
+
+
+def node_dims(tree: Tree, tensors: Tensors) -> list[int]:
+    """Dimension of every node's parent leg (2 for leaves, 1 for the root)."""
+    n = tree.n_sites
+    return [2] * n + [int(t.shape[2]) for t in tensors]
+
+
+def check_tensors(tree: Tree, tensors: Tensors) -> None:
+    """Raise ``ValueError``/``TypeError`` unless ``tensors`` fit ``tree`` (shapes, dtype, finiteness)."""
+    n = tree.n_sites
+    if len(tensors) != n - 1:
+        raise ValueError(f"a TTN over {n} sites has {n - 1} internal tensors, got {len(tensors)}")
+    for i, t in enumerate(tensors):
+        v = n + i
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"tensor of node {v} is a {type(t).__name__}, not a torch tensor")
+        if t.dim() != 3:
+            raise ValueError(f"tensor of node {v} has shape {tuple(t.shape)}; expected (d_child0, d_child1, d_parent)")
+        if not t.is_floating_point():
+            raise TypeError(f"tensor of node {v} has dtype {t.dtype}; expected a real floating dtype")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"tensor of node {v} holds NaN or inf")
+        if t.dtype != tensors[0].dtype or t.device != tensors[0].device:
+            raise ValueError("all tensors must share one dtype and device")
+    dims = node_dims(tree, tensors)
+    for i, t in enumerate(tensors):
+        v = n + i
+        for s in (0, 1):
+            c = int(tree.children[v, s])
+            if t.shape[s] != dims[c]:
+                kind = "site" if c < n else "node"
+                raise ValueError(f"tensor of node {v} has leg {s} of dimension {t.shape[s]}, but its child {kind} "
+                                 f"{c} has dimension {dims[c]}")
+    if dims[tree.root] != 1:
+        raise ValueError(f"the root tensor (node {tree.root}) must have parent dimension 1, got {dims[tree.root]}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Gauge: QR moves of the orthogonality centre
+# --------------------------------------------------------------------------------------------------
+def _apply_to_leg(t: torch.Tensor, leg: int, r: torch.Tensor) -> torch.Tensor:
+    """Contract matrix r (r', d) into leg ``leg`` of the 3-leg tensor t (the leg becomes r')."""
+    if leg == 0:
+        return torch.einsum("rx,xyp->ryp", r, t)
+    if leg == 1:
+        return torch.einsum("ry,xyp->xrp", r, t)
+    return torch.einsum("rp,xyp->xyr", r, t)
+
+
+def _qr_leg(t: torch.Tensor, leg: int):
+    """QR of t with ``leg`` as the column index: returns (Q with that leg of dim r, R (r, d_leg))."""
+    perm = [a for a in range(3) if a != leg] + [leg]
+    tp = t.permute(*perm)
+    rows = tp.shape[0] * tp.shape[1]
+    q, r = torch.linalg.qr(tp.reshape(rows, tp.shape[2]))
+    q = q.reshape(tp.shape[0], tp.shape[1], -1)
+    inverse = [perm.index(a) for a in range(3)]
+    return q.permute(*inverse).contiguous(), r
+
+
+def move_center(tree: Tree, tensors: Tensors, src: int, dst: int) -> float:
+    """Move the orthogonality centre from internal node ``src`` to the adjacent internal node ``dst``
+    in place (on the list, never on the tensors themselves); returns ln of the norm taken out."""
+    n = tree.n_sites
+    if tree.parent[src] == dst:  # up: src becomes an isometry towards its parent
+        leg_src, leg_dst = 2, int(tree.slot[src])
+    elif tree.parent[dst] == src:  # down
+        leg_src, leg_dst = int(tree.slot[dst]), 2
+    else:
+        raise ValueError(f"nodes {src} and {dst} are not adjacent")
+    q, r = _qr_leg(tensors[src - n], leg_src)
+    norm = torch.linalg.matrix_norm(r)
+    tensors[src - n] = q
+    tensors[dst - n] = _apply_to_leg(tensors[dst - n], leg_dst, r / norm.clamp_min(_tiny(r.dtype)))
+    return math.log(norm.item()) if norm > 0 else -math.inf
+
+
+def path_to_root(tree: Tree, v: int) -> list[int]:
+    path = [v]
+    while path[-1] != tree.root:
+        path.append(int(tree.parent[path[-1]]))
+    return path
+
+
+def canonicalize(tree: Tree, tensors: Tensors, center: int | None = None) -> tuple[Tensors, float]:
+    """Canonical form with orthogonality centre at internal node ``center`` (root by default), unit norm.
+
+    Every other tensor becomes an isometry pointing towards the centre. Bond dimensions never grow
+    (reduced QR). Returns the new list and ln‖Ψ‖ of the input (ln Z = 2 × that), O(n D⁴).
+    """
+    n = tree.n_sites
+    center = tree.root if center is None else int(center)
+    out = list(tensors)
+    log_scale = 0.0
+    for v in tree.internal:  # children first
+        if v != tree.root:
+            log_scale += move_center(tree, out, v, int(tree.parent[v]))
+    path = path_to_root(tree, center)[::-1]  # root … center
+    for a, b in zip(path[:-1], path[1:]):
+        log_scale += move_center(tree, out, a, b)
+    norm = torch.linalg.vector_norm(out[center - n])
+    log_scale += math.log(norm.item()) if norm > 0 else -math.inf
+    out[center - n] = out[center - n] / norm.clamp_min(_tiny(norm.dtype))
+    return out, log_scale
+
+
+# --------------------------------------------------------------------------------------------------
+# Amplitudes: level-batched bottom-up contraction
+# --------------------------------------------------------------------------------------------------
+def _level_groups(tree: Tree, tensors: Tensors):
+    """Internal nodes by height, split into groups of equal tensor shape (batched together)."""
+    n = tree.n_sites
+    for level in tree.levels:
+        groups = defaultdict(list)
+        for v in level:
+            groups[tuple(tensors[v - n].shape)].append(v)
+        yield from groups.values()
+
+
+def inside_vectors(tree: Tree, tensors: Tensors, x: torch.Tensor, keep: bool = True):
+    """Bottom-up amplitude vectors of every node for a batch x (N, n).
+
+    Returns ``(vectors, log_scale)``: ``vectors[v]`` is (N, d_v), the contraction of the subtree of v
+    with x, divided by its norm (leaves: one-hot e_{x_s}); ``log_scale`` (N,) accumulates the logs of
+    all norms taken out, so Ψ(x) = root value × exp(log_scale). Nodes of one height and tensor shape
+    are contracted together (one batched matmul per group). With ``keep=False`` vectors are dropped
+    once used (lower memory); only the root's remains. Differentiable w.r.t. ``tensors``.
+    """
+    n = tree.n_sites
+    dtype, device = tensors[0].dtype, tensors[0].device
+    n_samples = x.shape[0]
+    tiny = _tiny(dtype)
+    onehot = torch.nn.functional.one_hot(x.to(device), 2).to(dtype)  # (N, n, 2)
+    vectors: list[torch.Tensor | None] = [onehot[:, s] for s in range(n)] + [None] * (n - 1)
+    log_scale = torch.zeros(n_samples, dtype=dtype, device=device)
+    for group in _level_groups(tree, tensors):
+        c0 = [int(tree.children[v, 0]) for v in group]
+        c1 = [int(tree.children[v, 1]) for v in group]
+        d0, d1, dp = tensors[group[0] - n].shape
+        g = len(group)
+        t = torch.stack([tensors[v - n] for v in group]) if g > 1 else tensors[group[0] - n].unsqueeze(0)
+        u0 = torch.stack([vectors[c] for c in c0]) if g > 1 else vectors[c0[0]].unsqueeze(0)  # (G, N, d0)
+        u1 = torch.stack([vectors[c] for c in c1]) if g > 1 else vectors[c1[0]].unsqueeze(0)  # (G, N, d1)
+        outer = (u0.unsqueeze(3) * u1.unsqueeze(2)).reshape(g, n_samples, d0 * d1)  # in_c0 ⊗ in_c1
+        out = torch.bmm(outer, t.reshape(g, d0 * d1, dp))  # one GEMM per group: O(N d0 d1 dp)
+        norm = torch.linalg.vector_norm(out, dim=2)
+        log_scale = log_scale + torch.log(norm).sum(0)
+        out = out / norm.clamp_min(tiny).unsqueeze(2)
+        for i, v in enumerate(group):
+            vectors[v] = out[i]
+        if not keep:
+            for c in c0 + c1:
+                vectors[c] = None
+    return vectors, log_scale
+
+
+def log_amplitude(tree: Tree, tensors: Tensors, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sign and ln|Ψ(x)| for x (N, n), O(N n D³); a zero amplitude gives sign 0 and −inf."""
+    vectors, log_scale = inside_vectors(tree, tensors, x, keep=False)
+    root = vectors[tree.root][:, 0]
+    return torch.sign(root), log_scale + torch.log(root.abs())
+
+
+def log_norm(tree: Tree, tensors: Tensors) -> torch.Tensor:
+    """ln Z (Z = Σ_v Ψ(v)²) by bottom-up reduced density matrices with running trace normalisation.
+
+    Leaves contribute identities; O(n D⁴); differentiable (used by the gradient trainer).
+    """
+    n = tree.n_sites
+    dtype, device = tensors[0].dtype, tensors[0].device
+    rho: list[torch.Tensor | None] = [None] * (2 * n - 1)  # None: identity (leaves)
+    log_z = torch.zeros((), dtype=dtype, device=device)
+    for group in _level_groups(tree, tensors):
+        # split further by which children are leaves (identity densities)
+        kinds = defaultdict(list)
+        for v in group:
+            kinds[(int(tree.children[v, 0]) < n, int(tree.children[v, 1]) < n)].append(v)
+        for (leaf0, leaf1), nodes in kinds.items():
+            t = torch.stack([tensors[v - n] for v in nodes])  # (G, d0, d1, dp)
+            g, d0, d1, dp = t.shape
+            y = t
+            if not leaf0:
+                r0 = torch.stack([rho[int(tree.children[v, 0])] for v in nodes])  # (G, d0, d0)
+                y = torch.bmm(r0.transpose(1, 2), y.reshape(g, d0, d1 * dp)).view(g, d0, d1, dp)
+            if not leaf1:
+                r1 = torch.stack([rho[int(tree.children[v, 1])] for v in nodes])  # (G, d1, d1)
+                y = torch.einsum("gabp,gbc->gacp", y, r1)
+            out = torch.bmm(y.reshape(g, d0 * d1, dp).transpose(1, 2), t.reshape(g, d0 * d1, dp))  # (G, dp, dp)
+            tr = torch.diagonal(out, dim1=1, dim2=2).sum(-1)
+            log_z = log_z + torch.log(tr).sum()
+            out = out / tr[:, None, None]
+            for i, v in enumerate(nodes):
+                rho[v] = out[i]
+    return log_z
+
+
+# --------------------------------------------------------------------------------------------------
+# Environments of partially known configurations (marginals, conditionals)
+# --------------------------------------------------------------------------------------------------
+# An environment of node v summarises its subtree with the known leaves fixed and the unknown ones
+# summed: E_v = Σ_{unknown} S_v S_vᵀ (d_v × d_v per row), S_v the subtree's vector on v's parent
+# leg. It is stored as ("id", None) when no row knows any leaf below v (E = I in canonical form),
+# ("pure", a) when every leaf below is known in every row (E = a aᵀ, a the normalised amplitude
+# vector), and ("mixed", E) otherwise (trace 1), with a log-scale (N,) such that the true E is
+# exp(log_scale) × the stored one (for "pure": exp(log_scale) a aᵀ).
+def _combine(t: torch.Tensor, e0, e1):
+    """Environment of a node with tensor t (d0, d1, dp) from its children's environments."""
+    k0, a0 = e0
+    k1, a1 = e1
+    if k0 == "id" and k1 == "id":
+        return "id", None
+    if k0 == "pure" and k1 == "pure":
+        w = (a0 @ t.reshape(t.shape[0], -1)).view(-1, t.shape[1], t.shape[2])
+        return "pure", torch.einsum("nb,nbp->np", a1, w)
+    if k0 == "id" or (k0 == "pure" and k1 == "mixed"):  # put the simpler environment second
+        return _combine(t.permute(1, 0, 2), e1, e0)
+    d0, d1, dp = t.shape
+    if k0 == "pure":  # k1 == "id": E = Wᵀ W with W = a0·t (N, d1, dp)
+        w = (a0 @ t.reshape(d0, d1 * dp)).view(-1, d1, dp)
+        return "mixed", w.transpose(1, 2) @ w
+    # k0 == "mixed"
+    if k1 == "pure":
+        w = torch.einsum("abp,nb->nap", t, a1)  # (N, d0, dp)
+        return "mixed", w.transpose(1, 2) @ a0 @ w
+    y = (a0.transpose(1, 2) @ t.reshape(d0, d1 * dp)).view(-1, d0, d1, dp)  # Σ_a E0[a, c] t[a, b, p]
+    if k1 == "mixed":
+        y = torch.einsum("ncbp,nbe->ncep", y, a1)
+    return "mixed", y.reshape(-1, d0 * d1, dp).transpose(1, 2) @ t.reshape(d0 * d1, dp)
+
+
+def environments(tree: Tree, tensors: Tensors, x: torch.Tensor, known: torch.Tensor):
+    """Environments of every node for x (N, n) with known (N, n) bool (see the comment above).
+
+    ``tensors`` must be canonical at the root. Returns ``(envs, log_scales)``, lists over nodes;
+    subtrees without known leaves cost nothing, fully known ones O(N D³), the rest O(N D⁴).
+    """
+    n = tree.n_sites
+    dtype, device = tensors[0].dtype, tensors[0].device
+    n_samples = x.shape[0]
+    tiny = _tiny(dtype)
+    onehot = torch.nn.functional.one_hot(x, 2).to(dtype)
+    any_known = known.any(0).tolist()
+    all_known = known.all(0).tolist()
+    envs: list = [None] * (2 * n - 1)
+    scales: list = [None] * (2 * n - 1)
+    zeros = torch.zeros(n_samples, dtype=dtype, device=device)
+    eye2 = torch.eye(2, dtype=dtype, device=device)
+    for s in range(n):
+        scales[s] = zeros
+        if all_known[s]:
+            envs[s] = ("pure", onehot[:, s])
+        elif not any_known[s]:
+            envs[s] = ("id", None)
+        else:
+            fixed = onehot[:, s, :, None] * onehot[:, s, None, :]
+            envs[s] = ("mixed", torch.where(known[:, s, None, None], fixed, eye2 / 2))
+            scales[s] = torch.where(known[:, s], zeros, zeros + math.log(2.0))
+    for v in tree.internal:
+        c0, c1 = int(tree.children[v, 0]), int(tree.children[v, 1])
+        kind, val = _combine(tensors[v - n], envs[c0], envs[c1])
+        scale = scales[c0] + scales[c1]
+        if kind == "pure":
+            norm = torch.linalg.vector_norm(val, dim=1)
+            scale = scale + 2 * torch.log(norm)
+            val = val / norm.clamp_min(tiny)[:, None]
+        elif kind == "mixed":
+            tr = torch.diagonal(val, dim1=1, dim2=2).sum(-1)
+            scale = scale + torch.log(tr)
+            val = val / tr.clamp_min(tiny)[:, None, None]
+        envs[v] = (kind, val)
+        scales[v] = scale
+    return envs, scales
+
+
+def marginal_log_prob(tree: Tree, tensors: Tensors, sites: list[int], values: torch.Tensor) -> torch.Tensor:
+    """ln p(x_S) = ln Σ_{other sites} Ψ² for tensors canonical at the root, values (N, |S|) int64.
+
+    Only nodes with a site of S below them are contracted.
+    """
+    n = tree.n_sites
+    n_samples = values.shape[0]
+    device = tensors[0].device
+    x = torch.zeros(n_samples, n, dtype=torch.int64, device=device)
+    x[:, sites] = values.to(device)
+    known = torch.zeros(n_samples, n, dtype=torch.bool, device=device)
+    known[:, sites] = True
+    envs, scales = environments(tree, tensors, x, known)
+    kind, val = envs[tree.root]
+    if kind == "id":
+        return torch.zeros(n_samples, dtype=tensors[0].dtype, device=device)
+    value = val[:, 0] ** 2 if kind == "pure" else val[:, 0, 0]
+    return scales[tree.root] + torch.log(value)
+
+
+# --------------------------------------------------------------------------------------------------
+# Exact sampling, top-down through the tree
+# --------------------------------------------------------------------------------------------------
+def _categorical(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Index k ~ weights[i, k] / Σ_k weights[i, k] for each row, from uniforms u (N,)."""
+    cum = torch.cumsum(weights.double(), dim=1)
+    thresh = u * cum[:, -1]
+    return (cum < thresh[:, None]).sum(1).clamp_max(weights.shape[1] - 1)
+
+
+def sample(tree: Tree, tensors: Tensors, n_samples: int, generator: torch.Generator | None = None):
+    """Exact independent samples from p = Ψ² of tensors canonical at the root (unit norm).
+
+    Returns x (n_samples, n) int64 and ln p(x) (n_samples,) float64, O(N n D³), vectorised over
+    samples (see :func:`conditional_sample` for the algorithm).
+    """
+    return conditional_sample(tree, tensors, None, None, generator, n_samples=n_samples)
+
+
+def conditional_sample(tree: Tree, tensors: Tensors, x: torch.Tensor | None, known: torch.Tensor | None,
+                       generator: torch.Generator | None = None, n_samples: int | None = None):
+    """Sample the unknown sites of each row exactly from p(x_unknown | x_known).
+
+    ``tensors`` canonical at the root; x (N, n) int64 (values at unknown sites ignored), known (N, n)
+    bool; ``known=None`` draws ``n_samples`` unconditional samples. Returns the completed x and
+    ln p(x_unknown | x_known) (N,) float64.
+
+    Algorithm (depth-first, one batched step per node): a node u is entered with a unit vector v on
+    its parent leg, the conditional state of its subtree being Σ_p v_p S_p. With M = t_u·v
+    (N, d0, d1) and E0, E1 the children's environments, the marginal of child 0's unknown leaves is
+    the mixture Σ_k (q_k·S0)² with q_k the columns of M L, L Lᵀ = E1 (L = I when nothing below child 1
+    is known, by the isometry of canonical form), of weights q_kᵀ E0 q_k: draw k, sample child 0's
+    subtree from the pure vector q_k, then child 1's from r = a0ᵀ M, a0 the amplitude vector of the
+    drawn child-0 configuration. Every draw is exact; costs O(N D³) per node without known sites and
+    O(N D⁴) (environments, batched eigh) where known and unknown sites mix.
+    """
+    n = tree.n_sites
+    dtype, device = tensors[0].dtype, tensors[0].device
+    tiny = _tiny(dtype)
+    if known is None:
+        n_rows = int(n_samples)
+        envs = [("id", None)] * (2 * n - 1)
+        scales = None
+        out = torch.zeros(n_rows, n, dtype=torch.int64, device=device)
+    else:
+        n_rows = x.shape[0]
+        envs, scales = environments(tree, tensors, x, known)
+        out = x.clone()
+    u = torch.rand(n_rows, 2 * n - 1, generator=generator, dtype=torch.float64,
+                   device=_gen_device(generator, device)).to(device)
+    factors: dict[int, torch.Tensor] = {}  # L with L Lᵀ = E for mixed environments, computed lazily
+
+    def factor(c):
+        if c not in factors:
+            w, vec = torch.linalg.eigh(envs[c][1])
+            factors[c] = vec * torch.sqrt(w.clamp_min(0))[:, None, :]
+        return factors[c]
+
+    def leaf(s, q):
+        p1 = (q[:, 1] ** 2 / (q * q).sum(1).clamp_min(tiny)).double()
+        bit = (u[:, s] < p1).long()
+        if known is not None:
+            bit = torch.where(known[:, s], x[:, s], bit)
+        out[:, s] = bit
+        return torch.nn.functional.one_hot(bit, 2).to(dtype)
+
+    log_scale = torch.zeros(n_rows, dtype=dtype, device=device)
+    # explicit stack of frames [node, stage, v, M, a0]; results are passed back through `ret`
+    stack = [[tree.root, 0, torch.ones(n_rows, 1, dtype=dtype, device=device), None, None]]
+    ret = None
+    while stack:
+        frame = stack[-1]
+        v_node, stage = frame[0], frame[1]
+        t = tensors[v_node - n]
+        d0, d1, dp = t.shape
+        c0, c1 = int(tree.children[v_node, 0]), int(tree.children[v_node, 1])
+        if stage == 0:
+            m = (frame[2] @ t.reshape(d0 * d1, dp).T).view(n_rows, d0, d1)
+            frame[3] = m
+            k0, e0 = envs[c0]
+            frame[1] = 1
+            if k0 == "pure":
+                ret = e0  # child 0 fully known: its (normalised) vector is fixed
+                log_scale = log_scale + scales[c0] / 2
+                continue
+            k1, e1 = envs[c1]
+            if k1 == "id":
+                q = m
+            elif k1 == "pure":
+                q = m @ e1[:, :, None]
+            else:
+                q = m @ factor(c1)
+            if k0 == "id":
+                weights = (q * q).sum(1)
+            else:
+                weights = torch.einsum("nak,nab,nbk->nk", q, e0, q).clamp_min(0)
+            k = _categorical(weights, u[:, v_node])
+            q = q.gather(2, k.view(-1, 1, 1).expand(-1, d0, 1)).squeeze(2)
+            q = q / torch.linalg.vector_norm(q, dim=1, keepdim=True).clamp_min(tiny)
+            if c0 < n:
+                ret = leaf(c0, q)
+            else:
+                stack.append([c0, 0, q, None, None])
+            continue
+        if stage == 1:
+            a0 = ret
+            frame[4] = a0
+            frame[1] = 2
+            k1, e1 = envs[c1]
+            if k1 == "pure":
+                ret = e1
+                log_scale = log_scale + scales[c1] / 2
+                continue
+            r = torch.einsum("na,nab->nb", a0, frame[3])
+            r = r / torch.linalg.vector_norm(r, dim=1, keepdim=True).clamp_min(tiny)
+            if c1 < n:
+                ret = leaf(c1, r)
+            else:
+                stack.append([c1, 0, r, None, None])
+            continue
+        # stage 2: amplitude vector of the drawn subtree configuration
+        a0, a1 = frame[4], ret
+        w = (a0 @ t.reshape(d0, d1 * dp)).view(n_rows, d1, dp)
+        a = torch.einsum("nb,nbp->np", a1, w)
+        norm = torch.linalg.vector_norm(a, dim=1)
+        log_scale = log_scale + torch.log(norm)
+        ret = a / norm.clamp_min(tiny)[:, None]
+        stack.pop()
+    # ret: the normalised root amplitude (±1); Ψ(x) = ret · exp(log_scale)
+    logp = 2.0 * (log_scale.double() + torch.log(ret[:, 0].abs().double()))
+    if known is not None:
+        kind, val = envs[tree.root]
+        if kind == "mixed":
+            logp = logp - (scales[tree.root] + torch.log(val[:, 0, 0])).double()
+        elif kind == "pure":
+            logp = torch.zeros_like(logp)
+    return out, logp
+
+
+# --------------------------------------------------------------------------------------------------
+# Entanglement
+# --------------------------------------------------------------------------------------------------
+def _edge_matrix(t: torch.Tensor, leg: int) -> torch.Tensor:
+    """The centre tensor as a matrix (d_leg, rest)."""
+    perm = [leg] + [a for a in range(3) if a != leg]
+    tp = t.permute(*perm)
+    return tp.reshape(tp.shape[0], -1)
+
+
+def _spectrum(mat: torch.Tensor) -> torch.Tensor:
+    s = torch.linalg.svdvals(mat)
+    return s / torch.linalg.vector_norm(s)
+
+
+def schmidt_values(tree: Tree, tensors: Tensors, child: int) -> torch.Tensor:
+    """Schmidt values (descending, Σλ² = 1) across the edge above node ``child``; O(n D⁴)."""
+    n = tree.n_sites
+    p = int(tree.parent[child])
+    chain, _ = canonicalize(tree, tensors, p)
+    return _spectrum(_edge_matrix(chain[p - n], int(tree.slot[child])))
+
+
+def edge_spectra(tree: Tree, tensors: Tensors) -> list[torch.Tensor]:
+    """Schmidt values of every edge, in the order of ``tree.edges``, in one depth-first pass.
+
+    ``tensors`` canonical at the root. The centre walks down and up every internal edge (QR moves);
+    at each centre the spectra of its child edges are read off by SVD. O(n D⁴).
+    """
+    n = tree.n_sites
+    work = list(tensors)
+    spectra: dict[int, torch.Tensor] = {}
+    actions = [("visit", tree.root)]
+    while actions:
+        kind, v = actions.pop()
+        if kind == "visit":
+            for s in (0, 1):
+                c = int(tree.children[v, s])
+                spectra[c] = _spectrum(_edge_matrix(work[v - n], s))
+            for s in (1, 0):
+                c = int(tree.children[v, s])
+                if c >= n:
+                    actions += [("move", (c, v)), ("visit", c), ("move", (v, c))]
+        else:
+            move_center(tree, work, v[0], v[1])
+    return [spectra[c] for c, _ in tree.edges]
+
+
+# --------------------------------------------------------------------------------------------------
+# Rényi-2 of an arbitrary site set: swap contraction of four copies
+# --------------------------------------------------------------------------------------------------
+_LETTERS = {"child0": "abcd", "child1": "efgh"}
+
+
+def _swap_subscripts(kind0: str, kind1: str) -> tuple[str, list[int]]:
+    """einsum subscripts for one node of the four-copy contraction.
+
+    Copies: ket₁, bra₁, ket₂, bra₂. A child environment is a 4-leg tensor (kind "F"), or a pairing of
+    the copies: "Y" (ket₁–bra₁, ket₂–bra₂: subtree outside X) or "X" (ket₁–bra₂, ket₂–bra₁: inside X).
+    Returns the subscripts (operands: the F environments that exist, then t four times) and which
+    children supply an F operand.
+    """
+    legs = []
+    operands, which = [], []
+    for idx, kind in enumerate((kind0, kind1)):
+        k1, b1, k2, b2 = _LETTERS["child0" if idx == 0 else "child1"]
+        if kind == "Y":
+            b1, b2 = k1, k2
+        elif kind == "X":
+            b2, b1 = k1, k2
+        else:
+            operands.append(k1 + b1 + k2 + b2)
+            which.append(idx)
+        legs.append((k1, b1, k2, b2))
+    (a, b, c, d), (e, f, g, h) = legs
+    tensors = [a + e + "p", b + f + "q", c + g + "r", d + h + "s"]
+    return ",".join(operands + tensors) + "->pqrs", which
+
+
+def renyi2_swap(tree: Tree, tensors: Tensors, in_x: list[bool], max_flops: float = 2e10,
+                max_size: float = 5e7) -> float:
+    """S₂ = −ln Tr ρ_X² for the sites flagged in ``in_x`` (exact, nats); ``tensors`` canonical at the root.
+
+    Subtrees entirely in X or entirely outside contract to pairings of identities (canonical form);
+    other nodes carry a (d, d, d, d) environment and cost up to O(D⁸) with two such children.
+    Raises ``ValueError`` when the estimated cost exceeds ``max_flops`` or an intermediate exceeds
+    ``max_size`` elements (use the Monte Carlo swap estimator then).
+    """
+    import opt_einsum
+
+    n = tree.n_sites
+    if all(in_x) or not any(in_x):
+        return 0.0
+    kinds: list = [("X" if in_x[s] else "Y") for s in range(n)] + [None] * (n - 1)
+    plan = []
+    total = 0.0
+    dims = node_dims(tree, tensors)
+    for v in tree.internal:
+        c0, c1 = int(tree.children[v, 0]), int(tree.children[v, 1])
+        k0, k1 = kinds[c0], kinds[c1]
+        if k0 == k1 and k0 in ("X", "Y"):
+            kinds[v] = k0
+            continue
+        kinds[v] = "F"
+        subs, which = _swap_subscripts(k0, k1)
+        shapes = [(dims[[c0, c1][i]],) * 4 for i in which] + [tuple(tensors[v - n].shape)] * 4
+        path, info = opt_einsum.contract_path(subs, *shapes, shapes=True, optimize="optimal")
+        total += float(info.opt_cost)
+        if float(info.largest_intermediate) > max_size or total > max_flops:
+            raise ValueError(f"exact renyi2 is too expensive for this set and these bond dimensions "
+                             f"(≈{max(total, float(info.opt_cost)):.2g} flops, largest intermediate "
+                             f"{float(info.largest_intermediate):.2g} elements); use method='mc'")
+        plan.append((v, subs, which, path))
+    envs: dict[int, torch.Tensor] = {}
+    log_scale = 0.0
+    for v, subs, which, path in plan:
+        c = [int(tree.children[v, 0]), int(tree.children[v, 1])]
+        t = tensors[v - n]
+        ops = [envs.pop(c[i]) for i in which] + [t, t, t, t]
+        env = opt_einsum.contract(subs, *ops, optimize=path, backend="torch")
+        scale = torch.linalg.vector_norm(env)
+        log_scale += math.log(scale.item())
+        envs[v] = env / scale
+    value = float(envs[tree.root].reshape(-1)[0]) if tree.root in envs else 1.0
+    return -(log_scale + math.log(value))
+
+
+# --------------------------------------------------------------------------------------------------
+# Truncated SVD for the two-site tree update
+# --------------------------------------------------------------------------------------------------
+def truncated_svd(mat: torch.Tensor, max_bond: int, cutoff: float = 0.0,
+                  generator: torch.Generator | None = None, oversample: int = 10, n_iter: int = 2):
+    """Truncated SVD of ``mat`` (m, k) like :func:`bornmachine.kernels.truncated_svd`.
+
+    A merged pair of tree nodes is a (D², D²) matrix whose full SVD costs O(D⁶); when
+    max_bond + oversample is well below min(m, k) (≥ 256), a randomized range finder with
+    ``n_iter`` power iterations (Halko et al. 2011; random test matrix from ``generator``) finds
+    the leading max_bond + oversample singular triplets in O(m k (max_bond + oversample)).
+    Otherwise the exact kernel is used. Returns U (m, r), s (r,), Vh (r, k), discarded weight.
+    """
+    m, k = mat.shape
+    rank = int(max_bond) + oversample
+    if min(m, k) < 256 or 2 * rank > min(m, k):
+        return kernels.truncated_svd(mat, max_bond, cutoff)
+    omega = torch.randn(k, rank, generator=generator, dtype=torch.float64,
+                        device=_gen_device(generator, mat.device)).to(dtype=mat.dtype, device=mat.device)
+    q, _ = torch.linalg.qr(mat @ omega)
+    for _ in range(n_iter):
+        z, _ = torch.linalg.qr(mat.T @ q)
+        q, _ = torch.linalg.qr(mat @ z)
+    u_small, s, vh, _ = kernels.truncated_svd(q.T @ mat, max_bond, cutoff)
+    total = (mat * mat).sum()
+    kept = (s * s).sum()
+    discarded = float(((total - kept) / total).clamp_min(0)) if total > 0 else 0.0
+    return q @ u_small, s, vh, discarded

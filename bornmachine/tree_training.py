@@ -1,0 +1,181 @@
+"""Two-site sweep training of a TTN: the tree version of Han et al.'s DMRG-like algorithm.
+
+:class:`~bornmachine.training.SweepTrainer` dispatches here when its model is a
+:class:`~bornmachine.ttn.TTN`; the hyper-parameters (``max_bond``, ``cutoff``, ``lr``, ``n_steps``,
+``batch_size``) and the minibatch generator are the trainer's.
+
+One sweep is a depth-first Euler tour from the root that crosses every internal edge twice (down,
+then back up after the subtree below it is done). A step across the edge between node u and its
+parent w:
+
+1. merges B[a, b, c, p] = Σ_e t_u[a, b, e] t_w[e, c, p] (a, b: u's children; c: w's other child;
+   p: w's parent leg), as a (d_a·d_b, d_c·d_p) matrix;
+2. takes ``n_steps`` gradient steps on the NLL, ∂L/∂B = 2B/‖B‖² − (2/N) Σ_i (L_i ⊗ R_i)/ψ_i with
+   L_i = in_a ⊗ in_b, R_i = in_c ⊗ out_w the cached per-sample environments (inside vectors of the
+   subtrees, outside vector of w) and ψ_i = L_iᵀ B R_i; ‖B‖² = Z because every other tensor is an
+   isometry towards the pair (canonical form);
+3. splits B by truncated SVD (``max_bond``, relative ``cutoff``; randomized for large merged
+   matrices, see :func:`bornmachine.tree_kernels.truncated_svd`) and moves the centre across the
+   edge: going down, t_w becomes an isometry towards u; going up, t_u an isometry towards w;
+4. updates the one environment the tour needs next (O(N D³)): out_u going down, in_u going up.
+
+Environments are kept for every node (inside vectors, N · Σ_v d_v numbers) and along the current
+path (outside vectors). The cost of a step is O(N D⁴) (the gradient of the D⁴-entry merged tensor);
+the two edges under the root are two different merges (root with either child) but one bond of Ψ.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import tree_kernels
+
+
+def merged_nll_gradient(merged: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
+                        psi: torch.Tensor | None = None):
+    """Gradient of the NLL w.r.t. the merged matrix B (A, C) with ψ_i = left_iᵀ B right_i.
+
+    left (N, A), right (N, C); ``psi`` (N,) if already known. Samples with ψ_i = 0 are left out and
+    counted. Returns (∂L/∂B (A, C), number of zero-amplitude samples).
+    """
+    if psi is None:
+        psi = ((left @ merged) * right).sum(1)
+    ok = psi != 0
+    n_zero = int(psi.shape[0] - ok.sum())
+    n = max(int(psi.shape[0]) - n_zero, 1)
+    weighted = right * torch.where(ok, 1.0 / torch.where(ok, psi, torch.ones_like(psi)), torch.zeros_like(psi))[:, None]
+    grad = left.T @ weighted
+    return 2.0 * merged / (merged * merged).sum() - (2.0 / n) * grad, n_zero
+
+
+def _normalised(v: torch.Tensor) -> torch.Tensor:
+    return v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
+
+
+def tree_sweep(trainer, x: torch.Tensor) -> int:
+    """One two-site sweep of ``trainer.model`` (a TTN, changed in place) over data x (N, n) int64.
+
+    Returns the largest number of zero-amplitude samples met in one gradient step.
+    """
+    model = trainer.model
+    tree = model.tree
+    n = tree.n_sites
+    if len(tree.internal) < 2:
+        raise ValueError("two-site tree training needs two adjacent internal nodes (n_sites >= 3)")
+    model.canonicalize(tree.root)
+    t = model.tensors
+    n_samples = x.shape[0]
+    dtype, device = model.dtype, model.device
+    with torch.no_grad():
+        inside, _ = tree_kernels.inside_vectors(tree, t, x)
+    inside = list(inside)
+    outside = {tree.root: torch.ones(n_samples, 1, dtype=dtype, device=device)}
+    zero = 0
+
+    def pair(node: int) -> torch.Tensor:
+        """in_{child0} ⊗ in_{child1} of a node, (N, d_c0·d_c1)."""
+        va, vb = inside[int(tree.children[node, 0])], inside[int(tree.children[node, 1])]
+        return (va[:, :, None] * vb[:, None, :]).reshape(n_samples, -1)
+
+    def update(umat, vmat, left, right):
+        nonlocal zero
+        merged, n_zero = _optimise(trainer, umat, vmat, left, right)
+        zero = max(zero, n_zero)
+        uu, s, vh, _ = tree_kernels.truncated_svd(merged, trainer.max_bond, trainer.cutoff,
+                                                   generator=trainer.generator)
+        return uu, s / torch.linalg.vector_norm(s), vh
+
+    def step(u: int, down: bool) -> None:
+        """Merge internal node u with its parent w; the centre moves to u (down) or w (up)."""
+        w = int(tree.parent[u])
+        j = int(tree.slot[u])
+        o = int(tree.children[w, 1 - j])
+        tu = t[u - n]
+        tw = t[w - n] if j == 0 else t[w - n].permute(1, 0, 2)  # (e, c, p)
+        a, b, e = tu.shape
+        _, c, p = tw.shape
+        left = pair(u)
+        right = (inside[o][:, :, None] * outside[w][:, None, :]).reshape(n_samples, c * p)
+        uu, s, vh = update(tu.reshape(a * b, e), tw.reshape(e, c * p), left, right)
+        r = s.shape[0]
+        if down:
+            new_u, new_w = (uu * s[None, :]).reshape(a, b, r), vh.reshape(r, c, p)
+            outside[u] = _normalised(right @ vh.T)
+        else:
+            new_u, new_w = uu.reshape(a, b, r), (s[:, None] * vh).reshape(r, c, p)
+            inside[u] = _normalised(left @ uu)
+        t[u - n] = new_u
+        t[w - n] = new_w if j == 0 else new_w.permute(1, 0, 2).contiguous()
+
+    def root_step(mode: str) -> None:
+        """The root bond: merge child 0, the root matrix R and child 1 (both internal) into one
+        (d_a·d_b, d_c·d_d) matrix, so the bond can grow beyond either root edge's current size.
+        ``mode``: "down0" (centre to child 0), "across" (child 0 → child 1), "up1" (child 1 → root)."""
+        r0, r1 = int(tree.children[tree.root, 0]), int(tree.children[tree.root, 1])
+        t0, t1, root = t[r0 - n], t[r1 - n], t[tree.root - n]
+        a, b, d0 = t0.shape
+        c, d, d1 = t1.shape
+        left, right = pair(r0), pair(r1)
+        vmat = root[:, :, 0] @ t1.reshape(c * d, d1).T  # (d0, c·d)
+        uu, s, vh = update(t0.reshape(a * b, d0), vmat, left, right)
+        r = s.shape[0]
+        eye = torch.eye(r, dtype=dtype, device=device).unsqueeze(2)
+        if mode == "down0":
+            t[r0 - n], t[tree.root - n] = (uu * s[None, :]).reshape(a, b, r), eye
+            t[r1 - n] = vh.T.reshape(c, d, r)
+            outside[r0] = _normalised(right @ vh.T)
+        elif mode == "across":
+            t[r0 - n], t[tree.root - n] = uu.reshape(a, b, r), eye
+            t[r1 - n] = (s[:, None] * vh).T.reshape(c, d, r)
+            inside[r0] = _normalised(left @ uu)
+            outside[r1] = inside[r0]
+        else:
+            t[r0 - n], t[tree.root - n] = uu.reshape(a, b, r), torch.diag(s).unsqueeze(2)
+            t[r1 - n] = vh.T.reshape(c, d, r)
+            inside[r0] = _normalised(left @ uu)
+            inside[r1] = _normalised(right @ vh.T)
+
+    def subtree(v: int) -> list:
+        """Actions for the Euler tour below internal node v, in execution order."""
+        out = []
+        for s in (0, 1):
+            child = int(tree.children[v, s])
+            if child >= n:
+                out += [("down", child), ("visit", child), ("up", child)]
+        return out
+
+    r0, r1 = (int(c) for c in tree.children[tree.root])
+    if r0 >= n and r1 >= n:
+        plan = [("root", "down0"), ("visit", r0), ("root", "across"), ("visit", r1), ("root", "up1")]
+    else:
+        plan = subtree(tree.root)
+    actions = plan[::-1]
+    with torch.no_grad():
+        while actions:
+            kind, v = actions.pop()
+            if kind == "visit":
+                actions += subtree(v)[::-1]
+            elif kind == "root":
+                root_step(v)
+            else:
+                step(v, down=(kind == "down"))
+    model.center = tree.root
+    return zero
+
+
+def _optimise(trainer, umat, vmat, left, right):
+    """``trainer.n_steps`` normalised gradient steps on B = umat @ vmat (minibatches as in the MPS)."""
+    merged = umat @ vmat
+    n_total = left.shape[0]
+    zero = 0
+    for k in range(trainer.n_steps):
+        if trainer.batch_size is None or trainer.batch_size >= n_total:
+            sub_left, sub_right = left, right
+        else:
+            idx = torch.randperm(n_total, generator=trainer.generator)[: trainer.batch_size].to(left.device)
+            sub_left, sub_right = left[idx], right[idx]
+        psi = ((sub_left @ umat) * (sub_right @ vmat.T)).sum(1) if k == 0 else None  # O(N D³) when factored
+        grad, n_zero = merged_nll_gradient(merged, sub_left, sub_right, psi)
+        zero = max(zero, n_zero)
+        merged = merged - trainer.lr * grad
+        merged = merged / torch.linalg.vector_norm(merged)
+    return merged, zero
