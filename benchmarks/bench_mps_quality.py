@@ -17,7 +17,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sweeps", type=int, default=4)
     parser.add_argument("--bonds", type=int, nargs="+", default=[16, 32, 64])
-    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--n-train", type=int, default=4000)
     parser.add_argument("--ordering", default="row_major")

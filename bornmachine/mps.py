@@ -183,7 +183,7 @@ class MPS:
         x_chain = self._chain_data(x)
         known = known.reshape(-1, self.n_sites) if known.numel() % self.n_sites == 0 else known
         if known.dim() != 2 or known.shape[1] != self.n_sites or known.shape[0] not in (1, x_chain.shape[0]):
-            raise ValueError(f"known_mask has shape {tuple(known_mask.shape)}; expected ({self.n_sites},) "
+            raise ValueError(f"known_mask has shape {tuple(known.shape)}; expected ({self.n_sites},) "
                              f"or ({x_chain.shape[0]}, {self.n_sites})")
         known = known.expand(x_chain.shape[0], -1).to(self.device)[:, self.ordering]
         out, logp = kernels.conditional_sample(self._canonical(0), x_chain, known, generator)

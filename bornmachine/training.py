@@ -42,8 +42,10 @@ def nll_gradient(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, 
     left (N, Dl) and right (N, Dr) environments sorted by code 2·s + t with ``counts[c]`` samples of
     code c; merged (Dl, 2, 2, Dr). With ψ_i = L_iᵀ B[:, s_i, t_i, :] R_i,
     ∂L/∂B = 2B/‖B‖² − (2/N) Σ_i L_i ⊗ e_{s_i} ⊗ e_{t_i} ⊗ R_i / ψ_i. Each code block costs two
-    (N_c × Dl × Dr) matmuls. Samples with ψ_i = 0 are left out (their contribution is infinite) and counted.
+    (N_c × Dl × Dr) matmuls. Samples with |ψ_i| < sqrt(tiny) (numerically zero probability) are left out (their contribution
+    is infinite) and counted.
     """
+    floor = math.sqrt(torch.finfo(merged.dtype).tiny)  # |ψ| below this counts as zero: 1/ψ would overflow
     blocks = merged.permute(1, 2, 0, 3).reshape(4, merged.shape[0], merged.shape[3])
     grad = torch.zeros_like(blocks)
     n_zero = torch.zeros((), dtype=torch.int64, device=merged.device)
@@ -54,7 +56,7 @@ def nll_gradient(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, 
         l, r = left[start:start + count], right[start:start + count]
         start += count
         psi = ((l @ blocks[c]) * r).sum(-1)
-        ok = psi != 0
+        ok = psi.abs() > floor
         n_zero += (~ok).sum()
         grad[c] = l.T @ (r * torch.where(ok, 1.0 / torch.where(ok, psi, 1.0), 0.0)[:, None])
     n_zero = int(n_zero)
@@ -270,6 +272,9 @@ class SweepTrainer(_Trainer):
             zero = max(zero, n_zero)
             merged = merged - self.lr * grad
             merged = merged / torch.linalg.vector_norm(merged)
+            if not torch.isfinite(merged).all():
+                raise FloatingPointError(f"non-finite tensor after the gradient step at bond {k}; "
+                                         f"lower lr (now {self.lr}) or use float64")
         return merged, zero
 
     def _split(self, merged, absorb):
