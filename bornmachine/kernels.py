@@ -248,13 +248,23 @@ def marginal_log_prob(tensors: Chain, positions: list[int], values: torch.Tensor
 
 
 def conditional_sample(tensors: Chain, x: torch.Tensor, known: torch.Tensor,
-                       generator: torch.Generator | None = None):
+                       generator: torch.Generator | None = None, chunk: int = 256):
     """Sample the unknown sites of each row exactly from p(x_unknown | x_known).
 
     ``tensors`` right-canonical with unit-norm centre 0; x (N, n) int64 chain order (values at
     unknown sites ignored); known (N, n) bool. Returns the completed x (N, n) and
-    ln p(x_unknown | x_known) (N,). Memory O(N n D²) for the right environments.
+    ln p(x_unknown | x_known) (N,) float64. Rows are processed in chunks of ``chunk``: memory
+    O(chunk · n · D²) for the right environments, time O(N n D³).
     """
+    device = tensors[0].device
+    u = torch.rand(x.shape[0], x.shape[1], generator=generator, dtype=torch.float64,
+                   device=_gen_device(generator, device)).to(device)
+    parts = [_conditional_block(tensors, x[i:i + chunk], known[i:i + chunk], u[i:i + chunk])
+             for i in range(0, x.shape[0], chunk)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _conditional_block(tensors: Chain, x: torch.Tensor, known: torch.Tensor, u: torch.Tensor):
     dtype, device = tensors[0].dtype, tensors[0].device
     n_samples, n_sites = x.shape
     tiny = torch.finfo(dtype).tiny
@@ -273,8 +283,6 @@ def conditional_sample(tensors: Chain, x: torch.Tensor, known: torch.Tensor,
         tr = torch.diagonal(env, dim1=1, dim2=2).sum(-1)
         env = env / tr.clamp_min(tiny)[:, None, None]
         rights[k - 1] = env
-    u = torch.rand(n_samples, n_sites, generator=generator, dtype=torch.float64,
-                   device=_gen_device(generator, device)).to(device)
     out = x.clone()
     logp = torch.zeros(n_samples, dtype=torch.float64, device=device)
     v = torch.ones(n_samples, 1, dtype=dtype, device=device)
