@@ -34,8 +34,10 @@ def column_major(shape: Sequence[int]) -> np.ndarray:
 
 
 def hilbert(shape: Sequence[int]) -> np.ndarray:
-    """Generalised Hilbert curve ("gilbert") for any H×W: a space-filling path of unit steps
-    (unit steps everywhere when H·W is even or both sides are even; one diagonal step may occur otherwise)."""
+    """Generalised Hilbert curve ("gilbert") for any H×W: a space-filling path between grid neighbours.
+
+    Steps are unit steps except for at most one diagonal step, which occurs on some shapes whose
+    longer side is odd (e.g. 4×5); square and power-of-two shapes such as 28×28 have only unit steps."""
     h, w = _hw(shape)
     coords = list(_gilbert(w, h))
     return np.array([y * w + x for x, y in coords], dtype=np.int64)

@@ -101,6 +101,9 @@ class _Trainer:
         x_train = as_binary(train, model.n_sites, name="train", device=model.device, shape=model.shape)
         x_valid = None if valid is None else as_binary(valid, model.n_sites, name="valid", device=model.device,
                                                          shape=model.shape)
+        for name, data in (("train", x_train), ("valid", x_valid)):
+            if data is not None and data.shape[0] == 0:
+                raise ValueError(f"{name} data is empty (0 samples)")
         history: list[dict] = []
         start = 0
         if checkpoint is not None and os.path.exists(checkpoint):
@@ -142,6 +145,7 @@ class _Trainer:
         if meta.get("kind") != "checkpoint" or meta.get("trainer") != self._kind:
             raise ValueError(f"{os.fspath(path)!r} is not a {self._kind} checkpoint")
         if meta.get("n_sites") != self.model.n_sites or meta.get("hyper") != json.loads(json.dumps(self._hyper())):
+            # the total number of sweeps is not a setting: a finished run can be extended
             raise ValueError(f"checkpoint {os.fspath(path)!r} was written with other settings "
                              f"({meta.get('hyper')}); refusing to resume with {self._hyper()}")
         self.model.tensors = [torch.from_numpy(arrays[f"tensor_{k}"]).to(self.model.device)
@@ -187,14 +191,17 @@ class SweepTrainer(_Trainer):
     model : MPS (changed in place).
     max_bond : int, bond-dimension cap. cutoff : float, relative singular-value cutoff.
     lr : float, step size. n_steps : gradient steps per bond. batch_size : int or None (full batch).
-    n_sweeps : int. seed : int (minibatch order).
+    n_sweeps : int (a finished checkpoint can be resumed with a larger n_sweeps). seed : int (minibatch order).
+    max_step : float or None, trust region: the step lr·∇ is scaled down to this length (‖B‖ = 1), so a
+        sample of tiny amplitude (∇ ∝ 1/ψ) cannot wipe out the merged tensor in one step; None = plain step.
     """
 
     _kind = "sweep"
     _unit = "sweep"
 
     def __init__(self, model: MPS, *, max_bond: int = 32, cutoff: float = 1e-7, lr: float = 0.05,
-                 n_steps: int = 1, batch_size: int | None = None, n_sweeps: int = 4, seed: int = 0):
+                 n_steps: int = 1, batch_size: int | None = None, n_sweeps: int = 4, seed: int = 0,
+                 max_step: float | None = 1.0):
         if not isinstance(model, (MPS, TTN)):
             raise TypeError(f"SweepTrainer trains an MPS or a TTN, got {type(model).__name__}")
         self.model = model
@@ -207,12 +214,15 @@ class SweepTrainer(_Trainer):
         self.n_steps = check_positive_int(n_steps, "n_steps")
         self.batch_size = None if batch_size is None else check_positive_int(batch_size, "batch_size")
         self.n_sweeps = check_positive_int(n_sweeps, "n_sweeps")
+        if max_step is not None and not (isinstance(max_step, (int, float)) and max_step > 0):
+            raise ValueError(f"max_step must be a positive number or None, got {max_step!r}")
+        self.max_step = None if max_step is None else float(max_step)
         self.seed = int(seed)
         self.generator = torch.Generator().manual_seed(self.seed)
 
     def _hyper(self):
         return {"max_bond": self.max_bond, "cutoff": self.cutoff, "lr": self.lr, "n_steps": self.n_steps,
-                "batch_size": self.batch_size, "n_sweeps": self.n_sweeps, "seed": self.seed}
+                "batch_size": self.batch_size, "max_step": self.max_step, "seed": self.seed}
 
     # one sweep ------------------------------------------------------------------------------------
     def _run_one(self, x, sweep: int) -> int:
@@ -270,7 +280,11 @@ class SweepTrainer(_Trainer):
                 idx = idx[order]
                 grad, n_zero = nll_gradient(left[idx], merged, right[idx], counts)
             zero = max(zero, n_zero)
-            merged = merged - self.lr * grad
+            step = self.lr * grad
+            if self.max_step is not None:  # trust region: ‖B‖ = 1, so cap the step's length
+                length = torch.linalg.vector_norm(step)
+                step = step * torch.clamp(self.max_step / length.clamp_min(torch.finfo(step.dtype).tiny), max=1.0)
+            merged = merged - step
             merged = merged / torch.linalg.vector_norm(merged)
             if not torch.isfinite(merged).all():
                 raise FloatingPointError(f"non-finite tensor after the gradient step at bond {k}; "
@@ -320,7 +334,7 @@ class GradientTrainer(_Trainer):
         self._optimizer = torch.optim.Adam(self._params, lr=self.lr)
 
     def _hyper(self):
-        return {"lr": self.lr, "batch_size": self.batch_size, "n_epochs": self.n_sweeps, "seed": self.seed}
+        return {"lr": self.lr, "batch_size": self.batch_size, "seed": self.seed}
 
     def _run_one(self, x, epoch: int) -> int:
         model = self.model
@@ -330,12 +344,16 @@ class GradientTrainer(_Trainer):
         for i in range(0, x.shape[0], self.batch_size):
             batch = x[perm[i:i + self.batch_size]]
             self._optimizer.zero_grad(set_to_none=True)
-            _, log_abs = model.amplitude_kernel(self._params, batch)
-            finite = torch.isfinite(log_abs)
-            zero += int((~finite).sum())
-            if not finite.any():
+            with torch.no_grad():  # drop Ψ = 0 samples first: ∂ ln|Ψ| at Ψ = 0 would poison the gradient with NaN
+                finite = torch.isfinite(model.amplitude_kernel(self._params, batch)[1])
+            n_bad = int((~finite).sum())
+            zero += n_bad
+            if n_bad == batch.shape[0]:
                 continue
-            loss = -2.0 * log_abs[finite].mean() + model.log_norm_kernel(self._params)
+            if n_bad:
+                batch = batch[finite]
+            _, log_abs = model.amplitude_kernel(self._params, batch)
+            loss = -2.0 * log_abs.mean() + model.log_norm_kernel(self._params)
             loss.backward()
             self._optimizer.step()
             with torch.no_grad():  # keep the scale of Ψ near 1 (p is unchanged by a global factor)

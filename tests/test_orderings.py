@@ -1,0 +1,167 @@
+"""Tests of ``bornmachine.orderings``: pixel -> chain-position maps.
+
+``order[i]`` is the row-major pixel placed at chain position ``i``. Named orderings are checked to be
+permutations on square, odd and degenerate (one-row/one-column) images; snake and column-major are
+compared with the independent versions in tests/oracle.py; the path orderings (snake, hilbert) are
+checked to step between grid neighbours.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import oracle
+
+from bornmachine import MPS, orderings
+
+SHAPES = [(28, 28), (3, 4), (4, 3), (5, 7), (7, 5), (1, 6), (6, 1), (1, 1), (2, 2), (3, 3), (2, 9), (16, 8)]
+SHAPE_IDS = [f"{h}x{w}" for h, w in SHAPES]
+
+
+def steps(order, shape) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column displacement between consecutive chain positions."""
+    r, c = np.divmod(np.asarray(order, dtype=np.int64), shape[1])
+    return np.abs(np.diff(r)), np.abs(np.diff(c))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+@pytest.mark.parametrize("name", orderings.NAMES)
+def test_every_named_ordering_is_a_permutation(name, shape):
+    order = np.asarray(getattr(orderings, name)(shape))
+    n = shape[0] * shape[1]
+    assert order.shape == (n,)
+    assert np.issubdtype(order.dtype, np.integer)
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))
+    resolved = orderings.resolve(name, n, shape)
+    assert resolved.dtype == torch.int64
+    np.testing.assert_array_equal(resolved.numpy(), order)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_row_major_is_the_identity(shape):
+    n = shape[0] * shape[1]
+    np.testing.assert_array_equal(orderings.row_major(shape), np.arange(n))
+    for ordering in (None, "row_major"):
+        assert torch.equal(orderings.resolve(ordering, n, shape), torch.arange(n))
+    assert torch.equal(orderings.resolve(None, 5, None), torch.arange(5))  # no shape needed
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_snake_matches_oracle_and_steps_between_neighbours(shape):
+    order = orderings.snake(shape)
+    np.testing.assert_array_equal(order, oracle.snake_ordering(*shape))
+    dr, dc = steps(order, shape)
+    assert np.all(dr + dc == 1)
+
+
+def test_snake_small_example():
+    np.testing.assert_array_equal(orderings.snake((3, 4)), [0, 1, 2, 3, 7, 6, 5, 4, 8, 9, 10, 11])
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_column_major_matches_oracle(shape):
+    order = orderings.column_major(shape)
+    np.testing.assert_array_equal(order, oracle.column_major_ordering(*shape))
+    h, w = shape
+    image = np.arange(h * w).reshape(h, w)
+    np.testing.assert_array_equal(order, image.T.reshape(-1))  # i.e. Fortran-order flattening
+    np.testing.assert_array_equal(order, image.flatten(order="F"))
+
+
+def test_column_major_small_example():
+    np.testing.assert_array_equal(orderings.column_major((2, 3)), [0, 3, 1, 4, 2, 5])
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(15, 4), (4, 5), (6, 7), (31, 17)],
+                         ids=SHAPE_IDS + ["15x4", "4x5", "6x7", "31x17"])
+def test_hilbert_is_a_path_of_neighbour_steps(shape):
+    """Unit steps, except at most one diagonal step (the docstring's exception for awkward sizes)."""
+    order = orderings.hilbert(shape)
+    dr, dc = steps(order, shape)
+    assert np.all(np.maximum(dr, dc) == 1)  # every step lands on one of the 8 neighbours
+    assert np.sum(dr + dc != 1) <= 1
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (3, 4), (5, 7), (1, 6), (6, 1), (2, 9), (16, 8), (8, 8), (4, 6)],
+                         ids=["28x28", "3x4", "5x7", "1x6", "6x1", "2x9", "16x8", "8x8", "4x6"])
+def test_hilbert_unit_steps_on_usual_shapes(shape):
+    dr, dc = steps(orderings.hilbert(shape), shape)
+    assert np.all(dr + dc == 1)
+
+
+def test_hilbert_on_a_power_of_two_square_is_local():
+    """On 2^k x 2^k images every aligned 2^j block is visited contiguously (the Hilbert property)."""
+    order = orderings.hilbert((8, 8))
+    r, c = np.divmod(order, 8)
+    for block in (2, 4):
+        for start in range(0, 64, block * block):
+            seg_r, seg_c = r[start:start + block * block], c[start:start + block * block]
+            assert len({(a // block, b // block) for a, b in zip(seg_r, seg_c)}) == 1
+    assert (r[0], c[0]) == (0, 0)
+
+
+# --- resolve and inverse --------------------------------------------------------------------------
+
+def test_resolve_accepts_permutations_in_any_integer_container():
+    perm = [2, 0, 3, 1]
+    for obj in (perm, tuple(perm), np.array(perm, dtype=np.int32), torch.tensor(perm, dtype=torch.int16)):
+        out = orderings.resolve(obj, 4, None)
+        assert out.dtype == torch.int64 and out.tolist() == perm
+
+
+def test_resolve_rejects_unknown_names():
+    with pytest.raises(ValueError, match="unknown ordering 'zigzag'"):
+        orderings.resolve("zigzag", 12, (3, 4))
+
+
+@pytest.mark.parametrize("name", ["snake", "column_major", "hilbert"])
+def test_resolve_named_ordering_needs_an_image_shape(name):
+    with pytest.raises(ValueError, match="needs an image shape"):
+        orderings.resolve(name, 12, None)
+    with pytest.raises(ValueError, match="needs an image shape"):
+        orderings.resolve(name, 12, (12,))
+    with pytest.raises(ValueError, match="needs an image shape"):
+        MPS(12, 2, ordering=name)
+
+
+@pytest.mark.parametrize("bad", [[0, 1, 1, 3], [0, 1, 2], [0, 1, 2, 3, 4], [1, 2, 3, 4], [-1, 0, 1, 2]],
+                         ids=["repeat", "short", "long", "out-of-range", "negative"])
+def test_resolve_rejects_non_permutations(bad):
+    with pytest.raises(ValueError, match="permutation of range\\(4\\)"):
+        orderings.resolve(bad, 4, None)
+
+
+@pytest.mark.parametrize("bad", [[0.0, 1.0, 2.0, 3.0], [[0, 1], [2, 3]], [True, False, True, False]],
+                         ids=["float", "2-D", "bool"])
+def test_resolve_rejects_non_integer_or_non_flat_orderings(bad):
+    with pytest.raises(TypeError, match="1-D sequence of integer"):
+        orderings.resolve(bad, 4, None)
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (5, 7), (28, 28)], ids=["3x4", "5x7", "28x28"])
+@pytest.mark.parametrize("name", orderings.NAMES)
+def test_inverse(name, shape):
+    n = shape[0] * shape[1]
+    order = orderings.resolve(name, n, shape)
+    inv = orderings.inverse(order)
+    assert inv.dtype == order.dtype
+    assert torch.equal(inv[order], torch.arange(n))
+    assert torch.equal(order[inv], torch.arange(n))
+    assert torch.equal(orderings.inverse(inv), order)
+    # moving data into chain order and back with the inverse is the identity
+    x = torch.randint(0, 2, (5, n), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x[:, order][:, inv], x)
+
+
+def test_inverse_random_permutation():
+    perm = torch.randperm(50, generator=torch.Generator().manual_seed(1))
+    inv = orderings.inverse(perm)
+    assert torch.equal(inv, torch.argsort(perm))
+    assert inv[perm[7]] == 7
+
+
+def test_shape_must_be_two_dimensional():
+    for fn in (orderings.snake, orderings.column_major, orderings.hilbert):
+        with pytest.raises(ValueError, match="\\(H, W\\)"):
+            fn((2, 3, 4))
