@@ -246,7 +246,7 @@ class SweepTrainer(_Trainer):
         lefts[0] = ones
         zero = 0
         for k in range(n - 1):  # left → right: the centre moves from site k to k+1
-            merged, n_zero = self._optimise(torch.einsum("asb,btc->astc", t[k], t[k + 1]), lefts[k],
+            merged, n_zero = self._optimise(torch.tensordot(t[k], t[k + 1], dims=1), lefts[k],
                                             rights[k + 1], x, k)
             zero = max(zero, n_zero)
             t[k], t[k + 1] = self._split(merged, absorb="right")
@@ -255,7 +255,7 @@ class SweepTrainer(_Trainer):
                 lefts[k + 1] = _advance_left(lefts[k], t[k], x[:, k])
         right = ones
         for k in range(n - 2, -1, -1):  # right → left: the centre moves from site k+1 to k
-            merged, n_zero = self._optimise(torch.einsum("asb,btc->astc", t[k], t[k + 1]), lefts[k], right, x, k)
+            merged, n_zero = self._optimise(torch.tensordot(t[k], t[k + 1], dims=1), lefts[k], right, x, k)
             zero = max(zero, n_zero)
             t[k], t[k + 1] = self._split(merged, absorb="left")
             lefts[k] = None
