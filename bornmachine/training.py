@@ -46,22 +46,22 @@ def nll_gradient(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, 
     is infinite) and counted.
     """
     floor = math.sqrt(torch.finfo(merged.dtype).tiny)  # |ψ| below this counts as zero: 1/ψ would overflow
-    blocks = merged.permute(1, 2, 0, 3).reshape(4, merged.shape[0], merged.shape[3])
-    grad = torch.zeros_like(blocks)
-    n_zero = torch.zeros((), dtype=torch.int64, device=merged.device)
-    start = 0
-    for c, count in enumerate(counts):
-        if count == 0:
-            continue
-        l, r = left[start:start + count], right[start:start + count]
-        start += count
-        psi = ((l @ blocks[c]) * r).sum(-1)
-        ok = psi.abs() > floor
-        n_zero += (~ok).sum()
-        grad[c] = l.T @ (r * torch.where(ok, 1.0 / torch.where(ok, psi, 1.0), 0.0)[:, None])
-    n_zero = int(n_zero)
-    n = max(sum(counts) - n_zero, 1)
-    grad = grad.view(2, 2, merged.shape[0], merged.shape[3]).permute(2, 0, 1, 3)
+    dl, dr = merged.shape[0], merged.shape[3]
+    blocks = merged.permute(1, 2, 0, 3).reshape(4, dl, dr)
+    bounds = [0]
+    for count in counts:
+        bounds.append(bounds[-1] + count)
+    psi = torch.cat([((left[a:b] @ blocks[c]) * right[a:b]).sum(-1)
+                     for c, (a, b) in enumerate(zip(bounds, bounds[1:])) if b > a])
+    ok = psi.abs() > floor
+    weighted = right * (ok / torch.where(ok, psi, 1.0))[:, None]  # R_i / ψ_i, 0 where ψ_i ≈ 0
+    grad = merged.new_zeros(4, dl, dr)
+    for c, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        if b > a:
+            torch.mm(left[a:b].T, weighted[a:b], out=grad[c])
+    n_zero = int(psi.shape[0] - ok.sum())
+    n = max(psi.shape[0] - n_zero, 1)
+    grad = grad.view(2, 2, dl, dr).permute(2, 0, 1, 3)
     return 2.0 * merged / (merged * merged).sum() - (2.0 / n) * grad, n_zero
 
 
@@ -285,8 +285,9 @@ class SweepTrainer(_Trainer):
                 length = torch.linalg.vector_norm(step)
                 step = step * torch.clamp(self.max_step / length.clamp_min(torch.finfo(step.dtype).tiny), max=1.0)
             merged = merged - step
-            merged = merged / torch.linalg.vector_norm(merged)
-            if not torch.isfinite(merged).all():
+            norm = torch.linalg.vector_norm(merged)
+            merged = merged / norm
+            if not math.isfinite(norm):
                 raise FloatingPointError(f"non-finite tensor after the gradient step at bond {k}; "
                                          f"lower lr (now {self.lr}) or use float64")
         return merged, zero
