@@ -6,6 +6,8 @@ from . import datasets, kernels, orderings
 from .estimate import Estimate
 from .io import load
 from .mps import MPS
+from .tree import Tree
+from .ttn import TTN
 
-__all__ = ["MPS", "Estimate", "load", "datasets", "kernels", "orderings"]
+__all__ = ["MPS", "TTN", "Tree", "Estimate", "load", "datasets", "kernels", "orderings"]
 __version__ = "0.1.0"

@@ -60,8 +60,11 @@ def cmd_train(args) -> int:
     checkpoint = os.path.join(args.out, "checkpoint.npz")
     model = _build_model(args, shape)
     if args.trainer == "sweep":
+        # TTN: merged tree tensors have D⁴ entries, so the trust region must be tighter (bornmachine.tree_training)
+        tree_step = {"max_step": 0.3} if args.model == "ttn" else {}
         trainer = SweepTrainer(model, max_bond=args.max_bond, cutoff=args.cutoff, lr=args.lr,
-                               n_steps=args.steps, batch_size=args.batch_size, n_sweeps=args.sweeps, seed=args.seed)
+                               n_steps=args.steps, batch_size=args.batch_size, n_sweeps=args.sweeps, seed=args.seed,
+                               **tree_step)
     else:
         if args.max_bond != 2:
             model = _resize(model, args)
@@ -84,13 +87,22 @@ def cmd_train(args) -> int:
     plots.sample_grid(samples.numpy(), shape, os.path.join(args.out, "samples.png"),
                       title=f"exact samples, {type(model).__name__} D={max(model.bond_dims)}")
     profile = model.entanglement_profile().numpy()
-    plots.entropy_profile(profile, os.path.join(args.out, "entanglement.png"), shape=shape)
+    if args.model == "ttn":  # one entry per tree edge (TTN.edges), not chain positions
+        plots.entropy_profile(profile, os.path.join(args.out, "entanglement.png"),
+                              label="von Neumann entropy of each tree edge (TTN.edges order)")
+    else:
+        plots.entropy_profile(profile, os.path.join(args.out, "entanglement.png"), shape=shape)
     print(f"wrote {model_path}, samples.png, entanglement.png, history.json in {args.out}")
     return 0
 
 
 def _resize(model, args):
-    """A random MPS with fixed bond ``max_bond`` for the gradient trainer."""
+    """A random MPS (or TTN on the same tree) with fixed bond ``max_bond`` for the gradient trainer."""
+    if args.model == "ttn":
+        from .ttn import TTN
+
+        return TTN(model.shape or model.n_sites, args.max_bond, tree=model.tree, dtype=model.dtype,
+                   device=args.device, generator=torch.Generator().manual_seed(args.seed))
     return MPS(model.shape or model.n_sites, args.max_bond, ordering=model.ordering, dtype=model.dtype,
                device=args.device, generator=torch.Generator().manual_seed(args.seed))
 

@@ -165,7 +165,7 @@ def inside_vectors(tree: Tree, tensors: Tensors, x: torch.Tensor, keep: bool = T
     dtype, device = tensors[0].dtype, tensors[0].device
     n_samples = x.shape[0]
     tiny = _tiny(dtype)
-    onehot = torch.nn.functional.one_hot(x.to(device), 2).to(dtype)  # (N, n, 2)
+    onehot = torch.nn.functional.one_hot(x.to(device=device, dtype=torch.int64), 2).to(dtype)  # (N, n, 2)
     vectors: list[torch.Tensor | None] = [onehot[:, s] for s in range(n)] + [None] * (n - 1)
     log_scale = torch.zeros(n_samples, dtype=dtype, device=device)
     for group in _level_groups(tree, tensors):
@@ -273,7 +273,7 @@ def environments(tree: Tree, tensors: Tensors, x: torch.Tensor, known: torch.Ten
     dtype, device = tensors[0].dtype, tensors[0].device
     n_samples = x.shape[0]
     tiny = _tiny(dtype)
-    onehot = torch.nn.functional.one_hot(x, 2).to(dtype)
+    onehot = torch.nn.functional.one_hot(x.to(device=device, dtype=torch.int64), 2).to(dtype)
     any_known = known.any(0).tolist()
     all_known = known.all(0).tolist()
     envs: list = [None] * (2 * n - 1)
@@ -337,22 +337,25 @@ def _categorical(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return (cum < thresh[:, None]).sum(1).clamp_max(weights.shape[1] - 1)
 
 
-def sample(tree: Tree, tensors: Tensors, n_samples: int, generator: torch.Generator | None = None):
+def sample(tree: Tree, tensors: Tensors, n_samples: int, generator: torch.Generator | None = None,
+           chunk: int = 4096):
     """Exact independent samples from p = Ψ² of tensors canonical at the root (unit norm).
 
     Returns x (n_samples, n) int64 and ln p(x) (n_samples,) float64, O(N n D³), vectorised over
     samples (see :func:`conditional_sample` for the algorithm).
     """
-    return conditional_sample(tree, tensors, None, None, generator, n_samples=n_samples)
+    return conditional_sample(tree, tensors, None, None, generator, n_samples=n_samples, chunk=chunk)
 
 
 def conditional_sample(tree: Tree, tensors: Tensors, x: torch.Tensor | None, known: torch.Tensor | None,
-                       generator: torch.Generator | None = None, n_samples: int | None = None):
+                       generator: torch.Generator | None = None, n_samples: int | None = None,
+                       chunk: int = 4096):
     """Sample the unknown sites of each row exactly from p(x_unknown | x_known).
 
     ``tensors`` canonical at the root; x (N, n) int64 (values at unknown sites ignored), known (N, n)
     bool; ``known=None`` draws ``n_samples`` unconditional samples. Returns the completed x and
-    ln p(x_unknown | x_known) (N,) float64.
+    ln p(x_unknown | x_known) (N,) float64. Rows are processed in blocks of ``chunk``, each drawing
+    its uniforms, (rows, 2n − 1) float64, from ``generator`` in turn.
 
     Algorithm (depth-first, one batched step per node): a node u is entered with a unit vector v on
     its parent leg, the conditional state of its subtree being Σ_p v_p S_p. With M = t_u·v
@@ -363,20 +366,33 @@ def conditional_sample(tree: Tree, tensors: Tensors, x: torch.Tensor | None, kno
     drawn child-0 configuration. Every draw is exact; costs O(N D³) per node without known sites and
     O(N D⁴) (environments, batched eigh) where known and unknown sites mix.
     """
+    device = tensors[0].device
+    n_rows = int(n_samples) if known is None else x.shape[0]
+    parts = []
+    for start in range(0, n_rows, chunk):
+        rows = min(chunk, n_rows - start)
+        u = torch.rand(rows, 2 * tree.n_sites - 1, generator=generator, dtype=torch.float64,
+                       device=_gen_device(generator, device)).to(device)
+        if known is None:
+            parts.append(_sample_block(tree, tensors, None, None, u))
+        else:
+            parts.append(_sample_block(tree, tensors, x[start:start + rows], known[start:start + rows], u))
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _sample_block(tree: Tree, tensors: Tensors, x, known, u):
+    """:func:`conditional_sample` on one block of rows with its uniforms u (rows, 2n − 1)."""
     n = tree.n_sites
     dtype, device = tensors[0].dtype, tensors[0].device
     tiny = _tiny(dtype)
+    n_rows = u.shape[0]
     if known is None:
-        n_rows = int(n_samples)
         envs = [("id", None)] * (2 * n - 1)
         scales = None
         out = torch.zeros(n_rows, n, dtype=torch.int64, device=device)
     else:
-        n_rows = x.shape[0]
         envs, scales = environments(tree, tensors, x, known)
         out = x.clone()
-    u = torch.rand(n_rows, 2 * n - 1, generator=generator, dtype=torch.float64,
-                   device=_gen_device(generator, device)).to(device)
     factors: dict[int, torch.Tensor] = {}  # L with L Lᵀ = E for mixed environments, computed lazily
 
     def factor(c):
@@ -596,28 +612,53 @@ def renyi2_swap(tree: Tree, tensors: Tensors, in_x: list[bool], max_flops: float
 # --------------------------------------------------------------------------------------------------
 # Truncated SVD for the two-site tree update
 # --------------------------------------------------------------------------------------------------
+def use_randomized(m: int, k: int, max_bond: int, oversample: int = 10) -> bool:
+    """Whether :func:`truncated_svd` takes the randomized path for an (m, k) matrix."""
+    rank = int(max_bond) + oversample
+    return min(m, k) >= 256 and 2 * rank <= min(m, k)
+
+
+def randomized_svd(matmul, rmatmul, shape: tuple[int, int], max_bond: int, cutoff: float = 0.0, *,
+                   dtype=torch.float64, device=None, generator: torch.Generator | None = None,
+                   start: torch.Tensor | None = None, oversample: int = 10, n_iter: int = 1):
+    """Leading singular triplets of a matrix A (m, k) given only ``matmul(Ω) = A Ω`` and
+    ``rmatmul(Q) = Aᵀ Q``: randomized range finder with ``n_iter`` power iterations (Halko, Martinsson,
+    Tropp 2011), test matrix ``start`` (k, r₀) completed with Gaussian columns from ``generator``,
+    then an exact truncated SVD of the small projection Qᵀ A. Returns U (m, r), s (r,), Vh (r, k)
+    with r ≤ ``max_bond`` and s_i > ``cutoff`` · s_0."""
+    m, k = shape
+    rank = min(int(max_bond) + oversample, m, k)
+    n_start = 0 if start is None else min(int(start.shape[1]), rank)
+    omega = torch.randn(k, rank - n_start, generator=generator, dtype=torch.float64,
+                        device=_gen_device(generator, device)).to(dtype=dtype, device=device)
+    if n_start:
+        omega = torch.cat([start[:, :n_start].to(dtype), omega], dim=1)
+    q, _ = torch.linalg.qr(matmul(omega))
+    for _ in range(n_iter):
+        z, _ = torch.linalg.qr(rmatmul(q))
+        q, _ = torch.linalg.qr(matmul(z))
+    u_small, s, vh, _ = kernels.truncated_svd(rmatmul(q).T, max_bond, cutoff)
+    return q @ u_small, s, vh
+
+
 def truncated_svd(mat: torch.Tensor, max_bond: int, cutoff: float = 0.0,
-                  generator: torch.Generator | None = None, oversample: int = 10, n_iter: int = 2):
+                  generator: torch.Generator | None = None, start: torch.Tensor | None = None,
+                  oversample: int = 10, n_iter: int = 1):
     """Truncated SVD of ``mat`` (m, k) like :func:`bornmachine.kernels.truncated_svd`.
 
     A merged pair of tree nodes is a (D², D²) matrix whose full SVD costs O(D⁶); when
-    max_bond + oversample is well below min(m, k) (≥ 256), a randomized range finder with
-    ``n_iter`` power iterations (Halko et al. 2011; random test matrix from ``generator``) finds
-    the leading max_bond + oversample singular triplets in O(m k (max_bond + oversample)).
-    Otherwise the exact kernel is used. Returns U (m, r), s (r,), Vh (r, k), discarded weight.
+    :func:`use_randomized` (max_bond + oversample well below min(m, k) ≥ 256), the leading triplets
+    come from :func:`randomized_svd` in O(m k (max_bond + oversample)) (``start``: e.g. the current
+    bond's right basis). Otherwise the exact kernel is used. Returns U (m, r), s (r,), Vh (r, k) and
+    the discarded weight Σ_dropped s² / Σ s².
     """
     m, k = mat.shape
-    rank = int(max_bond) + oversample
-    if min(m, k) < 256 or 2 * rank > min(m, k):
+    if not use_randomized(m, k, max_bond, oversample):
         return kernels.truncated_svd(mat, max_bond, cutoff)
-    omega = torch.randn(k, rank, generator=generator, dtype=torch.float64,
-                        device=_gen_device(generator, mat.device)).to(dtype=mat.dtype, device=mat.device)
-    q, _ = torch.linalg.qr(mat @ omega)
-    for _ in range(n_iter):
-        z, _ = torch.linalg.qr(mat.T @ q)
-        q, _ = torch.linalg.qr(mat @ z)
-    u_small, s, vh, _ = kernels.truncated_svd(q.T @ mat, max_bond, cutoff)
+    u, s, vh = randomized_svd(lambda om: mat @ om, lambda q: mat.T @ q, (m, k), max_bond, cutoff,
+                              dtype=mat.dtype, device=mat.device, generator=generator, start=start,
+                              oversample=oversample, n_iter=n_iter)
     total = (mat * mat).sum()
     kept = (s * s).sum()
     discarded = float(((total - kept) / total).clamp_min(0)) if total > 0 else 0.0
-    return q @ u_small, s, vh, discarded
+    return u, s, vh, discarded

@@ -4,26 +4,40 @@
 :class:`~bornmachine.ttn.TTN`; the hyper-parameters (``max_bond``, ``cutoff``, ``lr``, ``n_steps``,
 ``batch_size``) and the minibatch generator are the trainer's.
 
-One sweep is a depth-first Euler tour from the root that crosses every internal edge twice (down,
-then back up after the subtree below it is done). A step across the edge between node u and its
-parent w:
+One sweep is a depth-first Euler tour from the root that crosses every edge between two internal
+nodes twice (down, then back up once the subtree below is done); leaf edges are physical legs. A step
+across the edge between node u and its parent w:
 
 1. merges B[a, b, c, p] = Σ_e t_u[a, b, e] t_w[e, c, p] (a, b: u's children; c: w's other child;
    p: w's parent leg), as a (d_a·d_b, d_c·d_p) matrix;
-2. takes ``n_steps`` gradient steps on the NLL, ∂L/∂B = 2B/‖B‖² − (2/N) Σ_i (L_i ⊗ R_i)/ψ_i with
-   L_i = in_a ⊗ in_b, R_i = in_c ⊗ out_w the cached per-sample environments (inside vectors of the
-   subtrees, outside vector of w) and ψ_i = L_iᵀ B R_i; ‖B‖² = Z because every other tensor is an
-   isometry towards the pair (canonical form);
+2. takes ``n_steps`` gradient steps B ← (B − η ∂L/∂B)/‖·‖ on the NLL, ∂L/∂B = 2B/‖B‖² − (2/N)
+   Σ_i (L_i ⊗ R_i)/ψ_i with L_i = in_a ⊗ in_b, R_i = in_c ⊗ out_w the cached per-sample environments
+   (inside vectors of the subtrees, outside vector of w) and ψ_i = L_iᵀ B R_i; ‖B‖² = Z because every
+   other tensor is an isometry towards the pair (canonical form). η = ``lr`` unless the relative step
+   η‖∂L/∂B‖ would exceed the trainer's ``max_step`` (trust region, as for the MPS). A sample with a
+   tiny ψ_i adds a term of norm 1/|ψ_i|, and merged tree tensors have D⁴ entries, so typical |ψ_i| are
+   much smaller than in a chain: trees want a tighter region (max_step ≈ 0.3 on MNIST; see the
+   benchmarks) than the chain;
 3. splits B by truncated SVD (``max_bond``, relative ``cutoff``; randomized for large merged
    matrices, see :func:`bornmachine.tree_kernels.truncated_svd`) and moves the centre across the
    edge: going down, t_w becomes an isometry towards u; going up, t_u an isometry towards w;
 4. updates the one environment the tour needs next (O(N D³)): out_u going down, in_u going up.
 
+The root bond. The root tensor (d0, d1, 1) is a matrix, so the two edges under the root are one bond
+of Ψ. Merging one root child with the root alone gives a (d_a·d_b, d_other) matrix that can never
+grow that bond past the other edge's size, so when both root children are internal the tour instead
+merges child 0, the root matrix and child 1 into one (d_a·d_b, d_c·d_d) matrix, three times per sweep:
+centre to child 0, from child 0 to child 1 (root matrix = identity meanwhile), back to the root
+(root matrix = diag of the Schmidt values).
+
 Environments are kept for every node (inside vectors, N · Σ_v d_v numbers) and along the current
-path (outside vectors). The cost of a step is O(N D⁴) (the gradient of the D⁴-entry merged tensor);
-the two edges under the root are two different merges (root with either child) but one bond of Ψ.
+path (outside vectors). A step costs O(N D⁴) with the explicit gradient; for large merged matrices
+with ``n_steps = 1`` the update B − η ∂L/∂B is never formed: the randomized SVD applies it to test
+matrices in O(N D² (max_bond + 10)) and ‖∂L/∂B‖ comes from the environments' Gram matrices.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -76,12 +90,15 @@ def tree_sweep(trainer, x: torch.Tensor) -> int:
         va, vb = inside[int(tree.children[node, 0])], inside[int(tree.children[node, 1])]
         return (va[:, :, None] * vb[:, None, :]).reshape(n_samples, -1)
 
-    def update(umat, vmat, left, right):
+    def update(umat, vmat, left, right, factors):
         nonlocal zero
-        merged, n_zero = _optimise(trainer, umat, vmat, left, right)
+        if _implicit_cheaper(trainer, umat.shape[0], vmat.shape[1], n_samples):
+            uu, s, vh, n_zero = _implicit_step_svd(trainer, umat, vmat, left, right, factors)
+        else:
+            merged, n_zero = _optimise(trainer, umat, vmat, left, right)
+            uu, s, vh, _ = tree_kernels.truncated_svd(merged, trainer.max_bond, trainer.cutoff,
+                                                       generator=trainer.generator, start=vmat.T)
         zero = max(zero, n_zero)
-        uu, s, vh, _ = tree_kernels.truncated_svd(merged, trainer.max_bond, trainer.cutoff,
-                                                   generator=trainer.generator)
         return uu, s / torch.linalg.vector_norm(s), vh
 
     def step(u: int, down: bool) -> None:
@@ -95,7 +112,8 @@ def tree_sweep(trainer, x: torch.Tensor) -> int:
         _, c, p = tw.shape
         left = pair(u)
         right = (inside[o][:, :, None] * outside[w][:, None, :]).reshape(n_samples, c * p)
-        uu, s, vh = update(tu.reshape(a * b, e), tw.reshape(e, c * p), left, right)
+        factors = (inside[int(tree.children[u, 0])], inside[int(tree.children[u, 1])], inside[o], outside[w])
+        uu, s, vh = update(tu.reshape(a * b, e), tw.reshape(e, c * p), left, right, factors)
         r = s.shape[0]
         if down:
             new_u, new_w = (uu * s[None, :]).reshape(a, b, r), vh.reshape(r, c, p)
@@ -116,7 +134,8 @@ def tree_sweep(trainer, x: torch.Tensor) -> int:
         c, d, d1 = t1.shape
         left, right = pair(r0), pair(r1)
         vmat = root[:, :, 0] @ t1.reshape(c * d, d1).T  # (d0, c·d)
-        uu, s, vh = update(t0.reshape(a * b, d0), vmat, left, right)
+        factors = tuple(inside[int(tree.children[v, i])] for v in (r0, r1) for i in (0, 1))
+        uu, s, vh = update(t0.reshape(a * b, d0), vmat, left, right, factors)
         r = s.shape[0]
         eye = torch.eye(r, dtype=dtype, device=device).unsqueeze(2)
         if mode == "down0":
@@ -162,20 +181,94 @@ def tree_sweep(trainer, x: torch.Tensor) -> int:
     return zero
 
 
+def _step_size(trainer, grad_norm: float) -> float:
+    """``trainer.lr``, reduced so that the relative step lr·‖∂L/∂B‖ (‖B‖ = 1) is at most ``trainer.max_step``."""
+    lr, max_step = trainer.lr, getattr(trainer, "max_step", None)
+    return lr if max_step is None or lr * grad_norm <= max_step else max_step / grad_norm
+
+
 def _optimise(trainer, umat, vmat, left, right):
     """``trainer.n_steps`` normalised gradient steps on B = umat @ vmat (minibatches as in the MPS)."""
     merged = umat @ vmat
-    n_total = left.shape[0]
+    scale = torch.linalg.vector_norm(merged)
+    merged = merged / scale
     zero = 0
     for k in range(trainer.n_steps):
-        if trainer.batch_size is None or trainer.batch_size >= n_total:
-            sub_left, sub_right = left, right
-        else:
-            idx = torch.randperm(n_total, generator=trainer.generator)[: trainer.batch_size].to(left.device)
-            sub_left, sub_right = left[idx], right[idx]
-        psi = ((sub_left @ umat) * (sub_right @ vmat.T)).sum(1) if k == 0 else None  # O(N D³) when factored
+        idx = _batch(trainer, left.shape[0], left.device)
+        sub_left, sub_right = (left, right) if idx is None else (left[idx], right[idx])
+        psi = ((sub_left @ umat) * (sub_right @ vmat.T)).sum(1) / scale if k == 0 else None  # O(N D³) factored
         grad, n_zero = merged_nll_gradient(merged, sub_left, sub_right, psi)
         zero = max(zero, n_zero)
-        merged = merged - trainer.lr * grad
+        merged = merged - _step_size(trainer, float(torch.linalg.vector_norm(grad))) * grad
+        if not torch.isfinite(merged).all():
+            raise FloatingPointError(f"non-finite merged tensor after a gradient step; lower lr (now {trainer.lr}) "
+                                     "or max_step, or use float64")
         merged = merged / torch.linalg.vector_norm(merged)
     return merged, zero
+
+
+def _batch(trainer, n_total: int, device):
+    """Row indices of a minibatch (drawn from the trainer's generator), or None for the full batch."""
+    if trainer.batch_size is None or trainer.batch_size >= n_total:
+        return None
+    return torch.randperm(n_total, generator=trainer.generator)[: trainer.batch_size].to(device)
+
+
+def _implicit_cheaper(trainer, m: int, k: int, n_samples: int) -> bool:
+    """One gradient step on a large merged matrix: is the implicit (never formed) update cheaper?
+
+    Forming the gradient costs N·m·k; the randomized SVD of the implicit update 4 products of
+    N·(m + k)·r (r = max_bond + 10, one power iteration)."""
+    if trainer.n_steps != 1 or not tree_kernels.use_randomized(m, k, trainer.max_bond):
+        return False
+    n = n_samples if trainer.batch_size is None else min(n_samples, trainer.batch_size)
+    r = trainer.max_bond + 10
+    return 4 * n * (m + k) * r < n * m * k + 4 * m * k * r
+
+
+def _weighted_gram_norm2(w: torch.Tensor, factors, block: int = 1024) -> torch.Tensor:
+    """‖Σ_i w_i ⊗_f f_i‖² = Σ_ij w_i w_j Π_f (f_i·f_j) from the factors' Gram matrices, O(N² Σ d_f)."""
+    total = w.new_zeros(())
+    for start in range(0, w.shape[0], block):
+        prod = None
+        for f in factors:
+            g = f[start:start + block] @ f.T
+            prod = g if prod is None else prod * g
+        total = total + (w[start:start + block, None] * prod * w[None, :]).sum()
+    return total
+
+
+def _implicit_step_svd(trainer, umat, vmat, left, right, factors):
+    """One gradient step B' = B − η ∂L/∂B and its truncated SVD without forming the (m, k) matrices.
+
+    B = umat @ vmat / ‖·‖ and ∂L/∂B = 2B − (2/N) leftᵀ diag(1/ψ) right with left = f₀ ⊗ f₁ and
+    right = f₂ ⊗ f₃ (``factors``), so B' = (1 − 2η) B + (2η/N) leftᵀ diag(1/ψ) right is applied to
+    test matrices in O(N (m + k) r). ‖∂L/∂B‖² = (4/N²)‖leftᵀ diag(1/ψ) right‖² − 4 comes from the
+    factors' Gram matrices (O(N² Σ d)), for the step size η (see :func:`_step_size`). The overall scale
+    of B' is irrelevant: the spectrum is normalised after the cut.
+    """
+    idx = _batch(trainer, left.shape[0], left.device)
+    if idx is not None:
+        left, right, factors = left[idx], right[idx], tuple(f[idx] for f in factors)
+    norm = torch.sqrt(((umat.T @ umat) * (vmat @ vmat.T)).sum())
+    umat = umat / norm
+    psi = ((left @ umat) * (right @ vmat.T)).sum(1)
+    ok = psi != 0
+    n_zero = int(psi.shape[0] - ok.sum())
+    n = max(int(psi.shape[0]) - n_zero, 1)
+    w = torch.where(ok, 1.0 / torch.where(ok, psi, torch.ones_like(psi)), torch.zeros_like(psi))
+    grad_norm2 = 4.0 / n ** 2 * _weighted_gram_norm2(w, factors) - 4.0
+    eta = _step_size(trainer, math.sqrt(max(float(grad_norm2), 0.0)))
+    c_b, c_g = 1.0 - 2.0 * eta, 2.0 * eta / n
+    w = w[:, None]
+
+    def matmul(om):
+        return c_b * (umat @ (vmat @ om)) + c_g * (left.T @ (w * (right @ om)))
+
+    def rmatmul(q):
+        return c_b * (vmat.T @ (umat.T @ q)) + c_g * (right.T @ (w * (left @ q)))
+
+    uu, s, vh = tree_kernels.randomized_svd(matmul, rmatmul, (umat.shape[0], vmat.shape[1]), trainer.max_bond,
+                                            trainer.cutoff, dtype=umat.dtype, device=umat.device,
+                                            generator=trainer.generator, start=vmat.T)
+    return uu, s, vh, n_zero

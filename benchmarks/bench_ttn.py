@@ -1,0 +1,125 @@
+"""TTN Born machine on mnist5k: speed (sweep, sampling, log_prob) and quality against the MPS.
+
+``speed``: one two-site tree sweep over 1000 training images at max_bond 16 and 32 (the TTN starts at
+bond D everywhere, random and canonical, so the sweep runs at its cap): seconds and peak memory;
+exact samples per second; log_prob GFLOP/s (2·N·n_params flops) against a plain matmul measured in
+the same run. ``--with-mps`` adds the MPS sweep at the same D for reference.
+
+``quality``: TTN (2D bisection tree) and MPS trained from bond 2 by SweepTrainer with the same data,
+lr, trust region (max_step, default 0.3), sweeps and cutoff; test NLL (nats per image, 1000 test images) at equal max bond and at
+(nominally) equal parameter count, with wall times.
+
+Usage:
+  python benchmarks/bench_ttn.py speed [--bonds 16 32] [--n-images 1000] [--with-mps]
+  python benchmarks/bench_ttn.py quality [--bonds 8 16 32] [--n-train 1000] [--sweeps 3] [--lr 0.05]
+"""
+import argparse
+import time
+
+import torch
+
+from bornmachine import MPS, TTN, datasets
+from bornmachine.training import SweepTrainer
+from common import best_time, header, matmul_gflops, peak_memory_mib, reset_peak_memory
+
+
+def data(n_train):
+    train, _ = datasets.load("mnist5k", split="train")
+    test, _ = datasets.load("mnist5k", split="test")
+    return torch.as_tensor(train[:n_train]).long(), torch.as_tensor(test).long()
+
+
+def speed(args):
+    dtype = getattr(torch, args.dtype)
+    header(f"TTN speed (cpu, {args.dtype}, {args.n_images} mnist5k images, 2D bisection tree of 28x28)")
+    ref = matmul_gflops(dtype)
+    print(f"reference matmul 1024^3: {ref:.1f} GFLOP/s", flush=True)
+    x, _ = data(args.n_images)
+    print(f"{'model':>5} {'D':>3} {'params':>9} {'sweep s':>8} {'peak MiB':>9} {'samples/s':>10} "
+          f"{'log_prob s':>10} {'GFLOP/s':>8} {'vs matmul':>9}", flush=True)
+    for bond in args.bonds:
+        model = TTN((28, 28), bond, dtype=dtype, generator=torch.Generator().manual_seed(0)).canonicalize()
+        flops = 2.0 * x.shape[0] * model.n_params  # Σ_nodes N·d0·d1·dp multiply-adds
+        t_lp = best_time(lambda: model.log_prob(x), repeats=2)
+        t_s = best_time(lambda: model.sample(1000, generator=torch.Generator().manual_seed(1)), repeats=1)
+        reset_peak_memory()
+        trainer = SweepTrainer(model.copy(), max_bond=bond, n_sweeps=1, max_step=0.3)
+        record = trainer.fit(x, progress=False)[0]
+        peak = peak_memory_mib()
+        print(f"{'TTN':>5} {bond:3d} {model.n_params:9d} {record['seconds']:8.1f} {peak:9.0f} {1000 / t_s:10.0f} "
+              f"{t_lp:10.2f} {flops / t_lp / 1e9:8.2f} {flops / t_lp / 1e9 / ref:9.2f}", flush=True)
+        if args.with_mps:
+            mps = MPS((28, 28), bond, dtype=dtype, generator=torch.Generator().manual_seed(0)).canonicalize(0)
+            t_lp = best_time(lambda: mps.log_prob(x), repeats=2)
+            t_s = best_time(lambda: mps.sample(1000, generator=torch.Generator().manual_seed(1)), repeats=1)
+            reset_peak_memory()
+            record = SweepTrainer(mps, max_bond=bond, n_sweeps=1, max_step=0.3).fit(x, progress=False)[0]
+            flops = 2.0 * x.shape[0] * mps.n_params / 2  # one of the two physical slices per site
+            print(f"{'MPS':>5} {bond:3d} {mps.n_params:9d} {record['seconds']:8.1f} {peak_memory_mib():9.0f} "
+                  f"{1000 / t_s:10.0f} {t_lp:10.2f} {flops / t_lp / 1e9:8.2f} {flops / t_lp / 1e9 / ref:9.2f}",
+                  flush=True)
+
+
+def train_one(model, bond, args, train, test):
+    trainer = SweepTrainer(model, max_bond=bond, lr=args.lr, n_steps=args.steps, cutoff=args.cutoff,
+                           n_sweeps=args.sweeps, seed=0, max_step=args.max_step)
+    t0 = time.perf_counter()
+    history = trainer.fit(train, valid=test, progress=False)
+    return history, time.perf_counter() - t0
+
+
+def matched_mps_bond(n_params):
+    """The MPS max bond whose nominal parameter count is closest to ``n_params``."""
+    best = min(range(2, 200), key=lambda d: abs(MPS((28, 28), d).n_params - n_params))
+    return best
+
+
+def quality(args):
+    header(f"TTN vs MPS test NLL on mnist5k ({args.n_train} train / 1000 test, {args.sweeps} sweeps, "
+           f"lr {args.lr}, max_step {args.max_step}, {args.steps} step(s) per edge, cutoff {args.cutoff}, "
+           "both from bond 2)")
+    train, test = data(args.n_train)
+    print(f"{'model':>14} {'max_bond':>8} {'params':>9} {'train NLL':>10} {'test NLL':>9} {'seconds':>8}  "
+          "test NLL per sweep", flush=True)
+
+    def report(name, bond, model, history, seconds):
+        last = history[-1]
+        curve = " ".join(f"{r['valid_nll']:.2f}" for r in history)
+        print(f"{name:>14} {bond:8d} {model.n_params:9d} {last['train_nll']:10.2f} {last['valid_nll']:9.2f} "
+              f"{seconds:8.1f}  {curve}", flush=True)
+
+    for bond in args.bonds:
+        ttn = TTN((28, 28), 2, generator=torch.Generator().manual_seed(0))
+        report("TTN bisection", bond, ttn, *train_one(ttn, bond, args, train, test))
+        for ordering in args.orderings:
+            mps = MPS((28, 28), 2, ordering=ordering, generator=torch.Generator().manual_seed(0))
+            report(f"MPS {ordering}", bond, mps, *train_one(mps, bond, args, train, test))
+        matched = matched_mps_bond(TTN((28, 28), bond).n_params)
+        mps = MPS((28, 28), 2, ordering=args.orderings[0], generator=torch.Generator().manual_seed(0))
+        report(f"MPS {args.orderings[0][:3]} =par", matched, mps, *train_one(mps, matched, args, train, test))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("speed")
+    p.add_argument("--bonds", type=int, nargs="+", default=[16, 32])
+    p.add_argument("--n-images", type=int, default=1000)
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    p.add_argument("--with-mps", action="store_true")
+    p = sub.add_parser("quality")
+    p.add_argument("--bonds", type=int, nargs="+", default=[8, 16, 32])
+    p.add_argument("--n-train", type=int, default=1000)
+    p.add_argument("--sweeps", type=int, default=3)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--cutoff", type=float, default=1e-7)
+    p.add_argument("--max-step", type=float, default=0.3, help="SweepTrainer trust region, same for both models")
+    p.add_argument("--orderings", nargs="+", default=["row_major"])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    speed(args) if args.what == "speed" else quality(args)
+
+
+if __name__ == "__main__":
+    main()

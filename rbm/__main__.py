@@ -1,0 +1,6 @@
+"""``python -m rbm`` → :func:`rbm.cli.main`."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

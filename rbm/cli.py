@@ -1,0 +1,256 @@
+"""Command line: ``python -m rbm train|evaluate ...`` (console script ``rbm``).
+
+Examples::
+
+    rbm train --data mnist5k --hidden 100 --mask local_2d --window 5 --epochs 20 --out runs/rbm.npz
+    rbm train --data mnist5k --params 40000 --mask local_1d --window 56 --out runs/rbm1d.npz
+    rbm evaluate runs/rbm.npz --data mnist5k --split test --ais-betas 10000 --reverse
+
+``--data`` takes ``mnist5k`` (28 x 28, fixed train/test split), ``bars_and_stripes`` or
+``bars_and_stripes:HxW`` (all patterns, same for every split), or a path to a ``.npy`` file (an
+(N, n) or (N, H, W) binary array) or ``.npz`` file (the array named after the split, else the only
+array). ``--limit N`` keeps the first N rows (quick runs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import masks
+from .io import load
+from .model import RBM
+from .partition import estimate_log_z, reverse_ais_log_z
+from .training import CDTrainer
+
+__all__ = ["main", "load_data"]
+
+
+def load_data(name: str, split: str = "train", limit: int | None = None) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """Binary data ``(X, image_shape)`` for a ``--data`` argument (see the module docstring)."""
+    if name == "mnist5k":
+        from bornmachine import datasets
+
+        x, _ = datasets.load("mnist5k", split=split)
+        shape = tuple(datasets.image_shape("mnist5k"))
+    elif name == "bars_and_stripes" or name.startswith("bars_and_stripes:"):
+        from bornmachine import datasets
+
+        size = name.partition(":")[2] or "4x4"
+        try:
+            h, w = (int(s) for s in size.lower().split("x"))
+        except ValueError as err:
+            raise ValueError(f"bars_and_stripes size must look like 4x4, got {size!r}") from err
+        x, shape = datasets.bars_and_stripes(h, w), (h, w)
+    elif name.endswith((".npy", ".npz")):
+        if not os.path.exists(name):
+            raise FileNotFoundError(f"no data file at {name!r}")
+        loaded = np.load(name, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            x = loaded
+        else:
+            with loaded as f:
+                if split in f.files:
+                    x = f[split]
+                elif len(f.files) == 1:
+                    x = f[f.files[0]]
+                else:
+                    raise ValueError(f"{name!r} has arrays {f.files}; expected one named {split!r} or a single array")
+        shape = tuple(int(s) for s in x.shape[1:]) if x.ndim == 3 else None
+        x = x.reshape(x.shape[0], -1) if x.ndim == 3 else x
+    else:
+        raise ValueError(f"unknown data set {name!r}: use mnist5k, bars_and_stripes[:HxW], or a .npy/.npz path")
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit must be >= 1, got {limit}")
+        x = x[:limit]
+    if x.ndim != 2:
+        raise ValueError(f"data {name!r} has shape {x.shape}; expected (N, n) or (N, H, W)")
+    return x, shape
+
+
+def _image_shape(shape_arg, data_shape, n_visible: int) -> tuple[int, int]:
+    if shape_arg is not None:
+        shape = tuple(shape_arg)
+    elif data_shape is not None:
+        shape = data_shape
+    else:
+        side = math.isqrt(n_visible)
+        if side * side != n_visible:
+            raise ValueError(f"{n_visible} visible units are not a square image; pass --shape H W")
+        shape = (side, side)
+    if shape[0] * shape[1] != n_visible:
+        raise ValueError(f"--shape {shape} has {shape[0] * shape[1]} pixels but the data have {n_visible}")
+    return shape
+
+
+def _build_rbm(args, n_visible: int, shape, generator) -> RBM:
+    dtype = torch.float32 if args.float32 else torch.float64
+    if args.params is not None:
+        if args.hidden is not None:
+            raise ValueError("pass either --hidden or --params, not both")
+        window_1d = args.window if args.mask == "local_1d" else None
+        window_2d = args.window if args.mask in ("local_2d", "random") and args.window is not None else 5
+        arch = masks.matched(args.params, [args.mask], shape, window_1d=window_1d, stride_1d=args.stride,
+                             window_2d=window_2d, stride_2d=args.stride, seed=args.seed)[args.mask]
+        return arch.build(dtype=dtype, generator=generator)
+    if args.hidden is None:
+        raise ValueError("pass --hidden N (or --params N for a parameter budget)")
+    n_hidden = args.hidden
+    if args.mask == "dense":
+        mask = None
+    elif args.mask == "random":
+        if args.edges is None:
+            raise ValueError("--mask random needs --edges N")
+        mask = masks.random(n_visible, n_hidden, args.edges, args.seed)
+    elif args.mask == "local_1d":
+        if args.window is None:
+            raise ValueError("--mask local_1d needs --window N (fragment length in pixels)")
+        mask = masks.local_1d(n_visible, args.window, args.stride, n_hidden=n_hidden)
+    else:
+        mask = masks.local_2d(shape, args.window or 5, args.stride, n_hidden=n_hidden)
+    return RBM(n_visible, n_hidden, mask=mask, dtype=dtype, generator=generator)
+
+
+def _train(args) -> int:
+    x, data_shape = load_data(args.data, "train", args.limit)
+    valid = load_data(args.data, args.valid, args.limit)[0] if args.valid else None
+    shape = _image_shape(args.shape, data_shape, x.shape[1])
+    gen = torch.Generator().manual_seed(args.seed)
+    rbm = _build_rbm(args, x.shape[1], shape, gen)
+    print(f"model: {rbm!r}", flush=True)
+    trainer = CDTrainer(rbm, k=args.k, persistent=not args.cd, lr=args.lr, lr_decay=args.lr_decay,
+                        momentum=args.momentum,
+                        weight_decay=args.weight_decay, batch_size=args.batch_size, n_epochs=args.epochs,
+                        eval_every=args.eval_every, log_z=args.log_z, ais_chains=args.ais_chains,
+                        ais_betas=args.ais_betas, generator=gen, progress=not args.no_progress)
+
+    def report(rec):
+        parts = [f"epoch {rec['epoch']}", f"{rec['time_s']:.2f} s"]
+        if rec["train_nll"] is not None:
+            err = f" ± {rec['log_z_stderr']:.2g}" if rec["log_z_stderr"] else ""
+            parts.append(f"train NLL {rec['train_nll']:.4f}{err} ({rec['log_z_method']})")
+        if rec["valid_nll"] is not None:
+            parts.append(f"{args.valid} NLL {rec['valid_nll']:.4f}")
+        tqdm.write(", ".join(parts))
+
+    history = trainer.fit(x, valid, checkpoint=args.checkpoint, callback=report)
+    if args.out:
+        rbm.save(args.out)
+        print(f"saved {args.out}")
+    if args.history:
+        _write_json(args.history, {"hyper_parameters": trainer.hyper_parameters(), "n_params": rbm.n_params,
+                                   "history": history})
+        print(f"wrote {args.history}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    rbm = load(args.model)
+    x, _ = load_data(args.data, args.split, args.limit)
+    base, _ = load_data(args.data, args.base_split, None)
+    gen = torch.Generator().manual_seed(args.seed)
+    t0 = time.perf_counter()
+    log_z = estimate_log_z(rbm, args.method, exact_max_units=args.exact_max_units, n_chains=args.ais_chains,
+                           n_betas=args.ais_betas, data=base, generator=gen)
+    exact = args.method == "exact" or (args.method == "auto"
+                                        and min(rbm.n_visible, rbm.n_hidden) <= args.exact_max_units)
+    method = "exact" if exact else "ais"
+    result = {"model": args.model, "n_params": rbm.n_params, "data": args.data, "split": args.split,
+              "n_samples": int(x.shape[0]), "log_z": log_z.value, "log_z_stderr": log_z.stderr,
+              "log_z_method": method, "log_z_seconds": time.perf_counter() - t0}
+    print(f"log Z ({method}) = {log_z}")
+    nll = rbm.nll(x, log_z)
+    result.update(nll=nll.value, nll_stderr=nll.stderr)
+    if args.reverse and method == "ais":
+        rev = reverse_ais_log_z(rbm, args.ais_chains, args.ais_betas, data=base, n_gibbs=args.n_gibbs, generator=gen)
+        result.update(reverse_log_z=rev.value, reverse_log_z_stderr=rev.stderr,
+                      nll_bracket=[nll.value, rbm.nll(x, rev).value])
+        print(f"log Z (reverse AIS) = {rev}; bracket width {rev.value - log_z.value:.4g} nats")
+    print(f"NLL ({args.split}, {x.shape[0]} samples) = {nll} nats")
+    if "nll_bracket" in result:
+        lo, hi = result["nll_bracket"]
+        print(f"NLL bracket (forward, reverse AIS): [{min(lo, hi):.4f}, {max(lo, hi):.4f}]")
+    if args.json:
+        _write_json(args.json, result)
+    return 0
+
+
+def _write_json(path, obj) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rbm", description="Train and evaluate reference RBMs (NLL in nats).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train an RBM by CD-k / PCD-k")
+    t.add_argument("--data", required=True, help="mnist5k, bars_and_stripes[:HxW], or a .npy/.npz path")
+    t.add_argument("--valid", default=None, help="split to report a validation NLL on (e.g. test)")
+    t.add_argument("--limit", type=int, default=None, help="use only the first N rows")
+    t.add_argument("--shape", type=int, nargs=2, metavar=("H", "W"), help="image shape for local_2d masks")
+    t.add_argument("--hidden", type=int, default=None, help="number of hidden units")
+    t.add_argument("--params", type=int, default=None, help="parameter budget (picks --hidden, see masks.matched)")
+    t.add_argument("--mask", choices=masks.KINDS, default="dense")
+    t.add_argument("--window", type=int, default=None,
+                   help="local window (1D: pixels; 2D: side, default 5; with --params and --mask random: "
+                        "the 2D window whose hidden count the random mask copies)")
+    t.add_argument("--stride", type=int, default=1)
+    t.add_argument("--edges", type=int, default=None, help="edges of a random mask")
+    t.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update")
+    t.add_argument("--cd", action="store_true", help="plain CD-k instead of persistent CD")
+    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--lr-decay", choices=("none", "linear"), default="none",
+                   help="linear: decay the learning rate to 0 over the epochs")
+    t.add_argument("--momentum", type=float, default=0.5)
+    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument("--batch-size", type=int, default=100)
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--eval-every", type=int, default=1, help="NLL every N epochs (0: never)")
+    t.add_argument("--log-z", choices=("auto", "exact", "ais"), default="auto")
+    t.add_argument("--ais-chains", type=int, default=100)
+    t.add_argument("--ais-betas", type=int, default=1000)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--float32", action="store_true", help="train in float32 (default float64)")
+    t.add_argument("--out", default=None, help="model file (.npz)")
+    t.add_argument("--checkpoint", default=None, help="checkpoint file; resumes when it exists")
+    t.add_argument("--history", default=None, help="write the history as JSON here")
+    t.add_argument("--no-progress", action="store_true")
+
+    e = sub.add_parser("evaluate", help="log Z (exact or AIS) and NLL of a saved RBM")
+    e.add_argument("model", help="model file written by rbm train --out")
+    e.add_argument("--data", required=True)
+    e.add_argument("--split", default="test")
+    e.add_argument("--base-split", default="train", help="split whose marginals define the AIS base model")
+    e.add_argument("--limit", type=int, default=None)
+    e.add_argument("--method", choices=("auto", "exact", "ais"), default="auto")
+    e.add_argument("--exact-max-units", type=int, default=20)
+    e.add_argument("--ais-chains", type=int, default=100)
+    e.add_argument("--ais-betas", type=int, default=10000)
+    e.add_argument("--reverse", action="store_true", help="also run reverse AIS (bracket)")
+    e.add_argument("--n-gibbs", type=int, default=1000, help="Gibbs sweeps before reverse AIS")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", default=None, help="write the results as JSON here")
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point of ``rbm`` / ``python -m rbm``; returns the exit status (2 on bad input)."""
+    args = _parser().parse_args(argv)
+    try:
+        return _train(args) if args.command == "train" else _evaluate(args)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"rbm: error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,366 @@
+"""Contrastive-divergence training of RBMs: CD-k and persistent CD (PCD), with checkpoints and resume.
+
+:class:`CDTrainer` takes a model and its hyper-parameters; :meth:`CDTrainer.fit` takes data, runs
+minibatch stochastic gradient ascent on the log-likelihood with momentum and L2 weight decay, and
+returns a history (one dict per epoch). The log-likelihood gradient
+
+    ∂ log p(v)/∂W = ⟨v hᵀ⟩_data - ⟨v hᵀ⟩_model
+
+uses ``p(h|v)`` for the hidden statistics; the model term comes from ``k`` block-Gibbs sweeps that
+start at the minibatch (CD-k) or continue persistent chains across updates (PCD-k, Tieleman 2008).
+
+Checkpoints (``fit(..., checkpoint=path)``) are written atomically after every epoch and hold the
+parameters, the momentum buffers, the persistent chains, the random-generator state, the history and
+the hyper-parameters, so that a run resumed from its checkpoint reaches bit-identical parameters to
+an uninterrupted run with the same seed. Evaluation (NLL with exact ``log Z`` when the smaller layer
+has ≤ ``exact_max_units`` units, AIS otherwise) draws from its own generator, seeded per epoch, so the
+evaluation cadence never changes the training trajectory.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bornmachine.io import read_npz, write_npz
+from bornmachine.validation import as_binary, check_positive_int
+
+from .model import RBM, base_rate_bias, bernoulli, free_energy, gibbs_step, hidden_prob, make_generator, visible_prob
+from .partition import estimate_log_z
+
+__all__ = ["CDTrainer"]
+
+CHECKPOINT_KIND = "RBMCheckpoint"
+CHECKPOINT_VERSION = 1
+# Hyper-parameters that shape the training trajectory: a checkpoint resumes only if they agree.
+_TRAJECTORY_KEYS = ("k", "persistent", "lr", "lr_decay", "momentum", "weight_decay", "batch_size", "n_chains",
+                    "init_visible_bias", "shuffle")
+
+
+class CDTrainer:
+    """Train an :class:`~rbm.model.RBM` by CD-k or PCD-k.
+
+    Parameters
+    ----------
+    rbm : RBM
+        The model; trained in place (masked weights stay exactly zero).
+    k : int ≥ 1
+        Gibbs sweeps per update.
+    persistent : bool
+        True: PCD (chains persist across updates); False: CD-k (chains restart at the minibatch).
+    lr : float > 0
+        Learning rate (step per minibatch-mean gradient).
+    lr_decay : {"none", "linear"}
+        ``"linear"``: epoch ``e`` (0-based) uses ``lr · (1 - e / n_epochs)`` (Tieleman 2008), which
+        settles the noisy end of PCD; the schedule then depends on ``n_epochs``.
+    momentum : float in [0, 1)
+        Heavy-ball momentum on all parameters.
+    weight_decay : float ≥ 0
+        L2 penalty coefficient on ``W`` (not on biases).
+    batch_size : int ≥ 1
+    n_epochs : int ≥ 1
+        Total epochs; ``fit`` resumes from a checkpoint and stops here.
+    n_chains : int, optional
+        Persistent chains (PCD); default ``batch_size``.
+    init_visible_bias : bool
+        Start a fresh run with ``b`` = smoothed logits of the training-data marginals.
+    shuffle : bool
+        Reshuffle the training set every epoch (with the trainer's generator).
+    eval_every : int ≥ 0
+        Evaluate the NLL every ``eval_every`` epochs and after the last one (0: never).
+    log_z : {"auto", "exact", "ais"}
+        How evaluation computes ``log Z`` (see :func:`rbm.partition.estimate_log_z`).
+    exact_max_units : int
+        ``"auto"`` enumerates exactly up to this many units in the smaller layer.
+    ais_chains, ais_betas : int
+        AIS settings for evaluation (base rates from the training data).
+    seed : int or None
+        Seed of the trainer's generator (shuffling, Gibbs sampling, evaluation seeds); default 0, so
+        runs are reproducible unless asked otherwise (None: a fresh OS seed).
+    generator : torch.Generator, optional
+        Instead of ``seed`` (the default ``seed=0`` is then ignored; another seed is an error).
+    progress : bool
+        Show a tqdm progress bar (epochs, with the latest NLL).
+
+    Attributes
+    ----------
+    history : list of dict
+        One record per finished epoch: ``epoch``, ``lr``, ``train_nll``, ``valid_nll`` (nats per sample, None
+        when not evaluated), ``log_z``, ``log_z_stderr``, ``log_z_method``, ``recon_error`` (mean
+        squared one-step reconstruction error on ≤ 1000 training rows), ``time_s`` (training seconds
+        of that epoch), ``eval_time_s``.
+    epoch : int
+        Finished epochs.
+    """
+
+    def __init__(self, rbm: RBM, *, k: int = 1, persistent: bool = True, lr: float = 0.01, lr_decay: str = "none",
+                 momentum: float = 0.5,
+                 weight_decay: float = 1e-4, batch_size: int = 100, n_epochs: int = 10, n_chains: int | None = None,
+                 init_visible_bias: bool = True, shuffle: bool = True, eval_every: int = 1, log_z: str = "auto",
+                 exact_max_units: int = 20, ais_chains: int = 100, ais_betas: int = 1000, seed: int | None = 0,
+                 generator: torch.Generator | None = None, progress: bool = True):
+        if not isinstance(rbm, RBM):
+            raise TypeError(f"rbm must be an RBM, got {type(rbm).__name__}")
+        self.rbm = rbm
+        self.k = check_positive_int(k, "k")
+        self.persistent = bool(persistent)
+        self.lr = _check_float(lr, "lr", low=0.0, low_open=True)
+        if lr_decay not in ("none", "linear"):
+            raise ValueError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
+        self.lr_decay = lr_decay
+        self.momentum = _check_float(momentum, "momentum", low=0.0, high=1.0)
+        self.weight_decay = _check_float(weight_decay, "weight_decay", low=0.0)
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.n_epochs = check_positive_int(n_epochs, "n_epochs")
+        self.n_chains = check_positive_int(n_chains, "n_chains") if n_chains is not None else self.batch_size
+        self.init_visible_bias = bool(init_visible_bias)
+        self.shuffle = bool(shuffle)
+        if isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) or eval_every < 0:
+            raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
+        self.eval_every = int(eval_every)
+        if log_z not in ("auto", "exact", "ais"):
+            raise ValueError(f"log_z must be 'auto', 'exact' or 'ais', got {log_z!r}")
+        self.log_z = log_z
+        self.exact_max_units = check_positive_int(exact_max_units, "exact_max_units")
+        self.ais_chains = check_positive_int(ais_chains, "ais_chains")
+        self.ais_betas = check_positive_int(ais_betas, "ais_betas")
+        self.progress = bool(progress)
+        if generator is not None and seed == 0:
+            seed = None  # the default seed gives way to an explicit generator
+        self.generator = make_generator(generator, seed, device=rbm.device)
+        self.seed = seed
+        self.history: list[dict] = []
+        self.epoch = 0
+        self._velocity: list[torch.Tensor] | None = None
+        self._chains: torch.Tensor | None = None
+        self._eval_seed: int | None = None
+
+    # ---------------------------------------------------------------------------------------------
+    def hyper_parameters(self) -> dict:
+        """The constructor's hyper-parameters (JSON-friendly)."""
+        return {"k": self.k, "persistent": self.persistent, "lr": self.lr, "lr_decay": self.lr_decay,
+                "momentum": self.momentum,
+                "weight_decay": self.weight_decay, "batch_size": self.batch_size, "n_epochs": self.n_epochs,
+                "n_chains": self.n_chains, "init_visible_bias": self.init_visible_bias, "shuffle": self.shuffle,
+                "eval_every": self.eval_every, "log_z": self.log_z, "exact_max_units": self.exact_max_units,
+                "ais_chains": self.ais_chains, "ais_betas": self.ais_betas, "seed": self.seed}
+
+    def fit(self, train, valid=None, *, checkpoint=None,
+            callback: Callable[[dict], object] | None = None) -> list[dict]:
+        """Train up to ``n_epochs`` epochs; return the history (list of per-epoch dicts).
+
+        Parameters
+        ----------
+        train : (N, n_visible) binary array (numpy or torch, any integer/bool/float dtype).
+        valid : (M, n_visible) binary array, optional; its NLL is reported at evaluation epochs.
+        checkpoint : path, optional
+            If the file exists, training resumes from it (the model's parameters are replaced by the
+            saved ones; hyper-parameters and data must match, else ``ValueError``). After every epoch
+            the state is written there atomically.
+        callback : callable(record) -> bool or None, optional
+            Called with each epoch's record after the checkpoint is written; a true return value
+            stops training early.
+
+        Returns
+        -------
+        list of dict, the full history (also ``self.history``).
+        """
+        rbm = self.rbm
+        x = as_binary(train, rbm.n_visible, name="train").to(dtype=rbm.dtype, device=rbm.device)
+        xv = None if valid is None else as_binary(valid, rbm.n_visible, name="valid").to(dtype=rbm.dtype,
+                                                                                         device=rbm.device)
+        fingerprint = _fingerprint(x)
+        if checkpoint is not None and os.path.exists(checkpoint):
+            self._restore(checkpoint, fingerprint)
+        elif self._velocity is None:
+            self._start(x)
+        bar = tqdm(total=self.n_epochs, initial=self.epoch, disable=not self.progress,
+                   desc=("PCD-" if self.persistent else "CD-") + str(self.k), unit="epoch", leave=False)
+        try:
+            while self.epoch < self.n_epochs:
+                t0 = time.perf_counter()
+                lr = self.current_lr()
+                self._train_epoch(x, lr)
+                self.epoch += 1
+                record = {"epoch": self.epoch, "lr": lr, "time_s": time.perf_counter() - t0}
+                record.update(self._evaluate(x, xv))
+                self.history.append(record)
+                if checkpoint is not None:
+                    self._save(checkpoint, fingerprint)
+                bar.update(1)
+                if record["train_nll"] is not None:
+                    bar.set_postfix(nll=f"{record['train_nll']:.3f}")
+                if callback is not None and callback(dict(record)):
+                    break
+        finally:
+            bar.close()
+        return self.history
+
+    # ---------------------------------------------------------------------------------------------
+    # training
+    # ---------------------------------------------------------------------------------------------
+    def _start(self, x: torch.Tensor) -> None:
+        rbm = self.rbm
+        if self.init_visible_bias:
+            rbm.b = base_rate_bias(x, pseudocount=1.0)
+        self._velocity = [torch.zeros_like(p) for p in rbm.parameters()]
+        self._chains = (bernoulli(torch.sigmoid(rbm.b).expand(self.n_chains, -1), self.generator)
+                        if self.persistent else None)
+        self._eval_seed = int(torch.randint(0, 2 ** 62, (1,), generator=self.generator,
+                                            device=self.generator.device))
+
+    def current_lr(self) -> float:
+        """Learning rate of the next epoch (see ``lr_decay``)."""
+        if self.lr_decay == "linear":
+            return self.lr * (1.0 - self.epoch / self.n_epochs)
+        return self.lr
+
+    def _train_epoch(self, x: torch.Tensor, lr: float) -> None:
+        n = x.shape[0]
+        gen = self.generator
+        order = torch.randperm(n, generator=gen, device=gen.device).to(x.device) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            idx = slice(start, start + self.batch_size)
+            v0 = x[order[idx]] if order is not None else x[idx]
+            self._step(v0, lr)
+
+    def _step(self, v0: torch.Tensor, lr: float) -> None:
+        rbm = self.rbm
+        W, b, c = rbm.parameters()
+        ph0 = hidden_prob(v0, W, c)
+        vk = self._chains if self.persistent else v0
+        for _ in range(self.k):
+            vk, _ = gibbs_step(vk, W, b, c, self.generator)
+        if self.persistent:
+            self._chains = vk
+        phk = hidden_prob(vk, W, c)
+        n_pos, n_neg = v0.shape[0], vk.shape[0]
+        grad_w = v0.T @ ph0 / n_pos - vk.T @ phk / n_neg - self.weight_decay * W
+        grad_b = v0.mean(0) - vk.mean(0)
+        grad_c = ph0.mean(0) - phk.mean(0)
+        if not rbm.is_dense:
+            grad_w.masked_fill_(~rbm._mask, 0.0)
+        vel = self._velocity
+        for v_, g_ in zip(vel, (grad_w, grad_b, grad_c)):
+            v_.mul_(self.momentum).add_(g_, alpha=lr)
+        try:
+            rbm.add_(*vel)
+        except ValueError as err:
+            raise ValueError(f"training diverged at epoch {self.epoch + 1} ({err}); lower lr") from err
+
+    # ---------------------------------------------------------------------------------------------
+    # evaluation
+    # ---------------------------------------------------------------------------------------------
+    def _evaluate(self, x: torch.Tensor, xv: torch.Tensor | None) -> dict:
+        out = {"train_nll": None, "valid_nll": None, "log_z": None, "log_z_stderr": None, "log_z_method": None,
+               "recon_error": None, "eval_time_s": 0.0}
+        due = self.eval_every > 0 and (self.epoch % self.eval_every == 0 or self.epoch == self.n_epochs)
+        if not due:
+            return out
+        t0 = time.perf_counter()
+        rbm = self.rbm
+        W, b, c = rbm.parameters()
+        gen = torch.Generator(device=rbm.device).manual_seed((self._eval_seed + self.epoch) % (2 ** 63))
+        with torch.no_grad():
+            sub = x[:1000]
+            recon = visible_prob(bernoulli(hidden_prob(sub, W, c), gen), W, b)
+            out["recon_error"] = float(((sub - recon) ** 2).sum(1).mean())
+            log_z = estimate_log_z(rbm, self.log_z, exact_max_units=self.exact_max_units, n_chains=self.ais_chains,
+                                   n_betas=self.ais_betas, data=x, generator=gen)
+            exact = self.log_z == "exact" or (self.log_z == "auto"
+                                              and min(rbm.n_visible, rbm.n_hidden) <= self.exact_max_units)
+            out["log_z"], out["log_z_stderr"] = float(log_z.value), float(log_z.stderr)
+            out["log_z_method"] = "exact" if exact else "ais"
+            out["train_nll"] = float(free_energy(x, W, b, c).mean()) + log_z.value
+            if xv is not None:
+                out["valid_nll"] = float(free_energy(xv, W, b, c).mean()) + log_z.value
+        out["eval_time_s"] = time.perf_counter() - t0
+        return out
+
+    # ---------------------------------------------------------------------------------------------
+    # checkpoints
+    # ---------------------------------------------------------------------------------------------
+    def _save(self, path, fingerprint: str) -> None:
+        rbm = self.rbm
+        state = self.generator.get_state()
+        arrays = {name: t.detach().cpu().numpy() for name, t in zip(("W", "b", "c"), rbm.parameters())}
+        arrays.update({"mask": rbm.mask.cpu().numpy(), "rng_state": state.cpu().numpy()})
+        arrays.update({f"velocity_{name}": t.cpu().numpy() for name, t in zip(("W", "b", "c"), self._velocity)})
+        if self._chains is not None:
+            arrays["chains"] = self._chains.cpu().numpy()
+        meta = {"checkpoint_version": CHECKPOINT_VERSION, "epoch": self.epoch, "history": self.history,
+                "hyper_parameters": self.hyper_parameters(), "eval_seed": self._eval_seed,
+                "data_fingerprint": fingerprint, "dtype": str(rbm.dtype).replace("torch.", ""),
+                "generator_device": str(self.generator.device)}
+        write_npz(path, CHECKPOINT_KIND, meta, arrays)
+
+    def _restore(self, path, fingerprint: str) -> None:
+        meta, arrays = read_npz(path)
+        where = repr(os.fspath(path))
+        if meta.get("kind") != CHECKPOINT_KIND:
+            raise ValueError(f"{where} is a {meta.get('kind')!r} file, not an RBM training checkpoint")
+        if meta.get("checkpoint_version", 0) > CHECKPOINT_VERSION:
+            raise ValueError(f"{where} was written by a newer version of CDTrainer")
+        saved = meta.get("hyper_parameters", {})
+        mine = self.hyper_parameters()
+        keys = _TRAJECTORY_KEYS + (("n_epochs",) if self.lr_decay == "linear" else ())
+        diff = [f"{key}: checkpoint {saved.get(key)!r} vs trainer {mine[key]!r}" for key in keys
+                if saved.get(key) != mine[key]]
+        if diff:
+            raise ValueError(f"{where} was written with other hyper-parameters ({'; '.join(diff)}); "
+                             "use the same settings or another checkpoint path")
+        if meta.get("data_fingerprint") != fingerprint:
+            raise ValueError(f"{where} was written for other training data; use the same data or another path")
+        rbm = self.rbm
+        try:
+            W, b, c, mask = arrays["W"], arrays["b"], arrays["c"], arrays["mask"]
+            velocity = [arrays[f"velocity_{name}"] for name in ("W", "b", "c")]
+            rng_state = arrays["rng_state"]
+            epoch, history, eval_seed = int(meta["epoch"]), list(meta["history"]), int(meta["eval_seed"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{where} is a corrupt checkpoint (missing {err})") from err
+        if W.shape != (rbm.n_visible, rbm.n_hidden) or mask.shape != W.shape:
+            raise ValueError(f"{where} holds an RBM with W of shape {W.shape}; the model has "
+                             f"({rbm.n_visible}, {rbm.n_hidden})")
+        if not np.array_equal(mask, rbm.mask.cpu().numpy()):
+            raise ValueError(f"{where} holds an RBM with another connection mask")
+        if self.persistent and ("chains" not in arrays or arrays["chains"].shape != (self.n_chains, rbm.n_visible)):
+            raise ValueError(f"{where} is a corrupt checkpoint (persistent chains missing or of the wrong shape)")
+        rbm.set_parameters(torch.from_numpy(W), torch.from_numpy(b), torch.from_numpy(c))
+        self._velocity = [torch.from_numpy(v).to(dtype=rbm.dtype, device=rbm.device) for v in velocity]
+        for v_, p_ in zip(self._velocity, rbm.parameters()):
+            if v_.shape != p_.shape:
+                raise ValueError(f"{where} is a corrupt checkpoint (momentum buffer of shape {tuple(v_.shape)})")
+        self._chains = (torch.from_numpy(arrays["chains"]).to(dtype=rbm.dtype, device=rbm.device)
+                        if self.persistent else None)
+        try:
+            self.generator.set_state(torch.from_numpy(rng_state.astype(np.uint8)))
+        except RuntimeError as err:
+            raise ValueError(f"{where} holds an unusable generator state ({err})") from err
+        self.epoch, self.history, self._eval_seed = epoch, history, eval_seed
+
+
+def _check_float(value, name: str, *, low: float | None = None, high: float | None = None,
+                 low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or (low is not None and (value < low or (low_open and value == low))) or (
+            high is not None and value >= high):
+        bounds = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'})"
+        raise ValueError(f"{name} must be in {bounds}, got {value}")
+    return value
+
+
+def _fingerprint(x: torch.Tensor) -> str:
+    """SHA-1 of the binary training data (shape and bits), to refuse resuming on other data."""
+    arr = x.detach().to("cpu", torch.uint8).numpy()
+    h = hashlib.sha1(str(arr.shape).encode())
+    h.update(np.packbits(arr, axis=1).tobytes())
+    return h.hexdigest()

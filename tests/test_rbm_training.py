@@ -1,0 +1,179 @@
+"""CD-k / PCD training: NLL decreases, history, checkpoint + resume bit-identical, bad inputs."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rbm import RBM, CDTrainer, masks
+from rbm.partition import exact_log_z
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def prototype_data(n_v: int, n: int, seed: int, n_protos: int = 3, noise: float = 0.05) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    protos = rng.integers(0, 2, (n_protos, n_v))
+    x = protos[rng.integers(0, n_protos, n)]
+    return np.where(rng.random(x.shape) < noise, 1 - x, x).astype(np.uint8)
+
+
+def independent_nll(x: np.ndarray) -> float:
+    p = (x.sum(0) + 1.0) / (len(x) + 2.0)
+    return -float(np.mean(x @ np.log(p) + (1 - x) @ np.log1p(-p)))
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["PCD", "CD"])
+def test_training_decreases_exact_nll(persistent):
+    both = prototype_data(12, 600, 0)
+    x, valid = both[:400], both[400:]
+    r = RBM(12, 6, generator=gen(0))
+    trainer = CDTrainer(r, persistent=persistent, lr=0.1, batch_size=20, n_epochs=20, eval_every=2, seed=0,
+                        progress=False)
+    hist = trainer.fit(x, valid)
+    assert [h["epoch"] for h in hist] == list(range(1, 21))
+    evaluated = [h for h in hist if h["train_nll"] is not None]
+    assert [h["epoch"] for h in evaluated] == list(range(2, 21, 2))
+    assert all(h["log_z_method"] == "exact" and h["log_z_stderr"] == 0.0 for h in evaluated)
+    first, last = evaluated[0]["train_nll"], evaluated[-1]["train_nll"]
+    assert last < first - 1.0 and last < independent_nll(x) - 1.0
+    assert evaluated[-1]["valid_nll"] < evaluated[0]["valid_nll"] - 1.0
+    # the recorded NLL is the model's exact NLL
+    assert math.isclose(last, r.nll(x, exact_log_z(r)).value, rel_tol=1e-12)
+    assert all(h["time_s"] >= 0 for h in hist)
+
+
+def test_visible_bias_initialised_from_data_marginals():
+    x = prototype_data(10, 300, 2)
+    r = RBM(10, 3, generator=gen(0))
+    CDTrainer(r, lr=1e-12, momentum=0.0, weight_decay=0.0, n_epochs=1, eval_every=0, seed=0,
+              progress=False).fit(x)
+    p = (x.sum(0) + 1.0) / (len(x) + 2.0)
+    np.testing.assert_allclose(r.b.numpy(), np.log(p / (1 - p)), atol=1e-9)
+
+
+def test_ais_evaluation_for_larger_models():
+    x = prototype_data(30, 100, 3)
+    r = RBM(30, 25, generator=gen(0))
+    hist = CDTrainer(r, lr=0.05, batch_size=25, n_epochs=1, exact_max_units=20, ais_chains=20, ais_betas=100,
+                     seed=0, progress=False).fit(x)
+    assert hist[-1]["log_z_method"] == "ais" and hist[-1]["log_z_stderr"] > 0
+
+
+def _run(tmp_path, n_epochs, stop_after=None, name="ckpt.npz", **kw):
+    x = prototype_data(12, 200, 4)
+    mask = masks.local_1d(12, 5, 2)
+    r = RBM(12, mask.shape[1], mask=mask, generator=gen(0))
+    trainer = CDTrainer(r, lr=0.1, momentum=0.7, batch_size=16, n_epochs=n_epochs, eval_every=1, seed=123,
+                        progress=False, **kw)
+
+    def stop(record):
+        if stop_after is not None and record["epoch"] == stop_after:
+            raise KeyboardInterrupt  # an interrupted run
+
+    try:
+        trainer.fit(x, checkpoint=tmp_path / name, callback=stop)
+    except KeyboardInterrupt:
+        pass
+    return r, trainer
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["PCD", "CD"])
+def test_resume_from_checkpoint_is_bit_identical(tmp_path, persistent):
+    full, full_tr = _run(tmp_path, 6, name="full.npz", persistent=persistent)
+    part, _ = _run(tmp_path, 6, stop_after=2, name="part.npz", persistent=persistent)
+    assert not torch.equal(part.W, full.W)
+    resumed, res_tr = _run(tmp_path, 6, name="part.npz", persistent=persistent)  # picks up at epoch 2
+    for a, b in zip(resumed.parameters(), full.parameters()):
+        assert torch.equal(a, b)
+    assert [h["epoch"] for h in res_tr.history] == list(range(1, 7))
+    assert [h["train_nll"] for h in res_tr.history] == [h["train_nll"] for h in full_tr.history]
+    if persistent:
+        assert torch.equal(res_tr._chains, full_tr._chains)
+
+
+def test_resume_extends_training_and_finished_runs_do_nothing(tmp_path):
+    a, _ = _run(tmp_path, 3, name="x.npz")
+    b, tr = _run(tmp_path, 3, name="x.npz")  # already finished: parameters reloaded, no extra epoch
+    assert torch.equal(a.W, b.W) and len(tr.history) == 3
+    c, tr = _run(tmp_path, 5, name="x.npz")  # n_epochs may grow
+    full, _ = _run(tmp_path, 5, name="y.npz")
+    assert len(tr.history) == 5 and torch.equal(c.W, full.W)
+
+
+def test_linear_lr_decay_and_its_resume(tmp_path):
+    full, full_tr = _run(tmp_path, 4, name="d_full.npz", lr_decay="linear")
+    assert [h["lr"] for h in full_tr.history] == pytest.approx([0.1, 0.075, 0.05, 0.025])
+    _run(tmp_path, 4, stop_after=1, name="d_part.npz", lr_decay="linear")
+    resumed, _ = _run(tmp_path, 4, name="d_part.npz", lr_decay="linear")
+    assert torch.equal(resumed.W, full.W)
+    with pytest.raises(ValueError, match="n_epochs: checkpoint 4 vs trainer 6"):
+        _run(tmp_path, 6, name="d_part.npz", lr_decay="linear")
+
+
+def test_resume_refuses_other_settings_or_data(tmp_path):
+    _run(tmp_path, 2, name="z.npz")
+    with pytest.raises(ValueError, match="lr: checkpoint 0.1 vs trainer 0.2"):
+        x = prototype_data(12, 200, 4)
+        mask = masks.local_1d(12, 5, 2)
+        r = RBM(12, mask.shape[1], mask=mask, generator=gen(0))
+        CDTrainer(r, lr=0.2, momentum=0.7, batch_size=16, n_epochs=3, seed=123, progress=False).fit(
+            x, checkpoint=tmp_path / "z.npz")
+    with pytest.raises(ValueError, match="other training data"):
+        CDTrainer(r, lr=0.1, momentum=0.7, batch_size=16, n_epochs=3, seed=123, progress=False).fit(
+            x[:100], checkpoint=tmp_path / "z.npz")
+    with pytest.raises(ValueError, match="another connection mask"):
+        other = RBM(12, mask.shape[1], mask=masks.random(12, mask.shape[1], 20, seed=0), generator=gen(0))
+        CDTrainer(other, lr=0.1, momentum=0.7, batch_size=16, n_epochs=3, seed=123, progress=False).fit(
+            x, checkpoint=tmp_path / "z.npz")
+    r.save(tmp_path / "model.npz")
+    with pytest.raises(ValueError, match="not an RBM training checkpoint"):
+        CDTrainer(r, seed=0, progress=False).fit(x, checkpoint=tmp_path / "model.npz")
+
+
+def test_callback_can_stop_early():
+    x = prototype_data(8, 50, 5)
+    r = RBM(8, 3, generator=gen(0))
+    trainer = CDTrainer(r, n_epochs=10, eval_every=0, seed=0, progress=False)
+    hist = trainer.fit(x, callback=lambda rec: rec["epoch"] == 3)
+    assert len(hist) == 3 and hist[-1]["train_nll"] is None
+
+
+@pytest.mark.parametrize("kwargs, err, match", [
+    ({"k": 0}, ValueError, "k must be >= 1"),
+    ({"lr": 0.0}, ValueError, "lr must be in"),
+    ({"lr_decay": "cosine"}, ValueError, "lr_decay"),
+    ({"momentum": 1.0}, ValueError, "momentum must be in"),
+    ({"weight_decay": -1.0}, ValueError, "weight_decay"),
+    ({"batch_size": 2.5}, TypeError, "batch_size"),
+    ({"log_z": "magic"}, ValueError, "log_z"),
+    ({"eval_every": -1}, ValueError, "eval_every"),
+])
+def test_bad_hyper_parameters(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        CDTrainer(RBM(4, 2, generator=gen(0)), progress=False, **kwargs)
+
+
+def test_bad_training_data():
+    r = RBM(6, 2, generator=gen(0))
+    tr = CDTrainer(r, seed=0, progress=False)
+    with pytest.raises(ValueError, match="train must be binary"):
+        tr.fit(np.full((10, 6), 0.3))
+    with pytest.raises(ValueError, match=r"train has shape \(10, 5\)"):
+        tr.fit(np.zeros((10, 5)))
+    with pytest.raises(ValueError, match="valid must be binary"):
+        tr.fit(np.zeros((10, 6)), valid=np.full((3, 6), 2))
+    with pytest.raises(TypeError, match="RBM"):
+        CDTrainer("model")
+
+
+def test_divergence_is_reported():
+    x = prototype_data(6, 40, 6)
+    r = RBM(6, 3, generator=gen(0))
+    r.W = torch.full((6, 3), 1.7e308, dtype=torch.float64)
+    with pytest.raises(ValueError, match="training diverged at epoch 1"):
+        CDTrainer(r, lr=1e10, eval_every=0, init_visible_bias=False, seed=0, progress=False).fit(x)
