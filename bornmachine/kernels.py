@@ -170,19 +170,22 @@ def _sample_block(tensors: Chain, u: torch.Tensor):
     dtype, device = tensors[0].dtype, tensors[0].device
     n, n_sites = u.shape
     tiny = torch.finfo(dtype).tiny
+    renorm_every = 16 if dtype == torch.float64 else 4  # v shrinks by sqrt(p) per site: rescale before underflow
     u = u.to(dtype)
     x = torch.empty(n, n_sites, dtype=torch.bool, device=device)
     cond = torch.empty(n, n_sites, dtype=dtype, device=device)  # p(x_k | x_<k) of the drawn bit
     v = torch.ones(n, 1, dtype=dtype, device=device)
     for k, a in enumerate(tensors):
         w = (v @ a.reshape(a.shape[0], -1)).view(n, 2, a.shape[2])
-        weights = (w * w).sum(-1)  # (n, 2): unnormalised conditional p(x_k | x_<k)
+        weights = torch.linalg.vector_norm(w, dim=-1).square()  # (n, 2): unnormalised p(x_k | x_<k)
         total = weights.sum(-1)
         bit = u[:, k] * total < weights[:, 1]
         x[:, k] = bit
         chosen = torch.where(bit, weights[:, 1], weights[:, 0])
-        cond[:, k] = chosen / total
-        v = torch.where(bit[:, None], w[:, 1], w[:, 0]) * torch.rsqrt(chosen.clamp_min(tiny))[:, None]
+        torch.div(chosen, total, out=cond[:, k])
+        v = torch.where(bit[:, None], w[:, 1], w[:, 0])
+        if k % renorm_every == renorm_every - 1:
+            v = v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_min(tiny)
     return x.long(), torch.log(cond.double()).sum(1)
 
 
