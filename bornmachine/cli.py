@@ -61,7 +61,7 @@ def cmd_train(args) -> int:
     model = _build_model(args, shape)
     if args.trainer == "sweep":
         # TTN: merged tree tensors have D⁴ entries, so the trust region must be tighter (bornmachine.tree_training)
-        max_step = args.max_step if args.max_step is not None else (0.3 if args.model == "ttn" else 1.0)
+        max_step = args.max_step if args.max_step is not None else 0.3
         trainer = SweepTrainer(model, max_bond=args.max_bond, cutoff=args.cutoff, lr=args.lr,
                                n_steps=args.steps, batch_size=args.batch_size, n_sweeps=args.sweeps, seed=args.seed,
                                max_step=max_step)
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--steps", type=int, default=1, help="gradient steps per bond (sweep trainer)")
     p.add_argument("--max-step", type=float, default=None,
-                   help="trust region: longest gradient step on a unit-norm merged tensor (default 1.0 MPS, 0.3 TTN)")
+                   help="trust region: longest gradient step on a unit-norm merged tensor (default 0.3)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--sweeps", type=int, default=4)
     p.add_argument("--limit", type=int, default=None, help="use only the first LIMIT train/test images")

@@ -201,7 +201,7 @@ class SweepTrainer(_Trainer):
 
     def __init__(self, model: MPS, *, max_bond: int = 32, cutoff: float = 1e-7, lr: float = 0.05,
                  n_steps: int = 1, batch_size: int | None = None, n_sweeps: int = 4, seed: int = 0,
-                 max_step: float | None = 1.0):
+                 max_step: float | None = 0.3):
         if not isinstance(model, (MPS, TTN)):
             raise TypeError(f"SweepTrainer trains an MPS or a TTN, got {type(model).__name__}")
         self.model = model

