@@ -73,7 +73,7 @@ def read_npz(path, format_name: str = FORMAT) -> tuple[dict[str, Any], dict[str,
 
 
 def load(path):
-    """Load any Born machine saved with ``model.save(path)``."""
+    """Load any model saved with ``model.save(path)``: MPS, TTN (and RBM, via :func:`rbm.load`)."""
     meta, arrays = read_npz(path)
     kind = meta["kind"]
     if kind == "MPS":
@@ -84,4 +84,8 @@ def load(path):
         from .ttn import TTN
 
         return TTN._from_saved(meta, arrays, path)
+    if kind == "RBM":
+        from rbm import load as load_rbm
+
+        return load_rbm(path)
     raise ValueError(f"{os.fspath(path)!r} holds an unknown model kind {kind!r}")
