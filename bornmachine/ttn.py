@@ -21,14 +21,14 @@ import numpy as np
 import torch
 
 from . import kernels, tree_kernels
-from .estimate import Estimate
+from .estimate import BornMachineMethods, Estimate
 from .io import write_npz
 from .mps import MPS, _check_alpha, _log_mean_estimate, _parse_sites
 from .tree import Tree, make_tree
 from .validation import as_binary, as_sites, check_positive_int, log_base
 
 
-class TTN:
+class TTN(BornMachineMethods):
     """Real binary tree tensor network Born machine over ``n_sites`` binary pixels.
 
     Parameters
@@ -297,21 +297,6 @@ class TTN:
         s4, l4 = tree_kernels.log_amplitude(self.tree, tensors, b)
         ratio = (s1 * s2 * s3 * s4).double() * torch.exp((l1 + l2 - l3 - l4).double())
         return _log_mean_estimate(ratio, scale)
-
-    def mutual_information(self, sites_X, n_samples: int = 1000, generator: torch.Generator | None = None,
-                           base="e") -> Estimate:
-        """I(X:Y) of the model's own p via exact samples and exact marginals, ± one standard error."""
-        sites = as_sites(sites_X, self.n_sites, name="sites_X")
-        if len(sites) == self.n_sites:
-            raise ValueError("sites_X covers every site: the other side Y is empty")
-        n_samples = check_positive_int(n_samples, "n_samples")
-        other = sorted(set(range(self.n_sites)) - set(sites))
-        v, logp = self.sample(n_samples, generator)
-        terms = (logp.double() - self.marginal_log_prob(v[:, sites], sites).double()
-                 - self.marginal_log_prob(v[:, other], other).double())
-        scale = log_base(base)
-        stderr = float(terms.std() / math.sqrt(n_samples)) if n_samples > 1 else float("inf")
-        return Estimate(float(terms.mean()) / scale, stderr / scale)
 
     # ---------------------------------------------------------------------------------------------
     # I/O
