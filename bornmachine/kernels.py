@@ -30,13 +30,14 @@ def truncated_svd(mat: torch.Tensor, max_bond: int | None = None, cutoff: float 
             u, s, vh = torch.linalg.svd(mat.cpu(), full_matrices=False)
         else:
             u, s, vh = torch.linalg.svd(mat, full_matrices=False, driver="gesvd")
-    keep = s.shape[0]
-    if cutoff > 0.0 and s[0] > 0:
-        keep = max(1, int((s > cutoff * s[0]).sum().item()))
+    values = s.tolist()  # one host sync; the bookkeeping below is on ≤ a few hundred floats
+    keep = len(values)
+    if cutoff > 0.0 and values[0] > 0:
+        keep = max(1, sum(v > cutoff * values[0] for v in values))
     if max_bond is not None:
         keep = max(1, min(keep, int(max_bond)))
-    total = (s * s).sum()
-    discarded = ((s[keep:] ** 2).sum() / total).item() if total > 0 else 0.0
+    total = sum(v * v for v in values)
+    discarded = sum(v * v for v in values[keep:]) / total if total > 0 else 0.0
     return u[:, :keep], s[:keep], vh[:keep], discarded
 
 

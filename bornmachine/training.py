@@ -280,11 +280,12 @@ class SweepTrainer(_Trainer):
                 idx = idx[order]
                 grad, n_zero = nll_gradient(left[idx], merged, right[idx], counts)
             zero = max(zero, n_zero)
-            step = self.lr * grad
+            scale = self.lr
             if self.max_step is not None:  # trust region: ‖B‖ = 1, so cap the step's length
-                length = torch.linalg.vector_norm(step)
-                step = step * torch.clamp(self.max_step / length.clamp_min(torch.finfo(step.dtype).tiny), max=1.0)
-            merged = merged - step
+                length = self.lr * float(torch.linalg.vector_norm(grad))
+                if length > self.max_step:
+                    scale = self.lr * self.max_step / length
+            merged = merged - scale * grad
             norm = torch.linalg.vector_norm(merged)
             merged = merged / norm
             if not math.isfinite(norm):
