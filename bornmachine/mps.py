@@ -39,6 +39,7 @@ class MPS(BornMachineMethods):
     kind = "MPS"
     # differentiable kernels on (tensors, x in internal order), used by GradientTrainer
     amplitude_kernel = staticmethod(kernels.log_amplitude)
+    sample_kernel = staticmethod(kernels.sample)  # (tensors, n, generator) → (x, ln p), x in chain order
     log_norm_kernel = staticmethod(kernels.log_norm)
 
     def __init__(self, n_sites, bond_dim: int, *, ordering=None, dtype=torch.float64, device=None,
@@ -229,19 +230,7 @@ class MPS(BornMachineMethods):
             return Estimate(kernels.renyi2_swap(self.tensors, in_x.tolist()) / scale, 0.0)
         if method != "mc":
             raise ValueError(f"method must be 'exact' or 'mc', got {method!r}")
-        n_samples = check_positive_int(n_samples, "n_samples")
-        tensors = self._canonical(0)
-        a, _ = kernels.sample(tensors, n_samples, generator)
-        b, _ = kernels.sample(tensors, n_samples, generator)
-        mask = in_x.to(a.device)[None, :]
-        ab = torch.where(mask, b, a)  # (x', y)
-        ba = torch.where(mask, a, b)  # (x, y')
-        s1, l1 = kernels.log_amplitude(tensors, ab)
-        s2, l2 = kernels.log_amplitude(tensors, ba)
-        s3, l3 = kernels.log_amplitude(tensors, a)
-        s4, l4 = kernels.log_amplitude(tensors, b)
-        ratio = (s1 * s2 * s3 * s4).double() * torch.exp((l1 + l2 - l3 - l4).double())
-        return _log_mean_estimate(ratio, scale)
+        return self._renyi2_swap_mc(in_x, n_samples, generator, scale)
 
     # ---------------------------------------------------------------------------------------------
     # I/O and interoperability
@@ -353,13 +342,3 @@ def _check_alpha(alpha) -> float:
 
 def _unit_norm(t: torch.Tensor) -> bool:
     return abs(float(torch.linalg.vector_norm(t)) - 1.0) < 1e-6
-
-
-def _log_mean_estimate(ratio: torch.Tensor, scale: float) -> Estimate:
-    """−ln mean(ratio) ± delta-method stderr, in units of ``scale``."""
-    mean = float(ratio.mean())
-    if not mean > 0:
-        raise ValueError(f"swap estimator mean is {mean:.3g} ≤ 0: too few samples for this bipartition; "
-                         "increase n_samples or use method='exact'")
-    stderr = float(ratio.std() / math.sqrt(ratio.numel())) / mean
-    return Estimate(-math.log(mean) / scale, stderr / scale)

@@ -23,7 +23,7 @@ import torch
 from . import kernels, tree_kernels
 from .estimate import BornMachineMethods, Estimate
 from .io import write_npz
-from .mps import MPS, _check_alpha, _log_mean_estimate, _parse_sites
+from .mps import MPS, _check_alpha, _parse_sites
 from .tree import Tree, make_tree
 from .validation import as_binary, as_sites, check_positive_int, log_base
 
@@ -191,6 +191,10 @@ class TTN(BornMachineMethods):
         """(sign, ln|Ψ(x)|) of ``tensors`` on this tree for x (N, n_sites); differentiable."""
         return tree_kernels.log_amplitude(self.tree, tensors, x)
 
+    def sample_kernel(self, tensors, n, generator):
+        """Exact samples (x (n, n_sites), ln p) of canonical ``tensors`` on this tree."""
+        return tree_kernels.sample(self.tree, tensors, n, generator)
+
     def log_norm_kernel(self, tensors):
         """ln Z of ``tensors`` on this tree; differentiable."""
         return tree_kernels.log_norm(self.tree, tensors)
@@ -284,19 +288,7 @@ class TTN(BornMachineMethods):
             return Estimate(tree_kernels.renyi2_swap(self.tree, self._canonical(), in_x.tolist()) / scale, 0.0)
         if method != "mc":
             raise ValueError(f"method must be 'exact' or 'mc', got {method!r}")
-        n_samples = check_positive_int(n_samples, "n_samples")
-        tensors = self._canonical()
-        a, _ = tree_kernels.sample(self.tree, tensors, n_samples, generator)
-        b, _ = tree_kernels.sample(self.tree, tensors, n_samples, generator)
-        mask = in_x.to(a.device)[None, :]
-        ab = torch.where(mask, b, a)  # (x', y)
-        ba = torch.where(mask, a, b)  # (x, y')
-        s1, l1 = tree_kernels.log_amplitude(self.tree, tensors, ab)
-        s2, l2 = tree_kernels.log_amplitude(self.tree, tensors, ba)
-        s3, l3 = tree_kernels.log_amplitude(self.tree, tensors, a)
-        s4, l4 = tree_kernels.log_amplitude(self.tree, tensors, b)
-        ratio = (s1 * s2 * s3 * s4).double() * torch.exp((l1 + l2 - l3 - l4).double())
-        return _log_mean_estimate(ratio, scale)
+        return self._renyi2_swap_mc(in_x, n_samples, generator, scale)
 
     # ---------------------------------------------------------------------------------------------
     # I/O
