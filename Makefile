@@ -1,4 +1,4 @@
-# `make demo`: the main job on the shipped MNIST digits. `make test`: the test suite (what CI runs).
+# `make demo`: the main job (the comparison report) on the shipped MNIST digits. `make test`: the test suite (what CI runs).
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -8,7 +8,7 @@ $(BIN)/activate:
 
 demo: $(BIN)/activate
 	$(BIN)/pip install -q -c constraints.txt .
-	$(BIN)/bornmachine train --data mnist5k --max-bond 32 --sweeps 4 --out runs/demo
+	$(BIN)/comparison report --out report
 
 test: $(BIN)/activate
 	$(BIN)/pip install -q -c constraints.txt -e ".[test]"

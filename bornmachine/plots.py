@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,7 +18,7 @@ def _pyplot():
 
 def sample_grid(samples: np.ndarray, shape, path: str, title: str = "", n_cols: int = 8) -> None:
     """Save binary images (N, H·W) as a grid PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     n = samples.shape[0]
     n_rows = math.ceil(n / n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols, n_rows + 0.4 * bool(title)), squeeze=False)
@@ -28,12 +28,12 @@ def sample_grid(samples: np.ndarray, shape, path: str, title: str = "", n_cols: 
             ax.imshow(samples[i].reshape(shape), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def entropy_profile(profile: np.ndarray, path: str, shape=None, label: str = "von Neumann entropy") -> None:
     """Save the entanglement entropy (nats) along the chain's bonds; row boundaries marked for images."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.2))
     ax.plot(np.arange(len(profile)), profile, lw=1.2, label=label)
     if shape is not None and len(shape) == 2:
@@ -43,11 +43,11 @@ def entropy_profile(profile: np.ndarray, path: str, shape=None, label: str = "vo
     ax.set_ylabel("entropy (nats)")
     ax.set_title("entanglement entropy along the chain")
     ax.legend(loc="upper right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _save(fig, path: str) -> None:
+def save_figure(fig, path: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    _pyplot().close(fig)
+    pyplot().close(fig)

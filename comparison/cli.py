@@ -1,0 +1,111 @@
+"""Command line: ``comparison report|fig3|fig4|born-vs-boltzmann`` (also ``python -m comparison``)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from . import experiments, report as report_module
+
+
+def _settings(args) -> dict:
+    return dict(report_module.PRESETS["full" if args.full else "quick"])
+
+
+def cmd_report(args) -> int:
+    index = report_module.report(args.out, preset="full" if args.full else "quick", data=args.data, seed=args.seed,
+                                 progress=not args.no_progress)
+    print(f"report written to {index}")
+    return 0
+
+
+def cmd_fig3(args) -> int:
+    from bornmachine.io import load as load_model
+
+    s = _settings(args)
+    train, test, shape = report_module.load_dataset(args.data, s["max_train"], s["max_test"], args.seed)
+    models = {}
+    for item in args.model or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--model takes NAME=PATH, got {item!r}")
+        models[name] = load_model(path)
+    bips = experiments.profile_bipartitions(shape, step=s["cut_step"], seed=args.seed)
+    result = experiments.mi_profile(np.concatenate([train, test]), shape, models=models, bipartitions=bips,
+                                    model_samples=s["model_samples"], seed=args.seed, out=args.out,
+                                    progress=not args.no_progress)
+    return _done(result)
+
+
+def cmd_fig4(args) -> int:
+    s = _settings(args)
+    train, test, shape = report_module.load_dataset(args.data, s["max_train"], s["max_test"], args.seed)
+    n = shape[0] * shape[1]
+    hidden = args.hidden or s["rbm_hidden"]
+    result = experiments.rbm_architectures(
+        train, test, shape, budgets=[n + h * (n + 1) for h in hidden], epochs=s["rbm_epochs"], lrs=s["rbm_lrs"],
+        ais_chains=s["ais_chains"], ais_betas=s["ais_betas"], n_gibbs=s["n_gibbs"], seed=args.seed, out=args.out,
+        progress=not args.no_progress)
+    return _done(result)
+
+
+def cmd_bvb(args) -> int:
+    s = _settings(args)
+    train, test, shape = report_module.load_dataset(args.data, s["max_train"], s["max_test"], args.seed)
+    result = experiments.born_vs_boltzmann(
+        train, test, shape, bond_dims=args.bond_dims or s["bond_dims"], sweeps=s["sweeps"],
+        rbm_epochs=s["rbm_epochs"], rbm_lrs=s["rbm_lrs"], ais_chains=s["ais_chains"], ais_betas=s["ais_betas"],
+        n_gibbs=s["n_gibbs"], bipartitions=experiments.profile_bipartitions(shape, step=s["cut_step"], seed=args.seed),
+        info_data=np.concatenate([train, test]), model_samples=s["model_samples"], seed=args.seed, out=args.out,
+        progress=not args.no_progress)
+    return _done(result)
+
+
+def _done(result) -> int:
+    for line in result.findings:
+        print(f"- {line}")
+    print(f"written to {os.path.join(result.folder, 'summary.md')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="comparison", description="Born machines vs Boltzmann machines: "
+                                "information per bipartition, RBM architectures, one-command report.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(q, out):
+        q.add_argument("--out", default=out, help=f"output folder (default {out}); re-running resumes there")
+        q.add_argument("--data", default="mnist5k", choices=report_module.DATASETS)
+        preset = q.add_mutually_exclusive_group()
+        preset.add_argument("--quick", action="store_true", help="quick settings (default)")
+        preset.add_argument("--full", action="store_true", help="paper-scale settings (hours)")
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    q = sub.add_parser("report", help="all three experiments → OUT/index.md")
+    common(q, "report")
+    q.set_defaults(func=cmd_report)
+    q = sub.add_parser("fig3", help="MI per bipartition (paper Fig. 3)")
+    common(q, "fig3")
+    q.add_argument("--model", action="append", metavar="NAME=PATH", help="a saved Born machine to add (repeat)")
+    q.set_defaults(func=cmd_fig3)
+    q = sub.add_parser("fig4", help="RBM connectivities at equal #params (paper Fig. 4)")
+    common(q, "fig4")
+    q.add_argument("--hidden", type=int, nargs="+", help="budgets as dense RBMs with these hidden counts")
+    q.set_defaults(func=cmd_fig4)
+    q = sub.add_parser("born-vs-boltzmann", help="MPS/TTN vs RBMs at matched #params")
+    common(q, "born_vs_boltzmann")
+    q.add_argument("--bond-dims", type=int, nargs="+")
+    q.set_defaults(func=cmd_bvb)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"comparison {args.command}: error: {err}", file=sys.stderr)
+        return 2

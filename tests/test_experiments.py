@@ -1,0 +1,213 @@
+"""Experiments, tables and the report on tiny data (end to end, seconds), and the claim checks."""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from bornmachine import MPS, TTN
+from comparison import bipartitions as bp
+from comparison import experiments, report
+from comparison.capacity import network_bound, rbm_bound
+from comparison.cli import main as cli_main
+from comparison.information import data_renyi2, ksg_mutual_information, plugin_mutual_information
+from comparison.table import RowStore, Table
+from rbm import RBM
+
+SHAPE = (6, 6)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    """Correlated 6×6 binary images: a random blob of rows and columns switched on, plus noise."""
+    rng = np.random.default_rng(0)
+    n = 240
+    rows = rng.random((n, 6, 1)) < 0.35
+    cols = rng.random((n, 1, 6)) < 0.35
+    x = (rows & cols) | (rng.random((n, 6, 6)) < 0.05)
+    return x.reshape(n, 36).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------------
+# tables
+# ------------------------------------------------------------------------------------------------
+def test_table_files_and_markdown(tmp_path):
+    t = Table("t", ["a", "b", "c"], [{"a": 1, "b": 0.5, "c": "x"}, {"a": 2, "b": math.inf}], shown=["a", "b"])
+    paths = t.write(tmp_path)
+    assert [os.path.basename(p) for p in paths] == ["t.csv", "t.json"]
+    with open(paths[0]) as f:
+        assert f.read().splitlines() == ["a,b,c", "1,0.5,x", "2,inf,"]
+    with open(paths[1]) as f:
+        saved = json.load(f)
+    assert saved["columns"] == ["a", "b", "c"] and saved["rows"][0] == {"a": 1, "b": 0.5, "c": "x"}
+    md = t.to_markdown().splitlines()
+    assert md[0] == "| a | b |" and md[2] == "| 1 | 0.500 |" and md[3] == "| 2 | ∞ |"
+    assert t.column("a") == [1, 2] and t.where(a=2)[0]["b"] == math.inf
+    with pytest.raises(ValueError, match="not in"):
+        Table("t", ["a"], [{"z": 1}])
+
+
+def test_row_store_resumes_and_drops_other_settings(tmp_path):
+    path = tmp_path / "store.json"
+    s = RowStore(path, {"k": 1})
+    s.put("x", {"v": 1.5})
+    assert RowStore(path, {"k": 1}).get("x") == {"v": 1.5}
+    assert "x" not in RowStore(path, {"k": 2})  # other settings: old rows are not reused
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="corrupt"):
+        RowStore(path, {"k": 1})
+
+
+def test_parse_name():
+    assert experiments.parse_name("up_down(row=14)") == ("up_down", 14)
+    assert experiments.parse_name("checkerboard(block=2)") == ("checkerboard", 2)
+    assert experiments.parse_name("random(seed=3)") == ("random", 3)
+    assert experiments.parse_name("custom") == ("custom", None)
+
+
+def test_local_windows_grow_and_1d_crosses_a_row():
+    n = 784
+    budgets = [n + h * (n + 1) for h in (4, 8, 16, 32, 64)]
+    w1 = [experiments.local_windows(b, (28, 28))[0] for b in budgets]
+    w2 = [experiments.local_windows(b, (28, 28))[1] for b in budgets]
+    assert w1 == sorted(w1) and w2 == sorted(w2)
+    assert w1[2] < 28 < w1[3]  # 16 → 32 dense-equivalent hidden units: the 1D window starts to span two rows
+    for b, L, k in zip(budgets, w1, w2):  # the chosen window's convolution layer is near the budget
+        assert abs((n - L + 1) * (L + 1) + n - b) < 0.25 * b
+        assert k <= 14
+
+
+def test_profile_bipartitions():
+    full = experiments.profile_bipartitions((28, 28))
+    assert len(full) == 73 and {b.name for b in full} == {b.name for b in bp.standard_set((28, 28))}
+    half = experiments.profile_bipartitions((28, 28), step=2)
+    names = [b.name for b in half]
+    assert "up_down(row=14)" in names and "up_down(row=3)" not in names and len(half) == 13 + 13 + 3 + 13 + 3
+
+
+# ------------------------------------------------------------------------------------------------
+# information table
+# ------------------------------------------------------------------------------------------------
+def test_information_table_matches_direct_calls(tiny_data, tmp_path):
+    gen = torch.Generator().manual_seed(1)
+    mps = MPS(SHAPE, 3, generator=gen)
+    ttn = TTN(SHAPE, 2, generator=gen)
+    rbm = RBM(36, 5, generator=gen)
+    bips = [bp.up_down(SHAPE, 3), bp.checkerboard(SHAPE, 1), bp.center_margin(SHAPE, 1)]
+    store = RowStore(tmp_path / "info.json", {})
+    t = experiments.information_table(tiny_data, bips, {"m": mps, "t": ttn, "r": rbm}, model_samples=200, seed=0,
+                                      store=store, progress=False)
+    assert len(t) == 3 and "r_bound" in t.columns and "r_s2" not in t.columns
+    for row, b in zip(t.rows, bips):
+        assert row["ksg_mi"] == pytest.approx(float(ksg_mutual_information(tiny_data, b, seed=0)))
+        assert row["plugin_mi"] == pytest.approx(float(plugin_mutual_information(tiny_data, b)))
+        assert row["data_s2"] == pytest.approx(float(data_renyi2(tiny_data, b)))
+        assert row["m_s2"] == pytest.approx(mps.renyi2(b.sites_x.tolist()).value)
+        assert row["t_s2"] == pytest.approx(ttn.renyi2(b.sites_x.tolist()).value)
+        assert row["m_bound"] == pytest.approx(network_bound(mps, b)) and row["m_s2"] <= row["m_bound"] + 1e-9
+        assert row["r_bound"] == pytest.approx(rbm_bound(rbm.mask, b))
+        assert row["m_s2_method"] == "exact" and row["m_mi_stderr"] > 0
+    again = experiments.information_table(tiny_data, bips, {"m": mps, "t": ttn, "r": rbm}, model_samples=200,
+                                          seed=0, store=RowStore(tmp_path / "info.json", {}), progress=False)
+    assert again.rows == t.rows  # re-read from the store
+
+
+def test_information_table_rejects_bad_input(tiny_data):
+    with pytest.raises(ValueError, match="no bipartitions"):
+        experiments.information_table(tiny_data, [])
+    with pytest.raises(ValueError):
+        experiments.information_table(tiny_data[:, :30], [bp.up_down(SHAPE, 3)], progress=False)
+    with pytest.raises(ValueError):
+        experiments.information_table(tiny_data * 2, [bp.up_down(SHAPE, 3)], progress=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# experiments end to end (tiny)
+# ------------------------------------------------------------------------------------------------
+def test_mi_profile_end_to_end(tiny_data, tmp_path):
+    mps = MPS(SHAPE, 2, generator=torch.Generator().manual_seed(0))
+    res = experiments.mi_profile(tiny_data, SHAPE, models={"mps": mps}, model_samples=100, out=str(tmp_path),
+                                 progress=False)
+    table = res.tables["fig3"]
+    assert len(table) == len(experiments.profile_bipartitions(SHAPE))
+    for f in ("fig3.csv", "fig3.json", "fig3.png", "summary.md", "information.json"):
+        assert (tmp_path / f).exists(), f
+    assert any("rises toward the centre" in line for line in res.findings)
+    assert "![" in (tmp_path / "summary.md").read_text()
+
+
+def test_rbm_architectures_end_to_end_and_resume(tiny_data, tmp_path):
+    n = 36
+    budgets = [n + 3 * (n + 1), n + 6 * (n + 1)]
+    kw = dict(budgets=budgets, epochs=2, ais_chains=8, ais_betas=50, n_gibbs=5, out=str(tmp_path), progress=False)
+    res = experiments.rbm_architectures(tiny_data[:200], tiny_data[200:], SHAPE, **kw)
+    t = res.tables["fig4"]
+    assert len(t) == 2 * 4 and {r["kind"] for r in t.rows} == set(experiments.RBM_KINDS)
+    for r in t.rows:
+        assert abs(r["n_params"] - r["budget"]) <= 0.01 * r["budget"]
+        assert math.isfinite(r["test_nll"]) and r["test_nll"] > 0
+    assert (tmp_path / "fig4.png").exists() and (tmp_path / "fig4.csv").exists()
+    assert any("2D-local" in line for line in res.findings)
+    again = experiments.rbm_architectures(tiny_data[:200], tiny_data[200:], SHAPE, **kw)
+    assert again.tables["fig4"].rows == t.rows  # resumed from runs.json, not retrained
+
+
+def test_born_vs_boltzmann_end_to_end(tiny_data, tmp_path):
+    res = experiments.born_vs_boltzmann(tiny_data[:200], tiny_data[200:], SHAPE, bond_dims=(2, 3), sweeps=1,
+                                        rbm_epochs=2, ais_chains=8, ais_betas=50, n_gibbs=5, model_samples=100,
+                                        out=str(tmp_path), progress=False)
+    nll, cuts = res.tables["nll"], res.tables["cuts"]
+    fams = {r["family"] for r in nll.rows}
+    assert fams == {"mps-row-major", "mps-snake", "ttn", "rbm-local_2d", "rbm-dense"}
+    for r in nll.where(family="mps-row-major"):  # RBM budgets follow the MPS's counts (dense: steps of n + 1)
+        tol = 0.01 * r["n_params"] + (36 + 1) / 2
+        assert len([q for q in nll.rows if q["family"].startswith("rbm") and abs(q["n_params"] - r["n_params"]) <= tol]) == 2
+    for m in ("mps-row-major-D3", "mps-snake-D3", "ttn-D3"):
+        for s2, bound in zip(cuts.column(f"{m}_s2"), cuts.column(f"{m}_bound")):
+            assert s2 <= bound + 1e-9
+    for f in ("nll.csv", "cuts.json", "nll_vs_params.png", "cuts.png", "samples_ttn.png", "entropy_profile.png",
+              "summary.md", "models/mps-snake-D3.npz"):
+        assert (tmp_path / f).exists(), f
+    assert any("Best Born machine" in line for line in res.findings)
+
+
+def test_report_tiny(tiny_data, tmp_path):
+    data = (tiny_data[:200], tiny_data[200:], SHAPE)
+    ov = dict(bond_dims=[2], sweeps=1, rbm_hidden=[3, 6], rbm_epochs=1, ais_chains=8, ais_betas=50, n_gibbs=5,
+              model_samples=50)
+    index = report.report(str(tmp_path), data=data, overrides=ov, progress=False)
+    with open(index) as f:
+        text = f.read()
+    for needle in ("## Headlines", "fig3/fig3.png", "fig4/fig4.png", "born_vs_boltzmann/cuts.png", "ln N"):
+        assert needle in text, needle
+    meta = json.loads((tmp_path / "report.json").read_text())
+    assert meta["settings"]["bond_dims"] == [2] and set(meta["findings"]) == {"fig3", "fig4", "born_vs_boltzmann"}
+    with pytest.raises(ValueError, match="unknown setting"):
+        report.report(str(tmp_path), data=data, overrides={"nope": 1})
+    with pytest.raises(ValueError, match="unknown preset"):
+        report.report(str(tmp_path), preset="huge", data=data)
+
+
+def test_cli_reports_missing_dataset_cleanly(tmp_path, capsys):
+    from bornmachine.datasets import FASHION_MNIST_DIR
+
+    if os.path.isdir(FASHION_MNIST_DIR):
+        pytest.skip("dataset-fashion-mnist is installed")
+    assert cli_main(["fig4", "--data", "fashion-mnist", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "dataset-fashion-mnist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["report", "--data", "cifar"])
+
+
+def test_fig4_findings_detect_the_row_crossing():
+    rows = []
+    for b, w1, nll1 in ((1000, 10, 120.0), (2000, 20, 118.0), (4000, 40, 100.0), (8000, 60, 99.0)):
+        rows += [{"budget": b, "kind": "local_1d", "n_params": b, "window": str(w1), "test_nll": nll1},
+                 {"budget": b, "kind": "local_2d", "n_params": b, "window": "5x5", "test_nll": nll1 - 5},
+                 {"budget": b, "kind": "dense", "n_params": b, "window": None, "test_nll": nll1 + 5}]
+    t = Table("fig4", ["budget", "kind", "n_params", "window", "test_nll"], rows)
+    lines = experiments.fig4_findings(t, (28, 28))
+    assert "at 4 of 4 budgets and dense the highest at 4 of 4" in lines[0]
+    assert "starts to span two image rows" in lines[1] and "20 → 40" in lines[1]
