@@ -12,6 +12,7 @@ import time
 import torch
 
 from bornmachine import MPS, datasets
+from bornmachine.distributed import Shard
 from bornmachine.training import SweepTrainer
 from common import header, matmul_gflops, peak_memory_mib, reset_peak_memory
 
@@ -52,7 +53,7 @@ def main():
         trainer.fit(xt, progress=False)  # grow the bonds (and warm up allocator and thread pool)
         reset_peak_memory()
         t0 = time.perf_counter()
-        trainer._run_one(xt, 0)
+        trainer._run_one(xt, 0, Shard(0, len(xt), len(xt)))
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0

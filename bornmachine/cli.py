@@ -1,4 +1,9 @@
-"""Command line: ``bornmachine train|sample|evaluate|entropy`` (also ``python -m bornmachine``)."""
+"""Command line: ``bornmachine train|sample|evaluate|entropy`` (also ``python -m bornmachine``).
+
+``train`` also runs data-parallel under torchrun (``torchrun --nproc_per_node=P -m bornmachine train
+...``): it then joins the process group itself (gloo on CPU, nccl with ``--device cuda``), every rank
+trains on its block of the data, and only rank 0 prints and writes files.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +14,7 @@ import sys
 import numpy as np
 import torch
 
-from . import datasets
+from . import datasets, distributed
 from .io import load as load_model
 from .mps import MPS
 from .training import GradientTrainer, SweepTrainer
@@ -52,9 +57,16 @@ def _dtype(name: str) -> torch.dtype:
 
 
 def cmd_train(args) -> int:
+    with distributed.launched(args.device):
+        return _train(args)
+
+
+def _train(args) -> int:
     from . import plots
 
-    os.makedirs(args.out, exist_ok=True)
+    main = distributed.is_main()  # rank 0 of a torchrun launch, or the only process
+    if main:
+        os.makedirs(args.out, exist_ok=True)
     train, test, shape = _load_data(args.data, args.limit, args.seed)
     model_path = os.path.join(args.out, "model.npz")
     checkpoint = os.path.join(args.out, "checkpoint.npz")
@@ -70,21 +82,26 @@ def cmd_train(args) -> int:
             model = _resize(model, args)
         trainer = GradientTrainer(model, lr=args.lr, batch_size=args.batch_size or 100, n_epochs=args.sweeps,
                                   seed=args.seed, device=args.device)
-    print(f"training {type(model).__name__} on {args.data}: {len(train)} train / {len(test)} test images, "
-          f"max bond {args.max_bond}, {args.sweeps} sweeps -> {args.out}", flush=True)
+    if main:
+        processes = f", {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
+        print(f"training {type(model).__name__} on {args.data}: {len(train)} train / {len(test)} test images, "
+              f"max bond {args.max_bond}, {args.sweeps} sweeps{processes} -> {args.out}", flush=True)
 
     def report(record):
-        print(f"sweep {record['sweep']:3d}  train NLL {record['train_nll']:9.4f}  test NLL "
-              f"{record['valid_nll']:9.4f}  max bond {record['max_bond']:4d}  {record['seconds']:7.2f} s",
-              flush=True)
+        if main:
+            print(f"sweep {record['sweep']:3d}  train NLL {record['train_nll']:9.4f}  test NLL "
+                  f"{record['valid_nll']:9.4f}  max bond {record['max_bond']:4d}  {record['seconds']:7.2f} s",
+                  flush=True)
 
     history = trainer.fit(train, valid=test, callback=report, checkpoint=checkpoint, progress=not args.quiet)
+    if not main:
+        return 0
     model = trainer.model
     model.save(model_path)
     with open(os.path.join(args.out, "history.json"), "w") as handle:
         json.dump(history, handle, indent=1)
     samples, _ = model.sample(args.n_samples, generator=torch.Generator().manual_seed(args.seed + 1))
-    plots.sample_grid(samples.numpy(), shape, os.path.join(args.out, "samples.png"),
+    plots.sample_grid(samples.cpu().numpy(), shape, os.path.join(args.out, "samples.png"),
                       title=f"exact samples, {type(model).__name__} D={max(model.bond_dims)}")
     profile = model.entanglement_profile().numpy()
     if args.model == "ttn":  # one entry per tree edge (TTN.edges), not chain positions

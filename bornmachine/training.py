@@ -3,6 +3,13 @@
 Both minimise the NLL  L = −(1/N) Σ_i ln |Ψ(v_i)|² + ln Z  and share the ``fit`` contract: a
 history (one record per sweep/epoch: train/valid NLL in nats, max bond, seconds), a tqdm progress
 bar, a checkpoint written atomically after every sweep, and exact resumption from that checkpoint.
+
+Data parallelism: under ``torchrun`` (an initialised torch.distributed process group, see
+:mod:`bornmachine.distributed`) every rank passes the whole data set to ``fit`` and keeps a contiguous
+block of it (and the environments of that block); the sums over samples (merged-tensor gradient,
+sample counts, NLL) are all-reduced, random numbers are drawn identically on every rank (minibatches
+index the global data set), and only rank 0 writes checkpoints, warnings and progress. The result
+equals the single-process run to floating-point round-off.
 """
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import kernels
+from . import distributed, kernels
 from .io import read_npz, write_npz
 from .mps import MPS
 from .ttn import TTN  # TTN support: SweepTrainer dispatches to tree_training.tree_sweep
@@ -36,14 +43,15 @@ def group_by_code(code: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
     return torch.argsort(code, stable=True), torch.bincount(code, minlength=4).tolist()
 
 
-def nll_gradient(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, counts: list[int]):
-    """Gradient of the NLL w.r.t. the merged tensor B, and the number of zero-amplitude samples.
+def nll_gradient_sum(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, counts: list[int]):
+    """The sample sum in the NLL gradient w.r.t. the merged tensor B, over the given samples.
 
     left (N, Dl) and right (N, Dr) environments sorted by code 2·s + t with ``counts[c]`` samples of
-    code c; merged (Dl, 2, 2, Dr). With ψ_i = L_iᵀ B[:, s_i, t_i, :] R_i,
-    ∂L/∂B = 2B/‖B‖² − (2/N) Σ_i L_i ⊗ e_{s_i} ⊗ e_{t_i} ⊗ R_i / ψ_i. Each code block costs two
-    (N_c × Dl × Dr) matmuls. Samples with |ψ_i| < sqrt(tiny) (numerically zero probability) are left out (their contribution
-    is infinite) and counted.
+    code c; merged (Dl, 2, 2, Dr). With ψ_i = L_iᵀ B[:, s_i, t_i, :] R_i, returns S (4, Dl, Dr) with
+    S[2s + t] = Σ_{i of code 2s+t} L_i R_iᵀ / ψ_i, the number of samples used and the number left out:
+    samples with |ψ_i| < sqrt(tiny) (numerically zero probability; their contribution is infinite).
+    Each code block costs two (N_c × Dl × Dr) matmuls. S and the counts are sums over samples, so the
+    shards of several processes add up (see :func:`nll_gradient`).
     """
     floor = math.sqrt(torch.finfo(merged.dtype).tiny)  # |ψ| below this counts as zero: 1/ψ would overflow
     dl, dr = merged.shape[0], merged.shape[3]
@@ -51,18 +59,25 @@ def nll_gradient(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, 
     bounds = [0]
     for count in counts:
         bounds.append(bounds[-1] + count)
-    psi = torch.cat([((left[a:b] @ blocks[c]) * right[a:b]).sum(-1)
-                     for c, (a, b) in enumerate(zip(bounds, bounds[1:])) if b > a])
+    parts = [((left[a:b] @ blocks[c]) * right[a:b]).sum(-1) for c, (a, b) in enumerate(zip(bounds, bounds[1:]))
+             if b > a]
+    psi = torch.cat(parts) if parts else merged.new_zeros(0)  # a minibatch may miss this shard
     ok = psi.abs() > floor
     weighted = right * (ok / torch.where(ok, psi, 1.0))[:, None]  # R_i / ψ_i, 0 where ψ_i ≈ 0
     grad = merged.new_zeros(4, dl, dr)
     for c, (a, b) in enumerate(zip(bounds, bounds[1:])):
         if b > a:
             torch.mm(left[a:b].T, weighted[a:b], out=grad[c])
-    n_zero = int(psi.shape[0] - ok.sum())
-    n = max(psi.shape[0] - n_zero, 1)
-    grad = grad.view(2, 2, dl, dr).permute(2, 0, 1, 3)
-    return 2.0 * merged / (merged * merged).sum() - (2.0 / n) * grad, n_zero
+    n_used = int(ok.sum())
+    return grad, n_used, int(psi.shape[0]) - n_used
+
+
+def nll_gradient(merged: torch.Tensor, sample_sum: torch.Tensor, n_used: int) -> torch.Tensor:
+    """∂L/∂B = 2B/‖B‖² − (2/n) Σ_i (∂ψ_i/∂B) / ψ_i of a merged tensor B (any shape).
+
+    ``sample_sum``: the sum over the n = ``n_used`` samples (of all processes), shaped like B.
+    """
+    return 2.0 * merged / (merged * merged).sum() - (2.0 / max(n_used, 1)) * sample_sum
 
 
 def _advance_left(left: torch.Tensor, a: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
@@ -96,6 +111,11 @@ class _Trainer:
         sweep; if it exists when ``fit`` starts, training resumes from it (same result as an
         uninterrupted run). ``callback(record)`` is called after every sweep.
         Each record: ``{"sweep", "train_nll", "valid_nll", "max_bond", "seconds", "zero_prob"}`` (nats).
+
+        Under torch.distributed every rank passes the same data and model (rank 0's parameters are
+        broadcast at the start); each trains on its block of the rows, every rank reads the checkpoint
+        (which must be on a file system all ranks see; rank 0 decides whether it exists) and receives
+        the same records and callbacks, and only rank 0 writes the checkpoint, warns and shows progress.
         """
         model = self.model
         x_train = as_binary(train, model.n_sites, name="train", device=model.device, shape=model.shape)
@@ -104,27 +124,34 @@ class _Trainer:
         for name, data in (("train", x_train), ("valid", x_valid)):
             if data is not None and data.shape[0] == 0:
                 raise ValueError(f"{name} data is empty (0 samples)")
+        part = distributed.shard(x_train.shape[0], name="train")
+        x_train = x_train[part.start:part.stop]
+        if x_valid is not None:
+            part_valid = distributed.shard(x_valid.shape[0], name="valid")
+            x_valid = x_valid[part_valid.start:part_valid.stop]
         history: list[dict] = []
         start = 0
-        if checkpoint is not None and os.path.exists(checkpoint):
+        if checkpoint is not None and distributed.broadcast_flag(os.path.exists(checkpoint)):
             history = self._restore(checkpoint)
             start = len(history)
-        bar = tqdm(range(start, self.n_sweeps), desc=self._kind, unit=self._unit, disable=not progress,
+        distributed.broadcast_(*self._parameters())
+        main = distributed.is_main()
+        bar = tqdm(range(start, self.n_sweeps), desc=self._kind, unit=self._unit, disable=not (progress and main),
                    initial=start, total=self.n_sweeps)
         for sweep in bar:
             t0 = time.perf_counter()
-            zero = self._run_one(x_train, sweep)
+            zero = self._run_one(x_train, sweep, part)
             seconds = time.perf_counter() - t0
             record = {"sweep": sweep + 1, "train_nll": _finite_nll(model, x_train),
                       "valid_nll": None if x_valid is None else _finite_nll(model, x_valid),
                       "max_bond": max(_bond_dims(model), default=1), "seconds": seconds, "zero_prob": zero}
             history.append(record)
-            if zero:
+            if zero and main:
                 warnings.warn(f"sweep {sweep + 1}: {zero} training samples had zero probability and were left "
                               "out of the gradient", ZeroProbabilityWarning, stacklevel=2)
             bar.set_postfix(train=f"{record['train_nll']:.3f}", valid="-" if x_valid is None
                             else f"{record['valid_nll']:.3f}", D=record["max_bond"])
-            if checkpoint is not None:
+            if checkpoint is not None and main:
                 self._save(checkpoint, history)
             if callback is not None:
                 callback(record)
@@ -155,6 +182,10 @@ class _Trainer:
         self._load_extra_state(arrays)
         return list(meta["history"])
 
+    def _parameters(self) -> list[torch.Tensor]:
+        """The tensors that training updates (kept identical on every rank)."""
+        return self.model.tensors
+
     def _extra_state(self) -> dict:
         return {}
 
@@ -167,11 +198,14 @@ def _bond_dims(model):
 
 
 def _finite_nll(model, x, chunk: int = 4096) -> float:
-    """Mean NLL over samples of non-zero probability (zero-probability ones are counted in the record)."""
+    """Mean NLL over samples of non-zero probability (zero-probability ones are counted in the record),
+    over the rows of all ranks (x: this rank's block)."""
     parts = [model.log_prob(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)]
     logp = torch.cat(parts)
     finite = torch.isfinite(logp)
-    return float(-logp[finite].mean()) if finite.any() else float("inf")
+    total = torch.stack([-logp[finite].sum().double(), finite.sum().double()])
+    distributed.all_reduce_sum(total)
+    return float(total[0] / total[1]) if total[1] > 0 else float("inf")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -184,7 +218,11 @@ class SweepTrainer(_Trainer):
     per-sample left/right environments, minibatches of ``batch_size`` or the full set); normalise;
     split by truncated SVD (``max_bond``, singular values below ``cutoff``·s_max dropped); move the
     centre. One sweep = left→right then right→left. Environments are updated incrementally; only the
-    ones the sweep direction still needs are kept (memory ≈ N · n · D · itemsize).
+    ones the sweep direction still needs are kept: the right environments of the bonds ahead and the
+    left ones behind, N · Σ_k D_k ≤ N · (n − 1) · D numbers at any time (N: this process's samples),
+    stored in ``env_dtype``. Every other per-sample array of a step is O(N · D) (sorted copies of the
+    two environments in use, amplitudes), so the environments dominate the memory:
+    bytes ≈ N · Σ_k D_k · itemsize(env_dtype) + 16 · N · n (data).
 
     Parameters
     ----------
@@ -194,6 +232,10 @@ class SweepTrainer(_Trainer):
     n_sweeps : int (a finished checkpoint can be resumed with a larger n_sweeps). seed : int (minibatch order).
     max_step : float or None, trust region: the step lr·∇ is scaled down to this length (‖B‖ = 1), so a
         sample of tiny amplitude (∇ ∝ 1/ψ) cannot wipe out the merged tensor in one step; None = plain step.
+    env_dtype : torch dtype or None, storage of the cached per-sample environments (None: the model's
+        dtype). ``torch.float32`` halves their memory for a float64 model; every contraction, the
+        merged tensor, its gradient and the SVD stay in the model's dtype (environments are converted
+        on use). Like the device, not a checkpointed setting.
     """
 
     _kind = "sweep"
@@ -201,7 +243,7 @@ class SweepTrainer(_Trainer):
 
     def __init__(self, model: MPS, *, max_bond: int = 32, cutoff: float = 1e-7, lr: float = 0.05,
                  n_steps: int = 1, batch_size: int | None = None, n_sweeps: int = 4, seed: int = 0,
-                 max_step: float | None = 0.3):
+                 max_step: float | None = 0.3, env_dtype: torch.dtype | None = None):
         if not isinstance(model, (MPS, TTN)):
             raise TypeError(f"SweepTrainer trains an MPS or a TTN, got {type(model).__name__}")
         self.model = model
@@ -217,6 +259,11 @@ class SweepTrainer(_Trainer):
         if max_step is not None and not (isinstance(max_step, (int, float)) and max_step > 0):
             raise ValueError(f"max_step must be a positive number or None, got {max_step!r}")
         self.max_step = None if max_step is None else float(max_step)
+        if env_dtype is not None and not isinstance(env_dtype, torch.dtype):
+            raise TypeError(f"env_dtype must be a torch dtype or None, got {type(env_dtype).__name__}")
+        if env_dtype is not None and env_dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"env_dtype must be torch.float32 or torch.float64, got {env_dtype}")
+        self.env_dtype = env_dtype
         self.seed = int(seed)
         self.generator = torch.Generator().manual_seed(self.seed)
 
@@ -225,60 +272,67 @@ class SweepTrainer(_Trainer):
                 "batch_size": self.batch_size, "max_step": self.max_step, "seed": self.seed}
 
     # one sweep ------------------------------------------------------------------------------------
-    def _run_one(self, x, sweep: int) -> int:
+    def _run_one(self, x, sweep: int, part: distributed.Shard) -> int:
+        """One sweep over this rank's rows x (part.size, n) of the ``part.total`` training rows."""
         model = self.model
         if isinstance(model, TTN):  # tree version of the two-site sweep
             from .tree_training import tree_sweep
 
-            return tree_sweep(self, x)
+            return tree_sweep(self, x, part)
         x = x[:, model.ordering.to(x.device)]
         n = model.n_sites
         if n < 2:
             raise ValueError("two-site training needs at least 2 sites")
         model.canonicalize(0)
         t = model.tensors
-        ones = torch.ones(x.shape[0], 1, dtype=model.dtype, device=model.device)
+        dtype, env = model.dtype, self.env_dtype or model.dtype
+        ones = torch.ones(x.shape[0], 1, dtype=env, device=model.device)
         rights: list[torch.Tensor | None] = [None] * n
         rights[n - 1] = ones
         for k in range(n - 1, 1, -1):
-            rights[k - 1] = _advance_right(rights[k], t[k], x[:, k])
+            rights[k - 1] = _advance_right(rights[k].to(dtype), t[k], x[:, k]).to(env)
         lefts: list[torch.Tensor | None] = [None] * n
         lefts[0] = ones
         zero = 0
         for k in range(n - 1):  # left → right: the centre moves from site k to k+1
             merged, n_zero = self._optimise(torch.tensordot(t[k], t[k + 1], dims=1), lefts[k],
-                                            rights[k + 1], x, k)
+                                            rights[k + 1], x, k, part)
             zero = max(zero, n_zero)
             t[k], t[k + 1] = self._split(merged, absorb="right")
             rights[k + 1] = None
             if k < n - 2:
-                lefts[k + 1] = _advance_left(lefts[k], t[k], x[:, k])
+                lefts[k + 1] = _advance_left(lefts[k].to(dtype), t[k], x[:, k]).to(env)
         right = ones
         for k in range(n - 2, -1, -1):  # right → left: the centre moves from site k+1 to k
-            merged, n_zero = self._optimise(torch.tensordot(t[k], t[k + 1], dims=1), lefts[k], right, x, k)
+            merged, n_zero = self._optimise(torch.tensordot(t[k], t[k + 1], dims=1), lefts[k], right, x, k, part)
             zero = max(zero, n_zero)
             t[k], t[k + 1] = self._split(merged, absorb="left")
             lefts[k] = None
-            right = _advance_right(right, t[k + 1], x[:, k + 1])
+            right = _advance_right(right.to(dtype), t[k + 1], x[:, k + 1]).to(env)
         model.center = 0
         return zero
 
-    def _optimise(self, merged, left, right, x, k):
+    def _optimise(self, merged, left, right, x, k, part):
+        """``n_steps`` normalised gradient steps on the merged tensor of bond k; environments (part.size, D)."""
+        dtype = merged.dtype
+        dl, dr = merged.shape[0], merged.shape[3]
         code = 2 * x[:, k] + x[:, k + 1]
-        n_total = x.shape[0]
-        full = self.batch_size is None or self.batch_size >= n_total
+        full = self.batch_size is None or self.batch_size >= part.total
         if full:
             order, counts = group_by_code(code)
-            left, right = left[order], right[order]
+            left, right = left[order].to(dtype), right[order].to(dtype)
         zero = 0
         for _ in range(self.n_steps):
             if full:
-                grad, n_zero = nll_gradient(left, merged, right, counts)
-            else:
-                idx = torch.randperm(n_total, generator=self.generator)[: self.batch_size].to(x.device)
+                terms = nll_gradient_sum(left, merged, right, counts)
+            else:  # a minibatch of the global rows, drawn alike on every rank; this rank's part of it
+                idx = part.local(torch.randperm(part.total, generator=self.generator)[: self.batch_size])
+                idx = idx.to(x.device)
                 order, counts = group_by_code(code[idx])
                 idx = idx[order]
-                grad, n_zero = nll_gradient(left[idx], merged, right[idx], counts)
+                terms = nll_gradient_sum(left[idx].to(dtype), merged, right[idx].to(dtype), counts)
+            sample_sum, (n_used, n_zero) = distributed.sum_with_counts(*terms)  # complete the sums over ranks
+            grad = nll_gradient(merged, sample_sum.view(2, 2, dl, dr).permute(2, 0, 1, 3), n_used)
             zero = max(zero, n_zero)
             scale = self.lr
             if self.max_step is not None:  # trust region: ‖B‖ = 1, so cap the step's length
@@ -338,25 +392,33 @@ class GradientTrainer(_Trainer):
     def _hyper(self):
         return {"lr": self.lr, "batch_size": self.batch_size, "seed": self.seed}
 
-    def _run_one(self, x, epoch: int) -> int:
+    def _parameters(self):
+        return self._params
+
+    def _run_one(self, x, epoch: int, part: distributed.Shard) -> int:
+        """One epoch over this rank's rows x (part.size, n); minibatches index all part.total rows."""
         model = self.model
         x = x[:, model.ordering.to(x.device)]
-        perm = torch.randperm(x.shape[0], generator=self.generator).to(x.device)
+        perm = torch.randperm(part.total, generator=self.generator)
         zero = 0
-        for i in range(0, x.shape[0], self.batch_size):
-            batch = x[perm[i:i + self.batch_size]]
+        for i in range(0, part.total, self.batch_size):
+            batch = x[part.local(perm[i:i + self.batch_size]).to(x.device)]
             self._optimizer.zero_grad(set_to_none=True)
             with torch.no_grad():  # drop Ψ = 0 samples first: ∂ ln|Ψ| at Ψ = 0 would poison the gradient with NaN
                 finite = torch.isfinite(model.amplitude_kernel(self._params, batch)[1])
             n_bad = int((~finite).sum())
-            zero += n_bad
-            if n_bad == batch.shape[0]:
+            n_used, n_bad_all = distributed.sum_ints(batch.shape[0] - n_bad, n_bad)
+            zero += n_bad_all
+            if n_used == 0:
                 continue
             if n_bad:
                 batch = batch[finite]
             _, log_abs = model.amplitude_kernel(self._params, batch)
-            loss = -2.0 * log_abs.mean() + model.log_norm_kernel(self._params)
+            loss = log_abs.sum() * (-2.0 / n_used)  # this rank's share of −(2/n) Σ ln|Ψ|
+            if distributed.is_main():  # ln Z once, not once per rank
+                loss = loss + model.log_norm_kernel(self._params)
             loss.backward()
+            distributed.all_reduce_grads(self._params)
             self._optimizer.step()
             with torch.no_grad():  # keep the scale of Ψ near 1 (p is unchanged by a global factor)
                 log_z = float(model.log_norm_kernel(self._params))

@@ -10,6 +10,10 @@ Examples::
 ``bars_and_stripes:HxW`` (all patterns, same for every split), or a path to a ``.npy`` file (an
 (N, n) or (N, H, W) binary array) or ``.npz`` file (the array named after the split, else the only
 array). ``--limit N`` keeps the first N rows (quick runs).
+
+``train`` also runs data-parallel under torchrun (``torchrun --nproc_per_node=P -m rbm train ...``):
+it joins the process group itself (gloo), every rank trains on its block of each minibatch and of the
+persistent chains, and only rank 0 prints and writes files.
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ import time
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from bornmachine import distributed
 
 from . import masks
 from .io import load
@@ -120,12 +126,19 @@ def _build_rbm(args, n_visible: int, shape, generator) -> RBM:
 
 
 def _train(args) -> int:
+    with distributed.launched():
+        return _train_here(args)
+
+
+def _train_here(args) -> int:
+    main = distributed.is_main()  # rank 0 of a torchrun launch, or the only process
     x, data_shape = load_data(args.data, "train", args.limit)
     valid = load_data(args.data, args.valid, args.limit)[0] if args.valid else None
     shape = _image_shape(args.shape, data_shape, x.shape[1])
     gen = torch.Generator().manual_seed(args.seed)
     rbm = _build_rbm(args, x.shape[1], shape, gen)
-    print(f"model: {rbm!r}", flush=True)
+    if main:
+        print(f"model: {rbm!r}", flush=True)
     trainer = CDTrainer(rbm, k=args.k, persistent=not args.cd, lr=args.lr, lr_decay=args.lr_decay,
                         momentum=args.momentum,
                         weight_decay=args.weight_decay, batch_size=args.batch_size, n_epochs=args.epochs,
@@ -133,6 +146,8 @@ def _train(args) -> int:
                         ais_betas=args.ais_betas, generator=gen, progress=not args.no_progress)
 
     def report(rec):
+        if not main:
+            return
         parts = [f"epoch {rec['epoch']}", f"{rec['time_s']:.2f} s"]
         if rec["train_nll"] is not None:
             err = f" ± {rec['log_z_stderr']:.2g}" if rec["log_z_stderr"] else ""
@@ -142,6 +157,8 @@ def _train(args) -> int:
         tqdm.write(", ".join(parts))
 
     history = trainer.fit(x, valid, checkpoint=args.checkpoint, callback=report)
+    if not main:
+        return 0
     if args.out:
         rbm.save(args.out)
         print(f"saved {args.out}")

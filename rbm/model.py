@@ -95,22 +95,32 @@ def visible_prob(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Ten
     return torch.sigmoid(torch.addmm(b, h, W.T))
 
 
-def bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Independent Bernoulli(p) draws, returned as 0/1 in ``p.dtype`` (same shape as ``p``)."""
-    u = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device)
+def bernoulli(p: torch.Tensor, generator: torch.Generator | None, rows=None) -> torch.Tensor:
+    """Independent Bernoulli(p) draws, returned as 0/1 in ``p.dtype`` (same shape as ``p``).
+
+    ``rows = (selector, total)``: p (N, ...) holds the rows ``selector`` (a slice or a bool mask of
+    length ``total``) of a batch of ``total`` rows; the uniforms of the whole batch are drawn and these
+    rows used, so every process of a data-parallel run advances ``generator`` alike and its rows get
+    the numbers a single process would give them.
+    """
+    if rows is None:
+        u = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device)
+    else:
+        selector, total = rows
+        u = torch.rand((total,) + tuple(p.shape[1:]), generator=generator, dtype=p.dtype, device=p.device)[selector]
     return (u < p).to(p.dtype)
 
 
 def gibbs_step(v: torch.Tensor, W: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
-               generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One block-Gibbs sweep ``v → h ~ p(h|v) → v' ~ p(v|h)``.
+               generator: torch.Generator | None, rows=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One block-Gibbs sweep ``v → h ~ p(h|v) → v' ~ p(v|h)`` (``rows``: see :func:`bernoulli`).
 
     Returns
     -------
     (v', h) : (N, n_visible) and (N, n_hidden) 0/1 tensors in ``v.dtype``.
     """
-    h = bernoulli(hidden_prob(v, W, c), generator)
-    return bernoulli(visible_prob(h, W, b), generator), h
+    h = bernoulli(hidden_prob(v, W, c), generator, rows)
+    return bernoulli(visible_prob(h, W, b), generator, rows), h
 
 
 def base_rate_bias(data: torch.Tensor, pseudocount: float = 1.0) -> torch.Tensor:

@@ -15,6 +15,14 @@ the hyper-parameters, so that a run resumed from its checkpoint reaches bit-iden
 an uninterrupted run with the same seed. Evaluation (NLL with exact ``log Z`` when the smaller layer
 has ≤ ``exact_max_units`` units, AIS otherwise) draws from its own generator, seeded per epoch, so the
 evaluation cadence never changes the training trajectory.
+
+Data parallelism: under ``torchrun`` (an initialised torch.distributed process group, see
+:mod:`bornmachine.distributed`) every rank passes the whole data set; each computes the positive
+phase on the rows of each minibatch that fall in its block of the data, and the negative phase on its
+block of the persistent chains (or, for CD, of the minibatch); the uniforms of every Gibbs step are
+drawn for the whole batch on every rank, so the chains evolve as in one process. The gradients and the
+NLL sums are all-reduced; ``log Z`` is computed alike on every rank; only rank 0 writes checkpoints
+and progress. The result equals the single-process run to floating-point round-off.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from bornmachine import distributed
 from bornmachine.io import read_npz, write_npz
 from bornmachine.validation import as_binary, check_positive_int
 
@@ -165,7 +174,8 @@ class CDTrainer:
             the state is written there atomically.
         callback : callable(record) -> bool or None, optional
             Called with each epoch's record after the checkpoint is written; a true return value
-            stops training early.
+            stops training early. Under torch.distributed it runs on every rank with the same record
+            (so it must decide alike everywhere); only rank 0 writes the checkpoint.
 
         Returns
         -------
@@ -176,22 +186,27 @@ class CDTrainer:
         xv = None if valid is None else as_binary(valid, rbm.n_visible, name="valid").to(dtype=rbm.dtype,
                                                                                          device=rbm.device)
         fingerprint = _fingerprint(x)
-        if checkpoint is not None and os.path.exists(checkpoint):
+        part = distributed.shard(x.shape[0], name="train")
+        if xv is not None:
+            distributed.shard(xv.shape[0], name="valid")  # every rank needs valid rows
+        if checkpoint is not None and distributed.broadcast_flag(os.path.exists(checkpoint)):
             self._restore(checkpoint, fingerprint)
         elif self._velocity is None:
             self._start(x)
-        bar = tqdm(total=self.n_epochs, initial=self.epoch, disable=not self.progress,
+        distributed.broadcast_(*rbm.parameters())  # one model on every rank (rank 0's)
+        main = distributed.is_main()
+        bar = tqdm(total=self.n_epochs, initial=self.epoch, disable=not (self.progress and main),
                    desc=("PCD-" if self.persistent else "CD-") + str(self.k), unit="epoch", leave=False)
         try:
             while self.epoch < self.n_epochs:
                 t0 = time.perf_counter()
                 lr = self.current_lr()
-                self._train_epoch(x, lr)
+                self._train_epoch(x, lr, part)
                 self.epoch += 1
                 record = {"epoch": self.epoch, "lr": lr, "time_s": time.perf_counter() - t0}
                 record.update(self._evaluate(x, xv))
                 self.history.append(record)
-                if checkpoint is not None:
+                if checkpoint is not None and main:
                     self._save(checkpoint, fingerprint)
                 bar.update(1)
                 if record["train_nll"] is not None:
@@ -221,29 +236,41 @@ class CDTrainer:
             return self.lr * (1.0 - self.epoch / self.n_epochs)
         return self.lr
 
-    def _train_epoch(self, x: torch.Tensor, lr: float) -> None:
+    def _train_epoch(self, x: torch.Tensor, lr: float, part: distributed.Shard) -> None:
+        """One pass over all rows of x (N, n_visible) in minibatches; this rank computes on its ``part``."""
         n = x.shape[0]
         gen = self.generator
         order = torch.randperm(n, generator=gen, device=gen.device).to(x.device) if self.shuffle else None
+        if self.persistent:
+            own = distributed.shard(self.n_chains, name="n_chains")
+            chains, chain_rows = self._chains[own.start:own.stop], (slice(own.start, own.stop), self.n_chains)
         for start in range(0, n, self.batch_size):
-            idx = slice(start, start + self.batch_size)
-            v0 = x[order[idx]] if order is not None else x[idx]
-            self._step(v0, lr)
+            idx = (order[start:start + self.batch_size] if order is not None
+                   else torch.arange(start, min(start + self.batch_size, n), device=x.device))
+            mine = part.positions(idx)
+            v0 = x[idx[mine]]
+            if self.persistent:
+                chains = self._step(v0, idx.shape[0], chains, chain_rows, self.n_chains, lr)
+            else:
+                self._step(v0, idx.shape[0], v0, (mine, idx.shape[0]), idx.shape[0], lr)
+        if self.persistent:
+            self._chains = distributed.all_gather_rows(chains)
 
-    def _step(self, v0: torch.Tensor, lr: float) -> None:
+    def _step(self, v0: torch.Tensor, n_pos: int, vk: torch.Tensor, rows, n_neg: int, lr: float) -> torch.Tensor:
+        """One update from this rank's rows v0 of a minibatch of ``n_pos`` rows and its rows vk
+        (``rows``, see :func:`~rbm.model.bernoulli`) of the ``n_neg`` negative-phase chains; returns
+        the chains after the k Gibbs sweeps."""
         rbm = self.rbm
         W, b, c = rbm.parameters()
         ph0 = hidden_prob(v0, W, c)
-        vk = self._chains if self.persistent else v0
         for _ in range(self.k):
-            vk, _ = gibbs_step(vk, W, b, c, self.generator)
-        if self.persistent:
-            self._chains = vk
+            vk, _ = gibbs_step(vk, W, b, c, self.generator, rows)
         phk = hidden_prob(vk, W, c)
-        n_pos, n_neg = v0.shape[0], vk.shape[0]
-        grad_w = v0.T @ ph0 / n_pos - vk.T @ phk / n_neg - self.weight_decay * W
-        grad_b = v0.mean(0) - vk.mean(0)
-        grad_c = ph0.mean(0) - phk.mean(0)
+        grad_w = v0.T @ ph0 / n_pos - vk.T @ phk / n_neg
+        grad_b = v0.sum(0) / n_pos - vk.sum(0) / n_neg
+        grad_c = ph0.sum(0) / n_pos - phk.sum(0) / n_neg
+        distributed.all_reduce_sum(grad_w, grad_b, grad_c)  # sums over samples: complete them over ranks
+        grad_w = grad_w - self.weight_decay * W
         if not rbm.is_dense:
             grad_w.masked_fill_(~rbm._mask, 0.0)
         vel = self._velocity
@@ -253,6 +280,7 @@ class CDTrainer:
             rbm.add_(*vel)
         except ValueError as err:
             raise ValueError(f"training diverged at epoch {self.epoch + 1} ({err}); lower lr") from err
+        return vk
 
     # ---------------------------------------------------------------------------------------------
     # evaluation
@@ -277,9 +305,9 @@ class CDTrainer:
                                               and min(rbm.n_visible, rbm.n_hidden) <= self.exact_max_units)
             out["log_z"], out["log_z_stderr"] = float(log_z.value), float(log_z.stderr)
             out["log_z_method"] = "exact" if exact else "ais"
-            out["train_nll"] = float(free_energy(x, W, b, c).mean()) + log_z.value
+            out["train_nll"] = _mean_free_energy(x, W, b, c) + log_z.value
             if xv is not None:
-                out["valid_nll"] = float(free_energy(xv, W, b, c).mean()) + log_z.value
+                out["valid_nll"] = _mean_free_energy(xv, W, b, c) + log_z.value
         out["eval_time_s"] = time.perf_counter() - t0
         return out
 
@@ -356,6 +384,14 @@ def _check_float(value, name: str, *, low: float | None = None, high: float | No
         bounds = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'})"
         raise ValueError(f"{name} must be in {bounds}, got {value}")
     return value
+
+
+def _mean_free_energy(x: torch.Tensor, W, b, c) -> float:
+    """Mean free energy (nats) of all rows of x (N, n_visible); each rank sums its block of rows."""
+    part = distributed.shard(x.shape[0])
+    total = free_energy(x[part.start:part.stop], W, b, c).sum()
+    distributed.all_reduce_sum(total)
+    return float(total) / x.shape[0]
 
 
 def _fingerprint(x: torch.Tensor) -> str:

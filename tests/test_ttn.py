@@ -623,6 +623,7 @@ def test_gradient_trainer_ttn():
 def test_implicit_update_matches_explicit(lr):
     """The large-matrix path (implicit gradient step + randomized SVD) agrees with the explicit one."""
     from bornmachine import tree_kernels
+    from bornmachine.distributed import Shard
     from bornmachine.tree_training import _implicit_cheaper, _implicit_step_svd, _optimise
 
     class Hyper:
@@ -638,9 +639,10 @@ def test_implicit_update_matches_explicit(lr):
     left = (factors[0][:, :, None] * factors[1][:, None, :]).reshape(50, 256)
     right = (factors[2][:, :, None] * factors[3][:, None, :]).reshape(50, 256)
     assert tree_kernels.use_randomized(256, 256, Hyper.max_bond) and _implicit_cheaper(Hyper, 256, 256, 50)
-    u, s, vh, zero = _implicit_step_svd(Hyper, umat, vmat, left, right, factors)
+    part = Shard(0, 50, 50)  # one process: all rows
+    u, s, vh, zero = _implicit_step_svd(Hyper, umat, vmat, left, right, factors, part)
     assert zero == 0
-    merged, _ = _optimise(Hyper, umat, vmat, left, right)  # the explicit step, normalised
+    merged, _ = _optimise(Hyper, umat, vmat, left, right, part)  # the explicit step, normalised
     b = umat @ vmat / (umat @ vmat).norm()
     angle = math.acos(min(1.0, abs(float((merged * b).sum()))))
     assert (math.tan(angle) < lr * 1e3) and (lr < 1 or math.tan(angle) == pytest.approx(Hyper.max_step, rel=1e-9))
