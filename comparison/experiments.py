@@ -86,7 +86,8 @@ def information_table(data, bips: Sequence[bp.Bipartition], models: Mapping[str,
     models : name → Born machine (MPS/TTN: columns ``<name>_s2`` (exact swap contraction, Monte
         Carlo with ``model_samples`` when the exact one is too expensive; ``<name>_s2_stderr``),
         ``<name>_mi`` ± ``<name>_mi_stderr`` (exact samples + marginals), ``<name>_bound`` (min cut,
-        :func:`~comparison.capacity.network_bound`)) or RBM (``<name>_bound`` = |Z| ln 2 only).
+        :func:`~comparison.capacity.network_bound`), ``<name>_seconds``) or RBM (``<name>_bound`` =
+        |Z| ln 2 only). ``seconds``: time of the data columns.
     store : cache of finished rows (resume). All values in nats.
     """
     if not bips:
@@ -97,12 +98,13 @@ def information_table(data, bips: Sequence[bp.Bipartition], models: Mapping[str,
     model_tags = {m: _model_tag(model) for m, model in models.items()}
     data_tag = hashlib.sha1(np.packbits(x, axis=1).tobytes()).hexdigest()[:12]
     columns = ["bipartition", "family", "position", "n_x", "ksg_mi", "plugin_mi", "plugin_saturated",
-               "data_s2", "data_s2_saturated", "ln_n"]
+               "data_s2", "data_s2_saturated", "ln_n", "seconds"]
     for m, model in models.items():
         if getattr(model, "kind", None) == "RBM":
             columns += [f"{m}_bound"]
         else:
-            columns += [f"{m}_s2", f"{m}_s2_stderr", f"{m}_s2_method", f"{m}_mi", f"{m}_mi_stderr", f"{m}_bound"]
+            columns += [f"{m}_s2", f"{m}_s2_stderr", f"{m}_s2_method", f"{m}_mi", f"{m}_mi_stderr", f"{m}_bound",
+                        f"{m}_seconds"]
     rows = []
     for i, bip in enumerate(tqdm(bips, desc="bipartitions", unit="cut", disable=not progress, leave=False)):
         family, position = parse_name(bip.name)
@@ -119,7 +121,7 @@ def information_table(data, bips: Sequence[bp.Bipartition], models: Mapping[str,
                    "seconds": time.perf_counter() - t0}
             if store is not None:
                 store.put(key, row)
-        row = {c: row[c] for c in columns[:10]}
+        row = {c: row[c] for c in columns[:11]}
         for m, model in models.items():
             key = f"model|{m}|{model_tags[m]}|s{model_samples}|{bip.name}"
             part = store.get(key) if store is not None else None
@@ -135,6 +137,7 @@ def information_table(data, bips: Sequence[bp.Bipartition], models: Mapping[str,
 def _model_columns(name: str, model, bip: bp.Bipartition, n_samples: int, seed: int) -> dict:
     if getattr(model, "kind", None) == "RBM":
         return {f"{name}_bound": rbm_bound(model.mask.cpu(), bip)}
+    t0 = time.perf_counter()
     sites = bip.sites_x.tolist()
     gen = torch.Generator().manual_seed(seed)
     try:
@@ -143,7 +146,8 @@ def _model_columns(name: str, model, bip: bp.Bipartition, n_samples: int, seed: 
         s2, method = model.renyi2(sites, method="mc", n_samples=n_samples, generator=gen), "mc"
     mi = model.mutual_information(sites, n_samples=n_samples, generator=gen)
     return {f"{name}_s2": s2.value, f"{name}_s2_stderr": s2.stderr, f"{name}_s2_method": method,
-            f"{name}_mi": mi.value, f"{name}_mi_stderr": mi.stderr, f"{name}_bound": network_bound(model, bip)}
+            f"{name}_mi": mi.value, f"{name}_mi_stderr": mi.stderr, f"{name}_bound": network_bound(model, bip),
+            f"{name}_seconds": time.perf_counter() - t0}
 
 
 def parse_name(name: str) -> tuple[str, int | None]:
