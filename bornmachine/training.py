@@ -80,18 +80,20 @@ def nll_gradient(merged: torch.Tensor, sample_sum: torch.Tensor, n_used: int) ->
     return 2.0 * merged / (merged * merged).sum() - (2.0 / max(n_used, 1)) * sample_sum
 
 
-def _advance_left(left: torch.Tensor, a: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-    """Normalised L_{k+1} = L_k A_k[:, x_k, :] (N, D_k)."""
+def _advance_left(left: torch.Tensor, a: torch.Tensor, bits: torch.Tensor, out=None) -> torch.Tensor:
+    """Normalised L_{k+1} = L_k A_k[:, x_k, :] (N, D_k), written into ``out`` (N, D_k) if given."""
     w = (left @ a.reshape(a.shape[0], -1)).view(-1, 2, a.shape[2])
-    out = torch.where(bits[:, None] == 1, w[:, 1], w[:, 0])
-    return out / torch.linalg.vector_norm(out, dim=1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
+    step = torch.where(bits[:, None] == 1, w[:, 1], w[:, 0])
+    norm = torch.linalg.vector_norm(step, dim=1, keepdim=True).clamp_min(torch.finfo(step.dtype).tiny)
+    return torch.div(step, norm, out=out)
 
 
-def _advance_right(right: torch.Tensor, a: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-    """Normalised R_{k-1} = A_k[:, x_k, :] R_k (N, D_{k-1})."""
+def _advance_right(right: torch.Tensor, a: torch.Tensor, bits: torch.Tensor, out=None) -> torch.Tensor:
+    """Normalised R_{k-1} = A_k[:, x_k, :] R_k (N, D_{k-1}), written into ``out`` (N, D_{k-1}) if given."""
     w = (right @ a.permute(2, 1, 0).reshape(a.shape[2], -1)).view(-1, 2, a.shape[0])
-    out = torch.where(bits[:, None] == 1, w[:, 1], w[:, 0])
-    return out / torch.linalg.vector_norm(out, dim=1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
+    step = torch.where(bits[:, None] == 1, w[:, 1], w[:, 0])
+    norm = torch.linalg.vector_norm(step, dim=1, keepdim=True).clamp_min(torch.finfo(step.dtype).tiny)
+    return torch.div(step, norm, out=out)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -218,11 +220,13 @@ class SweepTrainer(_Trainer):
     per-sample left/right environments, minibatches of ``batch_size`` or the full set); normalise;
     split by truncated SVD (``max_bond``, singular values below ``cutoff``·s_max dropped); move the
     centre. One sweep = left→right then right→left. Environments are updated incrementally; only the
-    ones the sweep direction still needs are kept: the right environments of the bonds ahead and the
-    left ones behind, N · Σ_k D_k ≤ N · (n − 1) · D numbers at any time (N: this process's samples),
-    stored in ``env_dtype``. Every other per-sample array of a step is O(N · D) (sorted copies of the
-    two environments in use, amplitudes), so the environments dominate the memory:
-    bytes ≈ N · Σ_k D_k · itemsize(env_dtype) + 16 · N · n (data).
+    ones the sweep direction still needs are kept: one per bond (the right environment of a bond
+    ahead, the left one of a bond behind), N · Σ_k D_k ≤ N · (n − 1) · D numbers (N: this process's
+    samples), stored in ``env_dtype`` in one buffer allocated per sweep (slot k sized for the larger
+    of bond k before and after its update, so a growing bond may take up to twice its old size;
+    a single allocation also keeps the heap from fragmenting). Every other per-sample array of a
+    step is O(N · D) (sorted copies of the two environments in use, amplitudes), so the environments
+    dominate: bytes ≈ N · Σ_k D_k · itemsize(env_dtype) + 16 · N · n (the data, int64, twice).
 
     Parameters
     ----------
@@ -286,11 +290,24 @@ class SweepTrainer(_Trainer):
         model.canonicalize(0)
         t = model.tensors
         dtype, env = model.dtype, self.env_dtype or model.dtype
+        # Slot b of one (N, Σ_b cap_b) buffer holds bond b's right environment (old D_b) until the
+        # left→right pass replaces it by the left one of the updated bond: D_b ≤ min(max_bond, 2 D_{b+1}).
+        old = [a.shape[2] for a in t[:-1]] + [1]
+        caps = [max(old[b], min(self.max_bond, 2 * old[b + 1])) for b in range(n - 1)]
+        offsets = [0]
+        for cap in caps:
+            offsets.append(offsets[-1] + cap)
+        store = torch.empty(x.shape[0], offsets[-1], dtype=env, device=model.device)
+
+        def slot(bond: int, width: int) -> torch.Tensor:
+            assert width <= caps[bond], "environment slot overflow"
+            return store[:, offsets[bond]:offsets[bond] + width]
+
         ones = torch.ones(x.shape[0], 1, dtype=env, device=model.device)
         rights: list[torch.Tensor | None] = [None] * n
         rights[n - 1] = ones
         for k in range(n - 1, 1, -1):
-            rights[k - 1] = _advance_right(rights[k].to(dtype), t[k], x[:, k]).to(env)
+            rights[k - 1] = _advance_right(rights[k].to(dtype), t[k], x[:, k], out=slot(k - 1, t[k].shape[0]))
         lefts: list[torch.Tensor | None] = [None] * n
         lefts[0] = ones
         zero = 0
@@ -301,7 +318,7 @@ class SweepTrainer(_Trainer):
             t[k], t[k + 1] = self._split(merged, absorb="right")
             rights[k + 1] = None
             if k < n - 2:
-                lefts[k + 1] = _advance_left(lefts[k].to(dtype), t[k], x[:, k]).to(env)
+                lefts[k + 1] = _advance_left(lefts[k].to(dtype), t[k], x[:, k], out=slot(k, t[k].shape[2]))
         right = ones
         for k in range(n - 2, -1, -1):  # right → left: the centre moves from site k+1 to k
             merged, n_zero = self._optimise(torch.tensordot(t[k], t[k + 1], dims=1), lefts[k], right, x, k, part)
