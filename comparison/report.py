@@ -139,6 +139,10 @@ def _index(results, data, preset, settings, n_train, n_test, timings) -> str:
              "Rényi-2 entropy of the state Σ_v √π(v)|v⟩. The last two are bounded by ln N (N images) and sit at "
              "that ceiling whenever both halves of almost every image are distinct, which is the case for every "
              "cut with many pixels on both sides; only KSG and the models' own estimates measure correlation there.",
+             "", f"Each RBM is trained at the learning rates {settings['rbm_lrs']} and the one with the lowest training "
+             "NLL is kept. Kinds that learn slowly (random masks, whose units see weakly correlated pixels) can stay on "
+             "the initial plateau (test NLL of the independent-pixel model) when few epochs or one learning rate are "
+             "given, as in the quick preset; `--full` selects among three learning rates over 30 epochs.",
              "", "## Headlines", ""]
     for _, r in results:
         lines += [f"- **{r.title}**: " + " ".join(r.findings[:2])]
