@@ -101,16 +101,27 @@ def bond_spectra(tensors: Chain) -> list[torch.Tensor]:
     ``tensors`` must be right-canonical with a unit-norm centre at 0 (see :func:`canonicalize`).
     A left-to-right QR sweep gives carry_k = Q_k R_k with everything left of bond k left-isometric and
     everything right of it right-isometric, so λ at bond k are the singular values of the small R_k
-    (values only: cheaper than a full SVD of the carry).
+    (values only, all bonds in one batched call on zero-padded R_k: zero rows and columns add only
+    zero singular values, which are dropped).
     """
-    spectra = []
+    rs = []
     carry = tensors[0]
     for k in range(len(tensors) - 1):
         dl, d, dr = carry.shape
-        _, r = torch.linalg.qr(carry.reshape(dl * d, dr))
-        s = torch.linalg.svdvals(r)
-        spectra.append(s / torch.linalg.vector_norm(s))
+        r = torch.linalg.qr(carry.reshape(dl * d, dr), mode="r").R  # Q is never formed
+        rs.append(r)
         carry = torch.tensordot(r, tensors[k + 1], dims=1)
+    if not rs:
+        return []
+    m = max(max(r.shape) for r in rs)
+    padded = rs[0].new_zeros(len(rs), m, m)
+    for k, r in enumerate(rs):
+        padded[k, : r.shape[0], : r.shape[1]] = r
+    values = torch.linalg.svdvals(padded)
+    spectra = []
+    for k, r in enumerate(rs):
+        s = values[k, : min(r.shape)]
+        spectra.append(s / torch.linalg.vector_norm(s))
     return spectra
 
 
