@@ -290,18 +290,20 @@ class SweepTrainer(_Trainer):
         model.canonicalize(0)
         t = model.tensors
         dtype, env = model.dtype, self.env_dtype or model.dtype
-        # Slot b of one (N, Σ_b cap_b) buffer holds bond b's right environment (old D_b) until the
+        # Slot b of one buffer of N · Σ_b cap_b numbers holds bond b's right environment (old D_b) until the
         # left→right pass replaces it by the left one of the updated bond: D_b ≤ min(max_bond, 2 D_{b+1}).
         old = [a.shape[2] for a in t[:-1]] + [1]
         caps = [max(old[b], min(self.max_bond, 2 * old[b + 1])) for b in range(n - 1)]
         offsets = [0]
         for cap in caps:
             offsets.append(offsets[-1] + cap)
-        store = torch.empty(x.shape[0], offsets[-1], dtype=env, device=model.device)
+        rows = x.shape[0]
+        store = torch.empty(rows * offsets[-1], dtype=env, device=model.device)
 
-        def slot(bond: int, width: int) -> torch.Tensor:
+        def slot(bond: int, width: int) -> torch.Tensor:  # contiguous (rows, width): rows stay close in memory
             assert width <= caps[bond], "environment slot overflow"
-            return store[:, offsets[bond]:offsets[bond] + width]
+            start = rows * offsets[bond]
+            return store[start:start + rows * width].view(rows, width)
 
         ones = torch.ones(x.shape[0], 1, dtype=env, device=model.device)
         rights: list[torch.Tensor | None] = [None] * n
