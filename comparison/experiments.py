@@ -313,7 +313,7 @@ def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[in
             store.put(key, row)
         rows.append(row)
     table = Table("fig4", ["budget", "kind", "n_hidden", "n_params", "window", "lr", "test_nll", "test_nll_stderr",
-                           "test_nll_reverse", "train_nll", "log_z_method", "seconds"], rows,
+                           "test_nll_reverse", "train_nll", "log_z_method", "seconds", "model_file"], rows,
                   shown=["budget", "kind", "n_hidden", "n_params", "window", "test_nll", "test_nll_stderr",
                          "test_nll_reverse", "train_nll"])
     result = Result("fig4", out, {"fig4": table}, title="RBM connectivity at equal parameter count (paper Fig. 4)")
@@ -333,15 +333,16 @@ def _train_and_evaluate_rbm(arch, x, xt, tag: str, *, epochs, lrs, batch_size, a
     os.makedirs(folder, exist_ok=True)
     t0 = time.perf_counter()
     candidates = []
+    stem = f"{tag}-{_settings_tag(epochs, batch_size, seed, arch.n_hidden, _fingerprint(x))}"  # other settings: other files
     for lr in lrs:
-        path = os.path.join(folder, f"{tag}-lr{lr:g}.npz")
+        path = os.path.join(folder, f"{stem}-lr{lr:g}.npz")
         if os.path.exists(path):
             model = load_rbm(path)
         else:
             model = arch.build(generator=torch.Generator().manual_seed(seed))
             CDTrainer(model, lr=lr, lr_decay="linear", momentum=0.5, weight_decay=1e-4, batch_size=batch_size,
                       n_epochs=epochs, eval_every=0, seed=seed, progress=False).fit(
-                x, checkpoint=os.path.join(folder, f"{tag}-lr{lr:g}.ckpt.npz"))
+                x, checkpoint=os.path.join(folder, f"{stem}-lr{lr:g}.ckpt.npz"))
             model.save(path)
         exact = min(model.n_visible, model.n_hidden) <= 20
         quick = exact_log_z(model) if exact else ais_log_z(model, 32, max(ais_betas // 10, 100), data=x, seed=seed)
@@ -360,7 +361,7 @@ def _train_and_evaluate_rbm(arch, x, xt, tag: str, *, epochs, lrs, batch_size, a
             "window": None if window is None else "x".join(map(str, window)) if isinstance(window, tuple)
             else str(window), "lr": lr, "test_nll": model.nll(xt, fwd).value, "test_nll_stderr": fwd.stderr,
             "test_nll_reverse": model.nll(xt, rev).value, "train_nll": model.nll(x, fwd).value,
-            "log_z_method": method, "seconds": time.perf_counter() - t0}
+            "log_z_method": method, "seconds": time.perf_counter() - t0, "model_file": f"{stem}-lr{lr:g}.npz"}
 
 
 def fig4_findings(table: Table, shape: Sequence[int]) -> list[str]:
@@ -398,7 +399,8 @@ def train_born_machine(kind: str, train, shape: Sequence[int], bond_dim: int, *,
     """Train (or re-read) one Born machine: ``kind`` in :data:`BORN_KINDS`, grown to bond ``bond_dim``.
 
     The model starts at bond 2 and grows by the sweep's SVD up to ``bond_dim``; it is saved as
-    ``folder/<kind>-D<bond_dim>.npz`` and re-read from there; training checkpoints every sweep.
+    ``folder/<kind>-D<bond_dim>-<tag>.npz`` (tag: hash of sweeps, lr, seed and the data, so other settings
+    train anew) and re-read from there; training checkpoints every sweep.
     Returns ``(model, history)`` (history empty when the model was re-read).
     """
     from bornmachine import MPS, TTN
@@ -408,7 +410,10 @@ def train_born_machine(kind: str, train, shape: Sequence[int], bond_dim: int, *,
     if kind not in BORN_KINDS:
         raise ValueError(f"unknown Born machine {kind!r}; choose from {BORN_KINDS}")
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{kind}-D{bond_dim}.npz")
+    shape = tuple(int(s) for s in shape)
+    train = as_binary(train, shape[0] * shape[1], name="train", shape=shape)
+    stem = f"{kind}-D{bond_dim}-{_settings_tag(sweeps, lr, seed, _fingerprint(train))}"
+    path = os.path.join(folder, f"{stem}.npz")
     if os.path.exists(path):
         return load_model(path), []
     gen = torch.Generator().manual_seed(seed)
@@ -417,7 +422,7 @@ def train_born_machine(kind: str, train, shape: Sequence[int], bond_dim: int, *,
     else:
         model = MPS(tuple(shape), 2, ordering=kind[len("mps-"):].replace("-", "_"), generator=gen)
     trainer = SweepTrainer(model, max_bond=bond_dim, lr=lr, n_sweeps=sweeps, seed=seed)
-    history = trainer.fit(train, checkpoint=os.path.join(folder, f"{kind}-D{bond_dim}.ckpt.npz"), progress=progress)
+    history = trainer.fit(train, checkpoint=os.path.join(folder, f"{stem}.ckpt.npz"), progress=progress)
     model.save(path)
     return model, history
 
@@ -472,12 +477,12 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
                                         folder=folder)
             row = store.put(key, {"family": f"rbm-{kind}", "size": f"{r['n_hidden']} hidden", "n_params": r["n_params"],
                                   "max_bond": None, "test_nll": r["test_nll"], "test_nll_stderr": r["test_nll_stderr"],
-                                  "train_nll": r["train_nll"], "seconds": r["seconds"], "lr": r["lr"]})
-        rows.append({k: v for k, v in row.items() if k != "lr"})
+                                  "train_nll": r["train_nll"], "seconds": r["seconds"], "model_file": r["model_file"]})
+        rows.append({k: v for k, v in row.items() if k != "model_file"})
         if budget == budgets[-1]:
             from rbm.io import load as load_rbm
 
-            rbm_models[f"rbm-{kind}"] = load_rbm(os.path.join(folder, f"{key}-lr{row['lr']:g}.npz"))
+            rbm_models[f"rbm-{kind}"] = load_rbm(os.path.join(folder, row["model_file"]))
     nll = Table("nll", ["family", "size", "n_params", "max_bond", "test_nll", "test_nll_stderr", "train_nll",
                         "seconds"], rows, shown=["family", "size", "n_params", "test_nll", "test_nll_stderr",
                                                   "train_nll"])
@@ -555,6 +560,11 @@ def bvb_findings(nll: Table, cuts: Table, models: Mapping[str, object]) -> list[
         parts += [f"{m} bound {row[f'{m}_bound']:.0f}" for m in models if f"{m}_s2" not in row]
         out.append("Checkerboard(1) cut, nats: " + "; ".join(parts) + ".")
     return out
+
+
+def _settings_tag(*values) -> str:
+    """Short hash of settings (file names of cached models)."""
+    return hashlib.sha1(repr(values).encode()).hexdigest()[:8]
 
 
 def _fingerprint(*arrays: torch.Tensor) -> str:

@@ -168,8 +168,15 @@ def test_born_vs_boltzmann_end_to_end(tiny_data, tmp_path):
         for s2, bound in zip(cuts.column(f"{m}_s2"), cuts.column(f"{m}_bound")):
             assert s2 <= bound + 1e-9
     for f in ("nll.csv", "cuts.json", "nll_vs_params.png", "cuts.png", "samples_ttn.png", "entropy_profile.png",
-              "summary.md", "models/mps-snake-D3.npz"):
+              "summary.md"):
         assert (tmp_path / f).exists(), f
+    assert len(list((tmp_path / "models").glob("mps-snake-D3-*.npz"))) == 2  # the model and its checkpoint
+    again = experiments.born_vs_boltzmann(tiny_data[:200], tiny_data[200:], SHAPE, bond_dims=(2, 3), sweeps=2,
+                                          rbm_epochs=2, ais_chains=8, ais_betas=50, n_gibbs=5, model_samples=100,
+                                          out=str(tmp_path), progress=False)
+    assert len(list((tmp_path / "models").glob("mps-snake-D3-*.npz"))) == 4  # other settings: trained anew
+    assert again.tables["nll"].where(family="mps-snake", size="D=3")[0]["test_nll"] != \
+        nll.where(family="mps-snake", size="D=3")[0]["test_nll"]
     assert any("Best Born machine" in line for line in res.findings)
 
 
