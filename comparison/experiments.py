@@ -21,6 +21,7 @@ import math
 import os
 import re
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -106,9 +107,11 @@ def information_table(data, bips: Sequence[bp.Bipartition], models: Mapping[str,
             columns += [f"{m}_s2", f"{m}_s2_stderr", f"{m}_s2_method", f"{m}_mi", f"{m}_mi_stderr", f"{m}_bound",
                         f"{m}_seconds"]
     rows = []
-    for i, bip in enumerate(tqdm(bips, desc="bipartitions", unit="cut", disable=not progress, leave=False)):
+    for bip in tqdm(bips, desc="bipartitions", unit="cut", disable=not progress, leave=False):
         family, position = parse_name(bip.name)
-        key = f"data|{data_tag}|k{ksg_k}|{bip.name}"
+        mask_tag = hashlib.sha1(np.packbits(bip.flat_mask).tobytes()).hexdigest()[:8]  # names need not be unique
+        cut_seed = seed + zlib.crc32(mask_tag.encode())  # per cut, independent of the list's order
+        key = f"data|{data_tag}|k{ksg_k}|seed{seed}|{bip.name}|{mask_tag}"
         row = store.get(key) if store is not None else None
         if row is None:
             t0 = time.perf_counter()
@@ -123,10 +126,10 @@ def information_table(data, bips: Sequence[bp.Bipartition], models: Mapping[str,
                 store.put(key, row)
         row = {c: row[c] for c in columns[:11]}
         for m, model in models.items():
-            key = f"model|{m}|{model_tags[m]}|s{model_samples}|{bip.name}"
+            key = f"model|{m}|{model_tags[m]}|s{model_samples}|seed{seed}|{bip.name}|{mask_tag}"
             part = store.get(key) if store is not None else None
             if part is None:
-                part = _model_columns(m, model, bip, model_samples, seed + i)
+                part = _model_columns(m, model, bip, model_samples, cut_seed)
                 if store is not None:
                     store.put(key, part)
             row.update(part)

@@ -114,6 +114,16 @@ def test_information_table_matches_direct_calls(tiny_data, tmp_path):
     assert again.rows == t.rows  # re-read from the store
 
 
+def test_information_table_cache_keys_masks_not_names(tiny_data, tmp_path):
+    store = RowStore(tmp_path / "info.json", {})
+    a = bp.from_mask(bp.up_down(SHAPE, 2).mask)  # both named "custom"
+    b = bp.from_mask(bp.checkerboard(SHAPE, 1).mask)
+    t = experiments.information_table(tiny_data, [a, b], store=store, progress=False)
+    assert t.rows[0]["plugin_mi"] == pytest.approx(float(plugin_mutual_information(tiny_data, a)))
+    assert t.rows[1]["plugin_mi"] == pytest.approx(float(plugin_mutual_information(tiny_data, b)))
+    assert t.rows[0]["plugin_mi"] != t.rows[1]["plugin_mi"]
+
+
 def test_information_table_rejects_bad_input(tiny_data):
     with pytest.raises(ValueError, match="no bipartitions"):
         experiments.information_table(tiny_data, [])
