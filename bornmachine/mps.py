@@ -8,9 +8,8 @@ import numpy as np
 import torch
 
 from . import kernels, orderings
-from .estimate import BornMachineMethods, Estimate
-from .io import read_npz, write_npz
-from .validation import as_binary, as_sites, check_positive_int, log_base
+from .estimate import BornMachineMethods
+from .validation import as_binary, as_sites, check_alpha, check_positive_int, log_base
 
 
 class MPS(BornMachineMethods):
@@ -201,61 +200,34 @@ class MPS(BornMachineMethods):
         s = torch.linalg.svdvals(centre.reshape(dl * d, dr))
         return s / torch.linalg.vector_norm(s)
 
-    def entropy(self, bond: int, alpha: float = 1, base="e") -> float:
-        """Rényi-α entanglement entropy of chain positions 0..bond vs the rest (α=1: von Neumann)."""
-        alpha = _check_alpha(alpha)
-        return kernels.renyi_from_schmidt(self.schmidt_values(bond), alpha) / log_base(base)
-
     def entanglement_profile(self, alpha: float = 1, base="e") -> torch.Tensor:
         """Entropy of every bond (n_sites − 1,) float64, one canonical sweep, O(n D³)."""
-        alpha = _check_alpha(alpha)
+        alpha = check_alpha(alpha)
         spectra = kernels.bond_spectra(self._canonical(0))
         scale = log_base(base)
         return torch.tensor([kernels.renyi_from_schmidt(s, alpha) / scale for s in spectra], dtype=torch.float64)
 
-    def renyi2(self, sites_X, method: str = "exact", n_samples: int = 10000,
-               generator: torch.Generator | None = None, base="e") -> Estimate:
-        """Second Rényi entropy S₂ = −ln Tr ρ_X² of any pixel set X.
-
-        ``method="exact"``: swap contraction of four copies, O(m D⁵) time and O(D⁴) memory, m the
-        number of chain positions between the first and last change of side (stderr 0).
-        ``method="mc"``: swap estimator (Eq. 6 of Cheng et al. 2018) on 2·n_samples exact samples,
-        S₂ = −ln E_{v,v'∼p}[Ψ(x',y)Ψ(x,y') / (Ψ(x,y)Ψ(x',y'))], stderr by the delta method.
-        """
-        sites = as_sites(sites_X, self.n_sites, name="sites_X")
+    def _side_mask(self, sites) -> torch.Tensor:
         in_x = torch.zeros(self.n_sites, dtype=torch.bool)
-        in_x[self._position[sites]] = True
-        scale = log_base(base)
-        if method == "exact":
-            return Estimate(kernels.renyi2_swap(self.tensors, in_x.tolist()) / scale, 0.0)
-        if method != "mc":
-            raise ValueError(f"method must be 'exact' or 'mc', got {method!r}")
-        return self._renyi2_swap_mc(in_x, n_samples, generator, scale)
+        in_x[self._position[sites]] = True  # chain positions
+        return in_x
+
+    def _renyi2_exact(self, in_x: torch.Tensor) -> float:
+        return kernels.renyi2_swap(self.tensors, in_x.tolist())
 
     # ---------------------------------------------------------------------------------------------
     # I/O and interoperability
     # ---------------------------------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Write the model atomically to ``path`` (npz; see :mod:`bornmachine.io`)."""
-        meta = {"n_sites": self.n_sites, "shape": list(self.shape) if self.shape else None,
-                "dtype": str(self.dtype).replace("torch.", "")}
-        arrays = {f"tensor_{k}": t.detach().cpu().numpy() for k, t in enumerate(self.tensors)}
-        arrays["ordering"] = self.ordering.numpy()
-        write_npz(path, self.kind, meta, arrays)
+    def _structure_arrays(self) -> dict:
+        return {"ordering": self.ordering.numpy()}
+
+    @staticmethod
+    def _n_tensors(n_sites: int) -> int:
+        return n_sites
 
     @classmethod
-    def _from_saved(cls, meta, arrays, path) -> "MPS":
-        try:
-            n = int(meta["n_sites"])
-            tensors = [torch.from_numpy(arrays[f"tensor_{k}"]) for k in range(n)]
-            ordering = arrays["ordering"]
-            shape = tuple(meta["shape"]) if meta.get("shape") else None
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{path!r} is a corrupt MPS file (missing {err})") from err
-        try:
-            return cls.from_tensors(tensors, ordering=ordering, shape=shape)
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"{path!r} is a corrupt MPS file: {err}") from err
+    def _from_structure(cls, tensors, arrays, shape) -> "MPS":
+        return cls.from_tensors(tensors, ordering=arrays["ordering"], shape=shape)
 
     def to_quimb(self):
         """A ``quimb.tensor.MatrixProductState`` of the same Ψ (chain order, site indices k0, k1, ...)."""
@@ -331,13 +303,6 @@ def _check_chain(tensors):
                              f"left dim {tensors[k + 1].shape[0]}")
         if tensors[k].dtype != tensors[k + 1].dtype or tensors[k].device != tensors[k + 1].device:
             raise ValueError("all tensors must share one dtype and device")
-
-
-def _check_alpha(alpha) -> float:
-    alpha = float(alpha)
-    if not alpha > 0:
-        raise ValueError(f"alpha must be > 0 (or inf), got {alpha}")
-    return alpha
 
 
 def _unit_norm(t: torch.Tensor) -> bool:

@@ -21,11 +21,10 @@ import numpy as np
 import torch
 
 from . import kernels, tree_kernels
-from .estimate import BornMachineMethods, Estimate
-from .io import write_npz
-from .mps import MPS, _check_alpha, _parse_sites
+from .estimate import BornMachineMethods
+from .mps import MPS, _parse_sites
 from .tree import Tree, make_tree
-from .validation import as_binary, as_sites, check_positive_int, log_base
+from .validation import as_binary, as_sites, check_alpha, check_positive_int, log_base
 
 
 class TTN(BornMachineMethods):
@@ -255,66 +254,37 @@ class TTN(BornMachineMethods):
         """Schmidt values λ (descending, Σλ² = 1) across ``edges[edge]`` (subtree below vs the rest)."""
         return tree_kernels.schmidt_values(self.tree, self.tensors, self._edge_child(edge))
 
-    def entropy(self, edge: int, alpha: float = 1, base="e") -> float:
-        """Rényi-α entanglement entropy of :meth:`subtree_sites` (edge) vs the rest (α=1: von Neumann)."""
-        alpha = _check_alpha(alpha)
-        return kernels.renyi_from_schmidt(self.schmidt_values(edge), alpha) / log_base(base)
-
     def entanglement_profile(self, alpha: float = 1, base="e") -> torch.Tensor:
         """Entropy of every edge (2·n_sites − 2,) float64, aligned with :attr:`edges`, one pass O(n D⁴).
 
         Entries 0…n−1 are single sites against the rest; the two root edges hold the same value.
         """
-        alpha = _check_alpha(alpha)
+        alpha = check_alpha(alpha)
         spectra = tree_kernels.edge_spectra(self.tree, self._canonical())
         scale = log_base(base)
         return torch.tensor([kernels.renyi_from_schmidt(s, alpha) / scale for s in spectra], dtype=torch.float64)
 
-    def renyi2(self, sites_X, method: str = "exact", n_samples: int = 10000,
-               generator: torch.Generator | None = None, base="e") -> Estimate:
-        """Second Rényi entropy S₂ = −ln Tr ρ_X² of any pixel set X.
-
-        ``method="exact"``: swap contraction of four copies of the tree (stderr 0); subtrees on one
-        side cost nothing, mixed nodes up to O(D⁸); raises ``ValueError`` (suggesting "mc") when the
-        estimated cost is above ~2·10¹⁰ flops. ``method="mc"``: swap estimator (Eq. 6 of Cheng et al.
-        2018) on 2·n_samples exact samples, S₂ = −ln E_{v,v'∼p}[Ψ(x',y)Ψ(x,y') / (Ψ(x,y)Ψ(x',y'))],
-        stderr by the delta method.
-        """
-        sites = as_sites(sites_X, self.n_sites, name="sites_X")
+    def _side_mask(self, sites) -> torch.Tensor:
         in_x = torch.zeros(self.n_sites, dtype=torch.bool)
-        in_x[sites] = True
-        scale = log_base(base)
-        if method == "exact":
-            return Estimate(tree_kernels.renyi2_swap(self.tree, self._canonical(), in_x.tolist()) / scale, 0.0)
-        if method != "mc":
-            raise ValueError(f"method must be 'exact' or 'mc', got {method!r}")
-        return self._renyi2_swap_mc(in_x, n_samples, generator, scale)
+        in_x[sites] = True  # leaves are pixels
+        return in_x
+
+    def _renyi2_exact(self, in_x: torch.Tensor) -> float:
+        return tree_kernels.renyi2_swap(self.tree, self._canonical(), in_x.tolist())
 
     # ---------------------------------------------------------------------------------------------
     # I/O
     # ---------------------------------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Write the model atomically to ``path`` (npz; see :mod:`bornmachine.io`)."""
-        meta = {"n_sites": self.n_sites, "shape": list(self.shape) if self.shape else None,
-                "dtype": str(self.dtype).replace("torch.", "")}
-        arrays = {f"tensor_{k}": t.detach().cpu().numpy() for k, t in enumerate(self.tensors)}
-        arrays["tree_children"] = self.tree.internal_children()
-        write_npz(path, self.kind, meta, arrays)
+    def _structure_arrays(self) -> dict:
+        return {"tree_children": self.tree.internal_children()}
+
+    @staticmethod
+    def _n_tensors(n_sites: int) -> int:
+        return n_sites - 1
 
     @classmethod
-    def _from_saved(cls, meta, arrays, path) -> "TTN":
-        try:
-            n = int(meta["n_sites"])
-            tensors = [torch.from_numpy(arrays[f"tensor_{k}"]) for k in range(n - 1)]
-            children = arrays["tree_children"]
-            shape = tuple(meta["shape"]) if meta.get("shape") else None
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{path!r} is a corrupt TTN file (missing {err})") from err
-        try:
-            tree = Tree(children)
-            return cls.from_tensors(tensors, tree=tree, shape=shape)
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"{path!r} is a corrupt TTN file: {err}") from err
+    def _from_structure(cls, tensors, arrays, shape) -> "TTN":
+        return cls.from_tensors(tensors, tree=Tree(arrays["tree_children"]), shape=shape)
 
     # ---------------------------------------------------------------------------------------------
     # checks

@@ -97,3 +97,11 @@ def log_base(base) -> float:
     if base == 2 or base == "2":
         return float(np.log(2.0))
     raise ValueError(f"base must be 'e' or 2, got {base!r}")
+
+
+def check_alpha(alpha) -> float:
+    """A Rényi order: a number > 0 or inf, as float; ``ValueError`` otherwise."""
+    alpha = float(alpha)
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0 (or inf), got {alpha}")
+    return alpha
