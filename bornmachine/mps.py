@@ -201,9 +201,10 @@ class MPS(BornMachineMethods):
         return s / torch.linalg.vector_norm(s)
 
     def entanglement_profile(self, alpha: float = 1, base="e") -> torch.Tensor:
-        """Entropy of every bond (n_sites − 1,) float64, one canonical sweep, O(n D³)."""
+        """Entropy of every bond (n_sites − 1,) float64, O(n D³): two sweeps (one if canonical at 0)."""
         alpha = check_alpha(alpha)
-        spectra = kernels.bond_spectra(self._canonical(0))
+        canonical = self.center == 0 and _unit_norm(self.tensors[0])
+        spectra = kernels.bond_spectra(self.tensors, right_canonical=canonical)
         scale = log_base(base)
         return torch.tensor([kernels.renyi_from_schmidt(s, alpha) / scale for s in spectra], dtype=torch.float64)
 

@@ -38,9 +38,28 @@ class ZeroProbabilityWarning(RuntimeWarning):
 # ------------------------------------------------------------------------------------------------
 # pure kernels of the two-site step
 # ------------------------------------------------------------------------------------------------
-def group_by_code(code: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
-    """Stable order that sorts samples by their two-site code 2·s + t, and the count of each code."""
-    return torch.argsort(code, stable=True), torch.bincount(code, minlength=4).tolist()
+def bond_orders(x: torch.Tensor) -> tuple[torch.Tensor, list[list[int]]]:
+    """For every bond k of configurations x (N, n): the stable order sorting the samples by their code
+    2·x_k + x_{k+1}, as rows of (n − 1, N) int64, and the count of each code per bond (n − 1 lists of 4)."""
+    codes = 2 * x[:, :-1] + x[:, 1:]
+    orders = torch.argsort(codes, dim=0, stable=True).T.contiguous()
+    counts = torch.stack([(codes == c).sum(0) for c in range(4)], 1).tolist()
+    return orders, counts
+
+
+def _bounds(counts: list[int]) -> list[int]:
+    bounds = [0]
+    for count in counts:
+        bounds.append(bounds[-1] + count)
+    return bounds
+
+
+def contract_blocks(rows: torch.Tensor, matrices, bounds: list[int], out: torch.Tensor) -> torch.Tensor:
+    """``out[a:b] = rows[a:b] @ matrices[c]`` for each block c = [a, b) of rows sorted by block; returns out."""
+    for c, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        if b > a:
+            torch.mm(rows[a:b], matrices[c], out=out[a:b])
+    return out
 
 
 def nll_gradient_sum(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, counts: list[int]):
@@ -55,21 +74,21 @@ def nll_gradient_sum(left: torch.Tensor, merged: torch.Tensor, right: torch.Tens
     """
     floor = math.sqrt(torch.finfo(merged.dtype).tiny)  # |ψ| below this counts as zero: 1/ψ would overflow
     dl, dr = merged.shape[0], merged.shape[3]
-    blocks = merged.permute(1, 2, 0, 3).reshape(4, dl, dr)
-    bounds = [0]
-    for count in counts:
-        bounds.append(bounds[-1] + count)
-    parts = [((left[a:b] @ blocks[c]) * right[a:b]).sum(-1) for c, (a, b) in enumerate(zip(bounds, bounds[1:]))
-             if b > a]
-    psi = torch.cat(parts) if parts else merged.new_zeros(0)  # a minibatch may miss this shard
-    ok = psi.abs() > floor
-    weighted = right * (ok / torch.where(ok, psi, 1.0))[:, None]  # R_i / ψ_i, 0 where ψ_i ≈ 0
+    bounds = _bounds(counts)
+    blocks = merged.permute(1, 2, 0, 3).reshape(4, dl, dr).unbind(0)
+    psi = torch.linalg.vecdot(contract_blocks(left, blocks, bounds, torch.empty_like(right)), right)
+    n_zero = 0
+    if psi.numel() and float(psi.abs().min()) > floor:
+        weighted = right / psi[:, None]  # R_i / ψ_i
+    else:  # some (or no) samples of zero amplitude: leave them out
+        ok = psi.abs() > floor
+        weighted = right * (ok / torch.where(ok, psi, 1.0))[:, None]
+        n_zero = int((~ok).sum())
     grad = merged.new_zeros(4, dl, dr)
     for c, (a, b) in enumerate(zip(bounds, bounds[1:])):
         if b > a:
             torch.mm(left[a:b].T, weighted[a:b], out=grad[c])
-    n_used = int(ok.sum())
-    return grad, n_used, int(psi.shape[0]) - n_used
+    return grad, int(psi.shape[0]) - n_zero, n_zero
 
 
 def nll_gradient(merged: torch.Tensor, sample_sum: torch.Tensor, n_used: int) -> torch.Tensor:
@@ -80,20 +99,21 @@ def nll_gradient(merged: torch.Tensor, sample_sum: torch.Tensor, n_used: int) ->
     return 2.0 * merged / (merged * merged).sum() - (2.0 / max(n_used, 1)) * sample_sum
 
 
-def _advance_left(left: torch.Tensor, a: torch.Tensor, bits: torch.Tensor, out=None) -> torch.Tensor:
-    """Normalised L_{k+1} = L_k A_k[:, x_k, :] (N, D_k), written into ``out`` (N, D_k) if given."""
-    w = (left @ a.reshape(a.shape[0], -1)).view(-1, 2, a.shape[2])
-    step = torch.where(bits[:, None] == 1, w[:, 1], w[:, 0])
-    norm = torch.linalg.vector_norm(step, dim=1, keepdim=True).clamp_min(torch.finfo(step.dtype).tiny)
-    return torch.div(step, norm, out=out)
+def advance_environments(rows: torch.Tensor, a: torch.Tensor, counts: list[int], side: str) -> torch.Tensor:
+    """Per-sample environments one site further, for rows sorted by the two-site code of their bond.
 
-
-def _advance_right(right: torch.Tensor, a: torch.Tensor, bits: torch.Tensor, out=None) -> torch.Tensor:
-    """Normalised R_{k-1} = A_k[:, x_k, :] R_k (N, D_{k-1}), written into ``out`` (N, D_{k-1}) if given."""
-    w = (right @ a.permute(2, 1, 0).reshape(a.shape[2], -1)).view(-1, 2, a.shape[0])
-    step = torch.where(bits[:, None] == 1, w[:, 1], w[:, 0])
-    norm = torch.linalg.vector_norm(step, dim=1, keepdim=True).clamp_min(torch.finfo(step.dtype).tiny)
-    return torch.div(step, norm, out=out)
+    ``side="left"``: rows L_i (N, D_{k-1}) at bond k (sites k, k+1), ``a`` = A_k → L_i A_k[:, x_k, :] (N, D_k);
+    ``side="right"``: rows R_i (N, D_{k+1}), ``a`` = A_{k+1} → A_{k+1}[:, x_{k+1}, :] R_i (N, D_k).
+    x_k is the major bit of the code, x_{k+1} the minor one, so every row is multiplied by its own
+    matrix only (no wasted branch). Rows are normalised (the NLL gradient is invariant to their scale).
+    """
+    if side == "left":
+        out = contract_blocks(rows, (a[:, 0, :], a[:, 1, :]), [0, counts[0] + counts[1], rows.shape[0]],
+                              rows.new_empty(rows.shape[0], a.shape[2]))
+    else:
+        mats = (a[:, 0, :].T, a[:, 1, :].T)
+        out = contract_blocks(rows, mats + mats, _bounds(counts), rows.new_empty(rows.shape[0], a.shape[0]))
+    return out / torch.linalg.vector_norm(out, dim=1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -166,7 +186,8 @@ class _Trainer:
         arrays = {f"tensor_{k}": t.detach().cpu().numpy() for k, t in enumerate(model.tensors)}
         arrays["generator_state"] = state
         arrays.update(self._extra_state())
-        meta = {"trainer": self._kind, "hyper": self._hyper(), "history": history, "n_sites": model.n_sites}
+        meta = {"trainer": self._kind, "hyper": self._hyper(), "history": history, "n_sites": model.n_sites,
+                "center": getattr(model, "center", None)}  # the saved tensors are exact: so is their gauge
         write_npz(path, "checkpoint", meta, arrays)
 
     def _restore(self, path) -> list[dict]:
@@ -179,7 +200,8 @@ class _Trainer:
                              f"({meta.get('hyper')}); refusing to resume with {self._hyper()}")
         self.model.tensors = [torch.from_numpy(arrays[f"tensor_{k}"]).to(self.model.device)
                               for k in range(len(self.model.tensors))]
-        self.model.center = None
+        center = meta.get("center")
+        self.model.center = center if isinstance(center, int) and 0 <= center < self.model.n_sites else None
         self.generator.set_state(torch.from_numpy(arrays["generator_state"]))
         self._load_extra_state(arrays)
         return list(meta["history"])
@@ -287,9 +309,25 @@ class SweepTrainer(_Trainer):
         n = model.n_sites
         if n < 2:
             raise ValueError("two-site training needs at least 2 sites")
-        model.canonicalize(0)
+        if model.center != 0:  # after a sweep the model is canonical at 0 already
+            model.canonicalize(0)
         t = model.tensors
         dtype, env = model.dtype, self.env_dtype or model.dtype
+        # Per bond k the samples sorted by code 2·x_k + x_{k+1}: each block of rows has one matrix. The
+        # environments used at bond k (L_k and R_{k+1}) are stored in this order, so a step reads them as
+        # they are and a new environment costs one gather into the next bond's order.
+        orders, counts = bond_orders(x)
+        positions = torch.arange(x.shape[0], device=model.device)
+
+        def inverse(bond: int) -> torch.Tensor:  # row of each sample in the bond's order
+            return torch.empty_like(positions).scatter_(0, orders[bond], positions)
+
+        def reorder(envs, bond, to_bond, out):  # rows in bond's order → to_bond's order, stored as env dtype
+            perm = inverse(bond).index_select(0, orders[to_bond])
+            if envs.dtype == out.dtype:
+                return torch.index_select(envs, 0, perm, out=out)
+            return out.copy_(envs.index_select(0, perm))
+
         # Slot b of one buffer of N · Σ_b cap_b numbers holds bond b's right environment (old D_b) until the
         # left→right pass replaces it by the left one of the updated bond: D_b ≤ min(max_bond, 2 D_{b+1}).
         old = [a.shape[2] for a in t[:-1]] + [1]
@@ -298,7 +336,8 @@ class SweepTrainer(_Trainer):
         for cap in caps:
             offsets.append(offsets[-1] + cap)
         rows = x.shape[0]
-        store = torch.empty(rows * offsets[-1], dtype=env, device=model.device)
+        most = rows * sum(min(self.max_bond, 2 ** min(b + 1, n - b - 1, 62)) for b in range(n - 1))
+        store = self._environment_buffer(rows * offsets[-1], most, env, model.device)
 
         def slot(bond: int, width: int) -> torch.Tensor:  # contiguous (rows, width): rows stay close in memory
             assert width <= caps[bond], "environment slot overflow"
@@ -306,50 +345,67 @@ class SweepTrainer(_Trainer):
             return store[start:start + rows * width].view(rows, width)
 
         ones = torch.ones(x.shape[0], 1, dtype=env, device=model.device)
-        rights: list[torch.Tensor | None] = [None] * n
+        rights: list[torch.Tensor | None] = [None] * n  # rights[k] = R_k, in bond k − 1's order
         rights[n - 1] = ones
-        for k in range(n - 1, 1, -1):
-            rights[k - 1] = _advance_right(rights[k].to(dtype), t[k], x[:, k], out=slot(k - 1, t[k].shape[0]))
-        lefts: list[torch.Tensor | None] = [None] * n
+        for k in range(n - 1, 1, -1):  # R_{k-1} from R_k through site k
+            rights[k - 1] = reorder(advance_environments(rights[k].to(dtype), t[k], counts[k - 1], "right"),
+                                    k - 1, k - 2, slot(k - 1, t[k].shape[0]))
+        lefts: list[torch.Tensor | None] = [None] * n  # lefts[k] = L_k, in bond k's order
         lefts[0] = ones
         zero = 0
         for k in range(n - 1):  # left → right: the centre moves from site k to k+1
-            merged, n_zero = self._optimise(torch.tensordot(t[k], t[k + 1], dims=1), lefts[k],
-                                            rights[k + 1], x, k, part)
+            left = lefts[k].to(dtype)
+            merged, n_zero = self._optimise(torch.tensordot(t[k], t[k + 1], dims=1), left,
+                                            rights[k + 1].to(dtype), counts[k], orders[k], k, part)
             zero = max(zero, n_zero)
             t[k], t[k + 1] = self._split(merged, absorb="right")
             rights[k + 1] = None
             if k < n - 2:
-                lefts[k + 1] = _advance_left(lefts[k].to(dtype), t[k], x[:, k], out=slot(k, t[k].shape[2]))
-        right = ones
+                lefts[k + 1] = reorder(advance_environments(left, t[k], counts[k], "left"), k, k + 1,
+                                       slot(k, t[k].shape[2]))
+        right = ones.to(dtype)  # R_{k+1} in bond k's order
         for k in range(n - 2, -1, -1):  # right → left: the centre moves from site k+1 to k
-            merged, n_zero = self._optimise(torch.tensordot(t[k], t[k + 1], dims=1), lefts[k], right, x, k, part)
+            merged, n_zero = self._optimise(torch.tensordot(t[k], t[k + 1], dims=1), lefts[k].to(dtype), right,
+                                            counts[k], orders[k], k, part)
             zero = max(zero, n_zero)
             t[k], t[k + 1] = self._split(merged, absorb="left")
             lefts[k] = None
-            right = _advance_right(right.to(dtype), t[k + 1], x[:, k + 1]).to(env)
+            if k > 0:
+                right = reorder(advance_environments(right, t[k + 1], counts[k], "right"), k, k - 1,
+                                torch.empty(rows, t[k].shape[2], dtype=env, device=model.device)).to(dtype)
         model.center = 0
         return zero
 
-    def _optimise(self, merged, left, right, x, k, part):
-        """``n_steps`` normalised gradient steps on the merged tensor of bond k; environments (part.size, D)."""
-        dtype = merged.dtype
+    def _environment_buffer(self, size: int, most: int, dtype: torch.dtype, device) -> torch.Tensor:
+        """The environments' buffer (≥ ``size`` numbers), kept between sweeps: a fresh one of hundreds of MB
+        costs a page fault per 4 KiB on first touch (0.1 s per 100 MB here). When it must grow it is
+        reallocated with 25 % room (never beyond ``most``, what the largest bonds could need)."""
+        buffer = getattr(self, "_buffer", None)
+        if buffer is None or buffer.numel() < size or buffer.dtype != dtype or buffer.device != torch.device(device):
+            self._buffer = None  # free the old one before allocating
+            buffer = self._buffer = torch.empty(max(size, min(most, size + size // 4)), dtype=dtype, device=device)
+        return buffer
+
+    def _optimise(self, merged, left, right, counts, order, k, part):
+        """``n_steps`` normalised gradient steps on the merged tensor of bond k.
+
+        left, right: this rank's environments (part.size, D) in the bond's code order ``order`` (sample
+        indices), with ``counts`` samples of each code.
+        """
         dl, dr = merged.shape[0], merged.shape[3]
-        code = 2 * x[:, k] + x[:, k + 1]
         full = self.batch_size is None or self.batch_size >= part.total
-        if full:
-            order, counts = group_by_code(code)
-            left, right = left[order].to(dtype), right[order].to(dtype)
+        if not full:
+            rank_of = torch.empty_like(order).scatter_(0, order, torch.arange(order.shape[0], device=order.device))
+            edges = torch.tensor(_bounds(counts), device=order.device)
         zero = 0
         for _ in range(self.n_steps):
             if full:
                 terms = nll_gradient_sum(left, merged, right, counts)
             else:  # a minibatch of the global rows, drawn alike on every rank; this rank's part of it
                 idx = part.local(torch.randperm(part.total, generator=self.generator)[: self.batch_size])
-                idx = idx.to(x.device)
-                order, counts = group_by_code(code[idx])
-                idx = idx[order]
-                terms = nll_gradient_sum(left[idx].to(dtype), merged, right[idx].to(dtype), counts)
+                rows = rank_of[idx.to(order.device)].sort().values  # the minibatch's rows, still in code order
+                cuts = torch.searchsorted(rows, edges).tolist()
+                terms = nll_gradient_sum(left[rows], merged, right[rows], [b - a for a, b in zip(cuts, cuts[1:])])
             sample_sum, (n_used, n_zero) = distributed.sum_with_counts(*terms)  # complete the sums over ranks
             grad = nll_gradient(merged, sample_sum.view(2, 2, dl, dr).permute(2, 0, 1, 3), n_used)
             zero = max(zero, n_zero)
@@ -368,11 +424,8 @@ class SweepTrainer(_Trainer):
 
     def _split(self, merged, absorb):
         dl, _, _, dr = merged.shape
-        u, s, vh, _ = kernels.truncated_svd(merged.reshape(dl * 2, 2 * dr), self.max_bond, self.cutoff)
-        s = s / torch.linalg.vector_norm(s)
-        if absorb == "right":
-            return u.reshape(dl, 2, -1), (s[:, None] * vh).reshape(-1, 2, dr)
-        return (u * s[None, :]).reshape(dl, 2, -1), vh.reshape(-1, 2, dr)
+        left, right = kernels.truncated_split(merged.reshape(dl * 2, 2 * dr), self.max_bond, self.cutoff, absorb)
+        return left.reshape(dl, 2, -1), right.reshape(-1, 2, dr)
 
 
 # ------------------------------------------------------------------------------------------------
