@@ -127,7 +127,10 @@ class MPS(BornMachineMethods):
         return kernels.canonicalize(self.tensors, center)[0]
 
     def log_norm(self) -> float:
-        """ln Z with Z = Σ_v Ψ(v)², O(n D³)."""
+        """ln Z with Z = Σ_v Ψ(v)²: 2 ln‖centre‖ in canonical form, else one QR sweep, O(n D³)."""
+        if self.center is not None:
+            norm = float(torch.linalg.vector_norm(self.tensors[self.center]))
+            return 2.0 * math.log(norm) if norm > 0 else -math.inf
         return 2.0 * kernels.canonicalize(self.tensors, self.n_sites - 1)[1]
 
     # ---------------------------------------------------------------------------------------------

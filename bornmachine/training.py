@@ -99,13 +99,15 @@ def nll_gradient(merged: torch.Tensor, sample_sum: torch.Tensor, n_used: int) ->
     return 2.0 * merged / (merged * merged).sum() - (2.0 / max(n_used, 1)) * sample_sum
 
 
-def advance_environments(rows: torch.Tensor, a: torch.Tensor, counts: list[int], side: str) -> torch.Tensor:
+def advance_environments(rows: torch.Tensor, a: torch.Tensor, counts: list[int], side: str,
+                         normalize: bool = True) -> torch.Tensor:
     """Per-sample environments one site further, for rows sorted by the two-site code of their bond.
 
     ``side="left"``: rows L_i (N, D_{k-1}) at bond k (sites k, k+1), ``a`` = A_k → L_i A_k[:, x_k, :] (N, D_k);
     ``side="right"``: rows R_i (N, D_{k+1}), ``a`` = A_{k+1} → A_{k+1}[:, x_{k+1}, :] R_i (N, D_k).
     x_k is the major bit of the code, x_{k+1} the minor one, so every row is multiplied by its own
-    matrix only (no wasted branch). Rows are normalised (the NLL gradient is invariant to their scale).
+    matrix only (no wasted branch). ``normalize``: rescale rows to unit norm (the NLL gradient is invariant
+    to their scale; with isometric tensors a row shrinks by about sqrt p(x_k | rest) per site).
     """
     if side == "left":
         out = contract_blocks(rows, (a[:, 0, :], a[:, 1, :]), [0, counts[0] + counts[1], rows.shape[0]],
@@ -113,7 +115,14 @@ def advance_environments(rows: torch.Tensor, a: torch.Tensor, counts: list[int],
     else:
         mats = (a[:, 0, :].T, a[:, 1, :].T)
         out = contract_blocks(rows, mats + mats, _bounds(counts), rows.new_empty(rows.shape[0], a.shape[0]))
-    return out / torch.linalg.vector_norm(out, dim=1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
+    if normalize:
+        out /= torch.linalg.vector_norm(out, dim=1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
+    return out
+
+
+def _merge(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """A (Dl, 2, D) and B (D, 2, Dr) → the two-site tensor (Dl, 2, 2, Dr)."""
+    return (a.reshape(-1, a.shape[2]) @ b.reshape(b.shape[0], -1)).view(a.shape[0], 2, 2, b.shape[2])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -347,31 +356,32 @@ class SweepTrainer(_Trainer):
         ones = torch.ones(x.shape[0], 1, dtype=env, device=model.device)
         rights: list[torch.Tensor | None] = [None] * n  # rights[k] = R_k, in bond k − 1's order
         rights[n - 1] = ones
+        every = 8 if env == dtype == torch.float64 else 2  # rows shrink by ~sqrt p per site: rescale in time
         for k in range(n - 1, 1, -1):  # R_{k-1} from R_k through site k
-            rights[k - 1] = reorder(advance_environments(rights[k].to(dtype), t[k], counts[k - 1], "right"),
-                                    k - 1, k - 2, slot(k - 1, t[k].shape[0]))
+            rights[k - 1] = reorder(advance_environments(rights[k].to(dtype), t[k], counts[k - 1], "right",
+                                                         k % every == 0), k - 1, k - 2, slot(k - 1, t[k].shape[0]))
         lefts: list[torch.Tensor | None] = [None] * n  # lefts[k] = L_k, in bond k's order
         lefts[0] = ones
         zero = 0
         for k in range(n - 1):  # left → right: the centre moves from site k to k+1
             left = lefts[k].to(dtype)
-            merged, n_zero = self._optimise(torch.tensordot(t[k], t[k + 1], dims=1), left,
+            merged, n_zero = self._optimise(_merge(t[k], t[k + 1]), left,
                                             rights[k + 1].to(dtype), counts[k], orders[k], k, part)
             zero = max(zero, n_zero)
             t[k], t[k + 1] = self._split(merged, absorb="right")
             rights[k + 1] = None
             if k < n - 2:
-                lefts[k + 1] = reorder(advance_environments(left, t[k], counts[k], "left"), k, k + 1,
-                                       slot(k, t[k].shape[2]))
+                lefts[k + 1] = reorder(advance_environments(left, t[k], counts[k], "left", k % every == 0), k,
+                                       k + 1, slot(k, t[k].shape[2]))
         right = ones.to(dtype)  # R_{k+1} in bond k's order
         for k in range(n - 2, -1, -1):  # right → left: the centre moves from site k+1 to k
-            merged, n_zero = self._optimise(torch.tensordot(t[k], t[k + 1], dims=1), lefts[k].to(dtype), right,
+            merged, n_zero = self._optimise(_merge(t[k], t[k + 1]), lefts[k].to(dtype), right,
                                             counts[k], orders[k], k, part)
             zero = max(zero, n_zero)
             t[k], t[k + 1] = self._split(merged, absorb="left")
             lefts[k] = None
             if k > 0:
-                right = reorder(advance_environments(right, t[k + 1], counts[k], "right"), k, k - 1,
+                right = reorder(advance_environments(right, t[k + 1], counts[k], "right", k % every == 0), k, k - 1,
                                 torch.empty(rows, t[k].shape[2], dtype=env, device=model.device)).to(dtype)
         model.center = 0
         return zero
@@ -414,7 +424,7 @@ class SweepTrainer(_Trainer):
                 length = self.lr * float(torch.linalg.vector_norm(grad))
                 if length > self.max_step:
                     scale = self.lr * self.max_step / length
-            merged = merged - scale * grad
+            merged = torch.add(merged, grad, alpha=-scale)
             norm = torch.linalg.vector_norm(merged)
             merged = merged / norm
             if not math.isfinite(norm):

@@ -811,3 +811,13 @@ def test_bad_conditional_and_sample(small):
         small.conditional_sample(bad, torch.ones(n, dtype=torch.bool), generator=gen(0))
     with pytest.raises(ValueError):
         small.sample(-1, generator=gen(0))
+
+
+def test_log_norm_of_a_canonical_model_with_a_rescaled_centre_matches_brute_force():
+    """In canonical form ln Z = 2 ln‖centre‖ (no sweep); the value and Σ p = 1 must still be exact."""
+    m = MPS(7, 3, generator=gen(31)).canonicalize(3)
+    m.tensors[3] = 2.5 * m.tensors[3]
+    psi = chain_psi(m)
+    assert m.log_norm() == pytest.approx(math.log(np.sum(psi ** 2)), rel=1e-12)
+    x = torch.from_numpy(oracle.all_configs(7)).long()
+    assert float(torch.logsumexp(m.log_prob(x), 0)) == pytest.approx(0.0, abs=1e-12)
