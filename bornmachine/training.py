@@ -41,9 +41,14 @@ class ZeroProbabilityWarning(RuntimeWarning):
 def bond_orders(x: torch.Tensor) -> tuple[torch.Tensor, list[list[int]]]:
     """For every bond k of configurations x (N, n): the stable order sorting the samples by their code
     2·x_k + x_{k+1}, as rows of (n − 1, N) int64, and the count of each code per bond (n − 1 lists of 4)."""
-    codes = 2 * x[:, :-1] + x[:, 1:]
-    orders = torch.argsort(codes, dim=0, stable=True).T.contiguous()
-    counts = torch.stack([(codes == c).sum(0) for c in range(4)], 1).tolist()
+    n_bonds = x.shape[1] - 1
+    orders = torch.empty(n_bonds, x.shape[0], dtype=torch.int64, device=x.device)
+    counts = []
+    for start in range(0, n_bonds, 64):  # blocks of bonds: temporaries stay small next to the result
+        stop = min(start + 64, n_bonds)
+        codes = 2 * x[:, start:stop] + x[:, start + 1:stop + 1]
+        orders[start:stop] = torch.argsort(codes, dim=0, stable=True).T
+        counts += torch.stack([(codes == c).sum(0) for c in range(4)], 1).tolist()
     return orders, counts
 
 

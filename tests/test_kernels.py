@@ -299,3 +299,18 @@ def test_bond_spectra_of_any_gauge_and_of_the_canonical_form_match_the_dense_sta
             np.testing.assert_allclose(lam, ref[: lam.size], atol=1e-7)  # λ² to ~1e-15 absolute
             np.testing.assert_allclose(lam[:3] ** 2, ref[: min(3, lam.size)] ** 2, rtol=1e-10)
             assert np.sum(ref[lam.size:] ** 2) < 1e-20  # nothing of weight was left out
+
+
+@pytest.mark.parametrize("shape", [(12, 8), (8, 12), (10, 10)])
+@pytest.mark.parametrize("absorb", ["left", "right"])
+@pytest.mark.parametrize("max_bond, cutoff", [(None, 0.0), (4, 0.0), (None, 0.3), (6, 0.1)])
+def test_truncated_split_keeps_the_svd_rank_and_gives_the_best_truncation(shape, absorb, max_bond, cutoff):
+    mat = random_matrix(*shape, seed=7 + shape[0])
+    u, s, vh, _ = kernels.truncated_svd(mat, max_bond, cutoff)
+    x, y = kernels.truncated_split(mat, max_bond, cutoff, absorb)
+    keep = s.numel()
+    assert x.shape == (shape[0], keep) and y.shape == (keep, shape[1])
+    iso = x if absorb == "right" else y.T
+    torch.testing.assert_close(iso.T @ iso, torch.eye(keep, dtype=mat.dtype), rtol=0, atol=1e-12)
+    best = (u * s) @ vh  # the optimal rank-keep approximation (Eckart–Young), then normalised
+    torch.testing.assert_close(x @ y, best / torch.linalg.matrix_norm(best), rtol=1e-9, atol=1e-10)

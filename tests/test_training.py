@@ -567,3 +567,39 @@ def test_sweep_trainer_on_cuda(bas):
     assert all(t.device.type == "cuda" for t in model.tensors)
     assert history[-1]["train_nll"] < LN14 + 0.5
     assert_matches_oracle(model)
+
+
+# --- sweep kernels: per-bond sample orders and environment updates --------------------------------
+
+def test_bond_orders_sort_every_bond_by_its_two_site_code():
+    from bornmachine.training import bond_orders
+
+    x = torch.randint(0, 2, (50, 150), generator=gen(41))  # 149 bonds: several blocks of 64
+    orders, counts = bond_orders(x)
+    assert orders.shape == (149, 50) and len(counts) == 149
+    for k in range(149):
+        code = 2 * x[:, k] + x[:, k + 1]
+        assert torch.equal(orders[k], torch.argsort(code, stable=True))
+        assert counts[k] == torch.bincount(code, minlength=4).tolist()
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_advance_environments_multiplies_each_row_by_its_own_matrix(side):
+    from bornmachine.training import advance_environments, bond_orders
+
+    g = gen(42)
+    x = torch.randint(0, 2, (40, 2), generator=g)
+    order, counts = bond_orders(x)[0][0], bond_orders(x)[1][0]
+    a = torch.randn(3, 2, 5, dtype=torch.float64, generator=g)
+    width = 3 if side == "left" else 5
+    rows = torch.randn(40, width, dtype=torch.float64, generator=g)[order]  # rows in the bond's code order
+    bits = x[order, 0] if side == "left" else x[order, 1]
+    for normalize in (True, False):
+        out = advance_environments(rows.clone(), a, counts, side, normalize)
+        if side == "left":
+            ref = torch.stack([rows[i] @ a[:, bits[i], :] for i in range(40)])
+        else:
+            ref = torch.stack([a[:, bits[i], :] @ rows[i] for i in range(40)])
+        if normalize:
+            ref = ref / torch.linalg.vector_norm(ref, dim=1, keepdim=True)
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
