@@ -1,5 +1,5 @@
 """One full two-site sweep (left→right→left) of SweepTrainer over 1000 mnist5k training images at
-max_bond 16, 32, 64: seconds per sweep, peak memory, and achieved GFLOP/s against matmul.
+max_bond 16, 32, 64: seconds per sweep (best of two), peak memory, and achieved GFLOP/s against matmul.
 
 The MPS is first trained from bond 2 until its bonds reach the cap (3 sweeps: bonds can grow 4× per
 sweep), as in real training; the timed sweep is the next one. ``--from-random`` instead starts from a random
@@ -52,11 +52,13 @@ def main():
         xt = torch.as_tensor(x, device=args.device).long()
         trainer.fit(xt, progress=False)  # grow the bonds (and warm up allocator and thread pool)
         reset_peak_memory()
-        t0 = time.perf_counter()
-        trainer._run_one(xt, 0, Shard(0, len(xt), len(xt)))
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
+        seconds = float("inf")
+        for _ in range(2):  # the best of two sweeps: this machine's speed drifts by tens of percent
+            t0 = time.perf_counter()
+            trainer._run_one(xt, 0, Shard(0, len(xt), len(xt)))
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            seconds = min(seconds, time.perf_counter() - t0)
         peak = (torch.cuda.max_memory_allocated() / 2**20 if args.device.startswith("cuda") else peak_memory_mib())
         dims = [1] + model.bond_dims + [1]
         gf = sweep_flops(dims, len(x)) / seconds / 1e9
