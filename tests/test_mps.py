@@ -18,7 +18,8 @@ import torch
 import oracle
 from conftest import gaussian_tensors
 
-from bornmachine import MPS, load
+from bornmachine import MPS, datasets, load
+from bornmachine.training import SweepTrainer
 from bornmachine.estimate import Estimate
 
 P_MIN = 1e-3  # chi-squared p-value threshold (fixed seeds: the outcome is deterministic)
@@ -684,6 +685,45 @@ def test_cuda_matches_cpu():
     assert samples.device.type == "cuda"
     assert_allclose(lp.cpu(), cpu.log_prob(samples.cpu()), rtol=1e-9)
     assert gpu.entropy(3) == pytest.approx(cpu.entropy(3), rel=1e-9)
+
+
+@pytest.mark.gpu
+def test_cuda_kernels_match_cpu_on_a_long_chain():
+    """Regrouped amplitudes, the branch-saving sampler, both bond-spectra paths, marginals, inpainting and
+    the swap Rényi-2 give the CPU's numbers on CUDA (60 sites: renormalisation schedules are exercised)."""
+    ts = [t / 2.0 for t in gaussian_tensors(60, 6, 23)]
+    cpu = MPS.from_tensors(ts)
+    gpu = MPS.from_tensors([t.cuda() for t in ts])
+    x = torch.randint(0, 2, (300, 60), generator=gen(5))
+    assert_allclose(gpu.log_prob(x.cuda()).cpu(), cpu.log_prob(x), rtol=1e-10, atol=1e-8)
+    assert_allclose(gpu.entanglement_profile(alpha=2), cpu.entanglement_profile(alpha=2), rtol=1e-8, atol=1e-10)
+    cpu.canonicalize(0)
+    gpu.canonicalize(0)
+    assert_allclose(gpu.entanglement_profile(), cpu.entanglement_profile(), rtol=1e-8, atol=1e-10)
+    samples, lp = gpu.sample(5000, generator=torch.Generator(device="cuda").manual_seed(1))
+    assert samples.device.type == "cuda"
+    assert_allclose(lp.cpu(), cpu.log_prob(samples.cpu()), rtol=1e-9, atol=1e-8)
+    sites = [3, 17, 18, 40]
+    assert_allclose(gpu.marginal_log_prob(x[:, sites].cuda(), sites).cpu(), cpu.marginal_log_prob(x[:, sites], sites),
+                    rtol=1e-9, atol=1e-9)
+    known = torch.zeros(60, dtype=torch.bool)
+    known[:20] = True
+    filled, cond = gpu.conditional_sample(x[:50].cuda(), known, generator=torch.Generator(device="cuda").manual_seed(2))
+    expected = cpu.log_prob(filled.cpu()) - cpu.marginal_log_prob(x[:50, :20], list(range(20)))
+    assert_allclose(cond.cpu(), expected, rtol=1e-8, atol=1e-8)
+    assert float(gpu.renyi2([0, 5, 9, 30])) == pytest.approx(float(cpu.renyi2([0, 5, 9, 30])), rel=1e-9)
+
+
+@pytest.mark.gpu
+def test_full_batch_sweep_on_cuda_matches_cpu():
+    train = datasets.bars_and_stripes(3, 4)
+    models = {}
+    for device in ("cpu", "cuda"):
+        model = MPS(12, 2, device=device, generator=gen(3))
+        SweepTrainer(model, max_bond=8, lr=0.1, n_steps=2, n_sweeps=2).fit(train, progress=False)
+        models[device] = model
+    x = torch.as_tensor(train).long()
+    assert_allclose(models["cuda"].log_prob(x.cuda()).cpu(), models["cpu"].log_prob(x), rtol=1e-7, atol=1e-7)
 
 
 # --- bad input ---------------------------------------------------------------------------------
