@@ -175,6 +175,14 @@ class _Trainer:
         main = distributed.is_main()
         bar = tqdm(range(start, self.n_sweeps), desc=self._kind, unit=self._unit, disable=not (progress and main),
                    initial=start, total=self.n_sweeps)
+        try:
+            self._train(model, x_train, x_valid, part, history, bar, main, checkpoint, callback)
+        finally:
+            self._release()
+        return history
+
+    def _train(self, model, x_train, x_valid, part, history, bar, main, checkpoint, callback):
+        """The sweep loop of :meth:`fit` (appends to ``history``)."""
         for sweep in bar:
             t0 = time.perf_counter()
             zero = self._run_one(x_train, sweep, part)
@@ -185,14 +193,16 @@ class _Trainer:
             history.append(record)
             if zero and main:
                 warnings.warn(f"sweep {sweep + 1}: {zero} training samples had zero probability and were left "
-                              "out of the gradient", ZeroProbabilityWarning, stacklevel=2)
+                              "out of the gradient", ZeroProbabilityWarning, stacklevel=3)
             bar.set_postfix(train=f"{record['train_nll']:.3f}", valid="-" if x_valid is None
                             else f"{record['valid_nll']:.3f}", D=record["max_bond"])
             if checkpoint is not None and main:
                 self._save(checkpoint, history)
             if callback is not None:
                 callback(record)
-        return history
+
+    def _release(self) -> None:
+        """Free what ``fit`` keeps from sweep to sweep (buffers, cached orders)."""
 
     # checkpoints ----------------------------------------------------------------------------------
     def _save(self, path, history):
@@ -309,6 +319,8 @@ class SweepTrainer(_Trainer):
         if env_dtype is not None and env_dtype not in (torch.float32, torch.float64):
             raise ValueError(f"env_dtype must be torch.float32 or torch.float64, got {env_dtype}")
         self.env_dtype = env_dtype
+        self._kept_rights = None  # (rows, slot sizes, buffer, tensors) of the right environments in the buffer
+        self._orders = None  # (rows, ordering, per-bond sample orders, code counts)
         self.seed = int(seed)
         self.generator = torch.Generator().manual_seed(self.seed)
 
@@ -324,6 +336,7 @@ class SweepTrainer(_Trainer):
             from .tree_training import tree_sweep
 
             return tree_sweep(self, x, part)
+        data = x
         x = x[:, model.ordering.to(x.device)]
         n = model.n_sites
         if n < 2:
@@ -335,7 +348,9 @@ class SweepTrainer(_Trainer):
         # Per bond k the samples sorted by code 2·x_k + x_{k+1}: each block of rows has one matrix. The
         # environments used at bond k (L_k and R_{k+1}) are stored in this order, so a step reads them as
         # they are and a new environment costs one gather into the next bond's order.
-        orders, counts = bond_orders(x)
+        if self._orders is None or self._orders[0] is not data or self._orders[1] != model.ordering.tolist():
+            self._orders = (data, model.ordering.tolist(), *bond_orders(x))  # kept: the rows stay the same
+        orders, counts = self._orders[2:]
         positions = torch.arange(x.shape[0], device=model.device)
 
         def inverse(bond: int) -> torch.Tensor:  # row of each sample in the bond's order
@@ -351,6 +366,12 @@ class SweepTrainer(_Trainer):
         # left→right pass replaces it by the left one of the updated bond: D_b ≤ min(max_bond, 2 D_{b+1}).
         old = [a.shape[2] for a in t[:-1]] + [1]
         caps = [max(old[b], min(self.max_bond, 2 * old[b + 1])) for b in range(n - 1)]
+        # Bonds near their largest possible size (the usual case once training has grown them): slots of that
+        # size, a layout that stays the same from sweep to sweep, so the right environments that the last
+        # right→left pass left in the buffer serve this sweep's left→right pass as they are.
+        largest = [max(cap, min(self.max_bond, 2 ** min(b + 1, n - b - 1, 62))) for b, cap in enumerate(caps)]
+        if 4 * sum(largest) <= 5 * sum(caps):
+            caps = largest
         offsets = [0]
         for cap in caps:
             offsets.append(offsets[-1] + cap)
@@ -364,12 +385,19 @@ class SweepTrainer(_Trainer):
             return store[start:start + rows * width].view(rows, width)
 
         ones = torch.ones(x.shape[0], 1, dtype=env, device=model.device)
-        rights: list[torch.Tensor | None] = [None] * n  # rights[k] = R_k, in bond k − 1's order
+        rights: list[torch.Tensor | None] = [None] * n  # rights[k] = R_k (sites k+1…, on bond k), in bond k − 1's order
         rights[n - 1] = ones
         every = 8 if env == dtype == torch.float64 else 2  # rows shrink by ~sqrt p per site: rescale in time
-        for k in range(n - 1, 1, -1):  # R_{k-1} from R_k through site k
-            rights[k - 1] = reorder(advance_environments(rights[k].to(dtype), t[k], counts[k - 1], "right",
-                                                         k % every == 0), k - 1, k - 2, slot(k - 1, t[k].shape[0]))
+        kept = self._kept_rights
+        if kept is not None and kept[0] is data and kept[1] == caps and kept[2] is store and \
+                all(a is b for a, b in zip(kept[3], t)):  # same rows, layout and tensors as the last pass left
+            for k in range(1, n - 1):
+                rights[k] = slot(k, t[k + 1].shape[0])
+        else:
+            for k in range(n - 1, 1, -1):  # R_{k-1} from R_k through site k (the same steps as right → left)
+                rights[k - 1] = reorder(advance_environments(rights[k].to(dtype), t[k], counts[k - 1], "right",
+                                                             k % every == 0), k - 1, k - 2, slot(k - 1, t[k].shape[0]))
+        self._kept_rights = None
         lefts: list[torch.Tensor | None] = [None] * n  # lefts[k] = L_k, in bond k's order
         lefts[0] = ones
         zero = 0
@@ -384,17 +412,26 @@ class SweepTrainer(_Trainer):
                 lefts[k + 1] = reorder(advance_environments(left, t[k], counts[k], "left", k % every == 0), k,
                                        k + 1, slot(k, t[k].shape[2]))
         right = ones.to(dtype)  # R_{k+1} in bond k's order
+        fits = True
         for k in range(n - 2, -1, -1):  # right → left: the centre moves from site k+1 to k
             merged, n_zero = self._optimise(_merge(t[k], t[k + 1]), lefts[k].to(dtype), right,
                                             counts[k], orders[k], k, part)
             zero = max(zero, n_zero)
             t[k], t[k + 1] = self._split(merged, absorb="left")
             lefts[k] = None
-            if k > 0:
-                right = reorder(advance_environments(right, t[k + 1], counts[k], "right", k % every == 0), k, k - 1,
-                                torch.empty(rows, t[k].shape[2], dtype=env, device=model.device)).to(dtype)
+            if k > 0:  # R_k into slot k (L_{k+1} is used up), where the next sweep looks for it, if it fits
+                width = t[k].shape[2]
+                fits = fits and width <= caps[k]
+                out = slot(k, width) if width <= caps[k] else torch.empty(rows, width, dtype=env, device=model.device)
+                right = reorder(advance_environments(right, t[k + 1], counts[k], "right", (k + 1) % every == 0),
+                                k, k - 1, out).to(dtype)
         model.center = 0
+        if fits:
+            self._kept_rights = (data, caps, store, list(t))
         return zero
+
+    def _release(self) -> None:
+        self._buffer = self._kept_rights = self._orders = None
 
     def _environment_buffer(self, size: int, most: int, dtype: torch.dtype, device) -> torch.Tensor:
         """The environments' buffer (≥ ``size`` numbers), kept between sweeps: a fresh one of hundreds of MB

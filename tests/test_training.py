@@ -603,3 +603,27 @@ def test_advance_environments_multiplies_each_row_by_its_own_matrix(side):
         if normalize:
             ref = ref / torch.linalg.vector_norm(ref, dim=1, keepdim=True)
         torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [None, 5])
+def test_reusing_the_last_passes_right_environments_changes_nothing(bas, batch_size):
+    """From the second sweep on, the right environments left in the buffer by the right→left pass are used
+    as they are; forgetting them after every sweep (so they are rebuilt) gives bit-identical training."""
+    def run(forget):
+        trainer = SweepTrainer(MPS((3, 3), 2, generator=gen(12)), max_bond=6, lr=0.05, n_steps=2,
+                               batch_size=batch_size, n_sweeps=4, seed=1)
+        seen = []
+
+        def callback(record):
+            seen.append(trainer._kept_rights is not None)
+            if forget:
+                trainer._kept_rights = None
+
+        history = trainer.fit(bas, callback=callback, progress=False)
+        return strip_seconds(history), [t.clone() for t in trainer.model.tensors], seen
+
+    kept, tensors_kept, seen = run(forget=False)
+    rebuilt, tensors_rebuilt, _ = run(forget=True)
+    assert all(seen[1:])  # the bonds have grown to their largest sizes: the layout is stable, reuse happens
+    assert kept == rebuilt
+    assert all(torch.equal(a, b) for a, b in zip(tensors_kept, tensors_rebuilt))
