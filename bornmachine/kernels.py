@@ -54,7 +54,9 @@ def truncated_split(mat: torch.Tensor, max_bond: int | None = None, cutoff: floa
     subspace; eigenvalues are resolved to ~1e-16 · λ_0, so s_i below ~1e-8 · s_0 count as noise.
     """
     gram = mat @ mat.T if absorb == "right" else mat.T @ mat
-    values, vectors = torch.linalg.eigh(gram)
+    on_host = gram.device.type != "cpu" and gram.shape[0] <= 512  # a GPU eigensolver launches hundreds of
+    values, vectors = torch.linalg.eigh(gram.cpu() if on_host else gram)  # kernels for a small matrix
+    vectors = vectors.to(mat.device)
     values = values.tolist()  # ascending; one host sync
     keep = min(mat.shape)  # the rank bound (a Gram matrix of the larger side has zero eigenvalues beyond it)
     if cutoff > 0.0 and values[-1] > 0:
