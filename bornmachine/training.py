@@ -101,7 +101,7 @@ def nll_gradient(merged: torch.Tensor, sample_sum: torch.Tensor, n_used: int) ->
 
     ``sample_sum``: the sum over the n = ``n_used`` samples (of all processes), shaped like B.
     """
-    squared = float(torch.linalg.vector_norm(merged)) ** 2
+    squared = max(float(torch.linalg.vector_norm(merged)) ** 2, torch.finfo(merged.dtype).tiny)
     return torch.add(merged, sample_sum, alpha=-squared / max(n_used, 1)).mul_(2.0 / squared)
 
 
@@ -273,8 +273,10 @@ class SweepTrainer(_Trainer):
     samples), stored in ``env_dtype`` in one buffer kept between sweeps (slot k sized for the larger
     of bond k before and after its update, so a growing bond may take up to twice its old size; the
     buffer grows with 25 % room; one allocation keeps the heap from fragmenting and spares the page
-    faults of a fresh one). Each bond's samples are sorted by their two-site code and its environments
-    are stored in that order, so every block of rows is contracted with its own matrix only. Every
+    faults of a fresh one; ``fit`` frees it when it returns). Once the bonds are near their largest
+    sizes the slots keep one layout, and the right environments that the right→left pass leaves in
+    them serve the next sweep as they are. Each bond's samples are sorted by their two-site code and its
+    environments are stored in that order, so every block of rows is contracted with its own matrix only. Every
     other per-sample array of a step is O(N · D), so the environments dominate:
     bytes ≈ N · Σ_k D_k · itemsize(env_dtype) (× ≤ 1.25 while bonds grow) + 24 · N · n (the data, int64,
     twice, and the per-bond sample orders).
@@ -319,6 +321,7 @@ class SweepTrainer(_Trainer):
         if env_dtype is not None and env_dtype not in (torch.float32, torch.float64):
             raise ValueError(f"env_dtype must be torch.float32 or torch.float64, got {env_dtype}")
         self.env_dtype = env_dtype
+        self._buffer = None  # the environments of a sweep, kept from sweep to sweep within fit
         self._kept_rights = None  # (rows, slot sizes, buffer, tensors) of the right environments in the buffer
         self._orders = None  # (rows, ordering, per-bond sample orders, code counts)
         self.seed = int(seed)
@@ -385,7 +388,7 @@ class SweepTrainer(_Trainer):
             return store[start:start + rows * width].view(rows, width)
 
         ones = torch.ones(x.shape[0], 1, dtype=env, device=model.device)
-        rights: list[torch.Tensor | None] = [None] * n  # rights[k] = R_k (sites k+1…, on bond k), in bond k − 1's order
+        rights: list[torch.Tensor | None] = [None] * n  # R_k (sites k+1…, on bond k), in bond k − 1's order
         rights[n - 1] = ones
         every = 8 if env == dtype == torch.float64 else 2  # rows shrink by ~sqrt p per site: rescale in time
         kept = self._kept_rights
@@ -437,7 +440,7 @@ class SweepTrainer(_Trainer):
         """The environments' buffer (≥ ``size`` numbers), kept between sweeps: a fresh one of hundreds of MB
         costs a page fault per 4 KiB on first touch (0.1 s per 100 MB here). When it must grow it is
         reallocated with 25 % room (never beyond ``most``, what the largest bonds could need)."""
-        buffer = getattr(self, "_buffer", None)
+        buffer = self._buffer
         if buffer is None or buffer.numel() < size or buffer.dtype != dtype or buffer.device != torch.device(device):
             self._buffer = None  # free the old one before allocating
             buffer = self._buffer = torch.empty(max(size, min(most, size + size // 4)), dtype=dtype, device=device)
