@@ -286,10 +286,16 @@ def _sample_block(tensors: Chain, u: torch.Tensor, first: list[int]):
         # bit = 1 iff u · total < weight of branch 1 (branch 0 decides through total − weight)
         other = u_by_site[k] * total >= weight if b == 1 else u_by_site[k] * total < total - weight
         rows = other.nonzero().squeeze(1)
-        if rows.numel():
+        if rows.numel():  # these rows (and only these) have both weights: decide them again exactly
             w_other = v.index_select(0, rows) @ a[:, 1 - b, :]
+            weight_other, weight_b = torch.linalg.vecdot(w_other, w_other), weight.index_select(0, rows)
+            draw = u_by_site[k].index_select(0, rows) * (weight_b + weight_other)
+            stays = draw < weight_other if b == 0 else draw >= weight_b  # bit 1 iff u · (w_0 + w_1) < w_1
+            if not bool(stays.all()):  # round-off in total − weight put them on the wrong side (never a p = 0 bit)
+                other.index_fill_(0, rows[~stays], False)
+                rows, w_other, weight_other = rows[stays], w_other[stays], weight_other[stays]
             w.index_copy_(0, rows, w_other)
-            weight.index_copy_(0, rows, torch.linalg.vecdot(w_other, w_other))
+            weight.index_copy_(0, rows, weight_other)
         x[k] = other if b == 0 else ~other
         torch.div(weight, total, out=cond[k])
         v, total = w, weight

@@ -314,3 +314,17 @@ def test_truncated_split_keeps_the_svd_rank_and_gives_the_best_truncation(shape,
     torch.testing.assert_close(iso.T @ iso, torch.eye(keep, dtype=mat.dtype), rtol=0, atol=1e-12)
     best = (u * s) @ vh  # the optimal rank-keep approximation (Eckart–Young), then normalised
     torch.testing.assert_close(x @ y, best / torch.linalg.matrix_norm(best), rtol=1e-9, atol=1e-10)
+
+
+def test_sample_never_draws_a_bit_of_zero_probability():
+    """Site 5 can only be 0 (A_5[:, 1, :] = 0), and its A_5[:, 0, :] is 0.1 % short of an isometry, so
+    ‖v‖² − ‖v A_0‖² > 0: the branch-saving sampler must still never emit x_5 = 1 (ln p = -inf)."""
+    tensors, _ = kernels.canonicalize(gaussian_tensors(10, 3, 5), 0)
+    dl, _, dr = tensors[5].shape
+    q, _ = torch.linalg.qr(torch.randn(dl, dr, dtype=torch.float64, generator=torch.Generator().manual_seed(6)))
+    site = torch.zeros(dl, 2, dr, dtype=torch.float64)
+    site[:, 0, :] = 0.999 * q
+    tensors[5] = site
+    x, logp = kernels.sample(tensors, 20000, generator=torch.Generator().manual_seed(7))
+    assert int(x[:, 5].sum()) == 0
+    assert torch.isfinite(logp).all()
