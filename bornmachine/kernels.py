@@ -291,11 +291,9 @@ def _sample_block(tensors: Chain, u: torch.Tensor, first: list[int]):
             weight_other, weight_b = torch.linalg.vecdot(w_other, w_other), weight.index_select(0, rows)
             draw = u_by_site[k].index_select(0, rows) * (weight_b + weight_other)
             stays = draw < weight_other if b == 0 else draw >= weight_b  # bit 1 iff u · (w_0 + w_1) < w_1
-            if not bool(stays.all()):  # round-off in total − weight put them on the wrong side (never a p = 0 bit)
-                other.index_fill_(0, rows[~stays], False)
-                rows, w_other, weight_other = rows[stays], w_other[stays], weight_other[stays]
-            w.index_copy_(0, rows, w_other)
-            weight.index_copy_(0, rows, weight_other)
+            other.index_copy_(0, rows, stays)  # round-off in total − weight may misplace a few: never a p = 0 bit
+            w.index_copy_(0, rows, torch.where(stays[:, None], w_other, w.index_select(0, rows)))
+            weight.index_copy_(0, rows, torch.where(stays, weight_other, weight_b))
         x[k] = other if b == 0 else ~other
         torch.div(weight, total, out=cond[k])
         v, total = w, weight
