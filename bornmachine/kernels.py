@@ -232,7 +232,7 @@ def log_amplitude(tensors: Chain, x: torch.Tensor) -> tuple[torch.Tensor, torch.
         parts = [(lo, hi, blocks[:, c // 2, c % 2, :]) for c, (lo, hi) in enumerate(zip(bounds, bounds[1:]))
                  if hi > lo]
         if autograd:
-            v = torch.cat([v[lo:hi] @ m for lo, hi, m in parts])
+            v = torch.cat([v[lo:hi] @ m for lo, hi, m in parts]) if parts else v.new_zeros(0, b.shape[2])
         else:
             w = v.new_empty(n_samples, b.shape[2])
             for lo, hi, m in parts:

@@ -328,3 +328,11 @@ def test_sample_never_draws_a_bit_of_zero_probability():
     x, logp = kernels.sample(tensors, 20000, generator=torch.Generator().manual_seed(7))
     assert int(x[:, 5].sum()) == 0
     assert torch.isfinite(logp).all()
+
+
+def test_log_amplitude_of_an_empty_batch_is_empty_on_both_paths():
+    tensors = gaussian_tensors(7, 3, 19)
+    x = torch.zeros(0, 7, dtype=torch.long)
+    for params in (tensors, [t.clone().requires_grad_(True) for t in tensors]):
+        sign, log_abs = kernels.log_amplitude(params, x)
+        assert sign.shape == log_abs.shape == (0,)
