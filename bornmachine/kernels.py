@@ -18,6 +18,18 @@ Chain = list  # list[torch.Tensor], A[k] of shape (D_{k-1}, 2, D_k)
 # --------------------------------------------------------------------------------------------------
 # Decompositions
 # --------------------------------------------------------------------------------------------------
+def _kept(rank: int, squares: list[float], max_bond: int | None, cutoff: float) -> int:
+    """How many values to keep: at most ``rank`` and ``max_bond``, only s_i > cutoff · s_0, at least one.
+
+    ``squares``: the squared values s_i² in ascending order."""
+    keep = rank
+    if cutoff > 0.0 and squares[-1] > 0:
+        keep = min(keep, len(squares) - bisect.bisect_right(squares, cutoff * cutoff * squares[-1]))
+    if max_bond is not None:
+        keep = min(keep, int(max_bond))
+    return max(1, keep)
+
+
 def truncated_svd(mat: torch.Tensor, max_bond: int | None = None, cutoff: float = 0.0):
     """SVD of ``mat`` (m, k) keeping at most ``max_bond`` values with s_i > cutoff · s_0.
 
@@ -32,11 +44,7 @@ def truncated_svd(mat: torch.Tensor, max_bond: int | None = None, cutoff: float 
         else:
             u, s, vh = torch.linalg.svd(mat, full_matrices=False, driver="gesvd")
     values = s.tolist()  # one host sync; the bookkeeping below is on ≤ a few hundred floats
-    keep = len(values)
-    if cutoff > 0.0 and values[0] > 0:
-        keep = max(1, sum(v > cutoff * values[0] for v in values))
-    if max_bond is not None:
-        keep = max(1, min(keep, int(max_bond)))
+    keep = _kept(len(values), [v * v for v in reversed(values)], max_bond, cutoff)
     total = sum(v * v for v in values)
     discarded = sum(v * v for v in values[keep:]) / total if total > 0 else 0.0
     return u[:, :keep], s[:keep], vh[:keep], discarded
@@ -57,12 +65,8 @@ def truncated_split(mat: torch.Tensor, max_bond: int | None = None, cutoff: floa
     on_host = gram.device.type != "cpu" and gram.shape[0] <= 512  # a GPU eigensolver launches hundreds of
     values, vectors = torch.linalg.eigh(gram.cpu() if on_host else gram)  # kernels for a small matrix
     vectors = vectors.to(mat.device)
-    values = values.tolist()  # ascending; one host sync
-    keep = min(mat.shape)  # the rank bound (a Gram matrix of the larger side has zero eigenvalues beyond it)
-    if cutoff > 0.0 and values[-1] > 0:
-        keep = max(1, min(keep, len(values) - bisect.bisect_right(values, cutoff * cutoff * values[-1])))
-    if max_bond is not None:
-        keep = max(1, min(keep, int(max_bond)))
+    # at most the rank bound: a Gram matrix of the larger side has zero eigenvalues beyond it
+    keep = _kept(min(mat.shape), values.tolist(), max_bond, cutoff)  # one host sync
     iso = vectors[:, -keep:].flip(1)  # descending weight
     if absorb == "right":
         y = iso.T @ mat
@@ -190,6 +194,27 @@ def renyi_from_schmidt(s: torch.Tensor, alpha: float) -> float:
     return float((alpha * torch.log(pmax) + torch.log(((p / pmax) ** alpha).sum())) / (1.0 - alpha))
 
 
+def block_bounds(counts: list[int]) -> list[int]:
+    """Row boundaries [0, c_0, c_0 + c_1, …] of consecutive blocks of ``counts`` rows."""
+    bounds = [0]
+    for count in counts:
+        bounds.append(bounds[-1] + count)
+    return bounds
+
+
+def contract_blocks(rows: torch.Tensor, matrices, bounds: list[int], out: torch.Tensor) -> torch.Tensor:
+    """``out[a:b] = rows[a:b] @ matrices[c]`` for each block c = [a, b) of rows sorted by block; returns out."""
+    for c, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        if b > a:
+            torch.mm(rows[a:b], matrices[c], out=out[a:b])
+    return out
+
+
+def inverse_permutation(order: torch.Tensor) -> torch.Tensor:
+    """The position of each index in ``order`` (a permutation of 0 … N−1), as one scatter."""
+    return torch.empty_like(order).scatter_(0, order, torch.arange(order.shape[0], device=order.device))
+
+
 # --------------------------------------------------------------------------------------------------
 # Amplitudes and sampling
 # --------------------------------------------------------------------------------------------------
@@ -224,20 +249,17 @@ def log_amplitude(tensors: Chain, x: torch.Tensor) -> tuple[torch.Tensor, torch.
             v = v / norm.clamp_min(tiny)[:, None]
         code = codes[:, pair].index_select(0, order)
         regroup = torch.argsort(code, stable=True)
-        bounds = [0] + torch.bincount(code, minlength=4).cumsum(0).tolist()
+        bounds = block_bounds(torch.bincount(code, minlength=4).tolist())
         order = order.index_select(0, regroup)
         v = v.index_select(0, regroup)
         a, b = tensors[k], tensors[k + 1]
-        blocks = (a.reshape(-1, a.shape[2]) @ b.reshape(b.shape[0], -1)).view(a.shape[0], 2, 2, b.shape[2])
-        parts = [(lo, hi, blocks[:, c // 2, c % 2, :]) for c, (lo, hi) in enumerate(zip(bounds, bounds[1:]))
-                 if hi > lo]
+        pair_matrices = (a.reshape(-1, a.shape[2]) @ b.reshape(b.shape[0], -1)).view(a.shape[0], 4, b.shape[2])
         if autograd:
-            v = torch.cat([v[lo:hi] @ m for lo, hi, m in parts]) if parts else v.new_zeros(0, b.shape[2])
+            parts = [v[lo:hi] @ pair_matrices[:, c, :] for c, (lo, hi) in enumerate(zip(bounds, bounds[1:])) if hi > lo]
+            v = torch.cat(parts) if parts else v.new_zeros(0, b.shape[2])
         else:
-            w = v.new_empty(n_samples, b.shape[2])
-            for lo, hi, m in parts:
-                torch.mm(v[lo:hi], m.contiguous(), out=w[lo:hi])
-            v = w
+            matrices = pair_matrices.permute(1, 0, 2).contiguous()  # (4, D_k-1, D_k+1)
+            v = contract_blocks(v, matrices, bounds, v.new_empty(n_samples, b.shape[2]))
     if n_sites % 2 == 0:  # a last single site
         a = tensors[-1]
         v = (v[:, :, None] * a.permute(1, 0, 2)[x[:, -1].index_select(0, order)]).sum(1)

@@ -52,21 +52,6 @@ def bond_orders(x: torch.Tensor) -> tuple[torch.Tensor, list[list[int]]]:
     return orders, counts
 
 
-def _bounds(counts: list[int]) -> list[int]:
-    bounds = [0]
-    for count in counts:
-        bounds.append(bounds[-1] + count)
-    return bounds
-
-
-def contract_blocks(rows: torch.Tensor, matrices, bounds: list[int], out: torch.Tensor) -> torch.Tensor:
-    """``out[a:b] = rows[a:b] @ matrices[c]`` for each block c = [a, b) of rows sorted by block; returns out."""
-    for c, (a, b) in enumerate(zip(bounds, bounds[1:])):
-        if b > a:
-            torch.mm(rows[a:b], matrices[c], out=out[a:b])
-    return out
-
-
 def nll_gradient_sum(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, counts: list[int]):
     """The sample sum in the NLL gradient w.r.t. the merged tensor B, over the given samples.
 
@@ -79,9 +64,9 @@ def nll_gradient_sum(left: torch.Tensor, merged: torch.Tensor, right: torch.Tens
     """
     floor = math.sqrt(torch.finfo(merged.dtype).tiny)  # |ψ| below this counts as zero: 1/ψ would overflow
     dl, dr = merged.shape[0], merged.shape[3]
-    bounds = _bounds(counts)
+    bounds = kernels.block_bounds(counts)
     blocks = merged.permute(1, 2, 0, 3).reshape(4, dl, dr).unbind(0)
-    psi = torch.linalg.vecdot(contract_blocks(left, blocks, bounds, torch.empty_like(right)), right)
+    psi = torch.linalg.vecdot(kernels.contract_blocks(left, blocks, bounds, torch.empty_like(right)), right)
     n_zero = 0
     if psi.numel() and float(psi.abs().min()) > floor:
         weighted = right / psi[:, None]  # R_i / ψ_i
@@ -116,11 +101,12 @@ def advance_environments(rows: torch.Tensor, a: torch.Tensor, counts: list[int],
     to their scale; with isometric tensors a row shrinks by about sqrt p(x_k | rest) per site).
     """
     if side == "left":
-        out = contract_blocks(rows, (a[:, 0, :], a[:, 1, :]), [0, counts[0] + counts[1], rows.shape[0]],
+        out = kernels.contract_blocks(rows, (a[:, 0, :], a[:, 1, :]), [0, counts[0] + counts[1], rows.shape[0]],
                               rows.new_empty(rows.shape[0], a.shape[2]))
     else:
         mats = (a[:, 0, :].T, a[:, 1, :].T)
-        out = contract_blocks(rows, mats + mats, _bounds(counts), rows.new_empty(rows.shape[0], a.shape[0]))
+        out = kernels.contract_blocks(rows, mats + mats, kernels.block_bounds(counts),
+                                      rows.new_empty(rows.shape[0], a.shape[0]))
     if normalize:
         out /= torch.linalg.vector_norm(out, dim=1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
     return out
@@ -354,13 +340,9 @@ class SweepTrainer(_Trainer):
         if self._orders is None or self._orders[0] is not data or self._orders[1] != model.ordering.tolist():
             self._orders = (data, model.ordering.tolist(), *bond_orders(x))  # kept: the rows stay the same
         orders, counts = self._orders[2:]
-        positions = torch.arange(x.shape[0], device=model.device)
-
-        def inverse(bond: int) -> torch.Tensor:  # row of each sample in the bond's order
-            return torch.empty_like(positions).scatter_(0, orders[bond], positions)
 
         def reorder(envs, bond, to_bond, out):  # rows in bond's order → to_bond's order, stored as env dtype
-            perm = inverse(bond).index_select(0, orders[to_bond])
+            perm = kernels.inverse_permutation(orders[bond]).index_select(0, orders[to_bond])
             if envs.dtype == out.dtype:
                 return torch.index_select(envs, 0, perm, out=out)
             return out.copy_(envs.index_select(0, perm))
@@ -391,15 +373,20 @@ class SweepTrainer(_Trainer):
         rights: list[torch.Tensor | None] = [None] * n  # R_k (sites k+1…, on bond k), in bond k − 1's order
         rights[n - 1] = ones
         every = 8 if env == dtype == torch.float64 else 2  # rows shrink by ~sqrt p per site: rescale in time
+
+        def right_step(envs, bond, out):
+            """R_bond from R_{bond+1} (in bond's order) through site bond + 1, into bond − 1's order."""
+            return reorder(advance_environments(envs.to(dtype), t[bond + 1], counts[bond], "right",
+                                                (bond + 1) % every == 0), bond, bond - 1, out)
+
         kept = self._kept_rights
         if kept is not None and kept[0] is data and kept[1] == caps and kept[2] is store and \
                 all(a is b for a, b in zip(kept[3], t)):  # same rows, layout and tensors as the last pass left
             for k in range(1, n - 1):
                 rights[k] = slot(k, t[k + 1].shape[0])
         else:
-            for k in range(n - 1, 1, -1):  # R_{k-1} from R_k through site k (the same steps as right → left)
-                rights[k - 1] = reorder(advance_environments(rights[k].to(dtype), t[k], counts[k - 1], "right",
-                                                             k % every == 0), k - 1, k - 2, slot(k - 1, t[k].shape[0]))
+            for k in range(n - 1, 1, -1):  # R_{k-1} from R_k: the same step as right → left below
+                rights[k - 1] = right_step(rights[k], k - 1, slot(k - 1, t[k].shape[0]))
         self._kept_rights = None
         lefts: list[torch.Tensor | None] = [None] * n  # lefts[k] = L_k, in bond k's order
         lefts[0] = ones
@@ -426,8 +413,7 @@ class SweepTrainer(_Trainer):
                 width = t[k].shape[2]
                 fits = fits and width <= caps[k]
                 out = slot(k, width) if width <= caps[k] else torch.empty(rows, width, dtype=env, device=model.device)
-                right = reorder(advance_environments(right, t[k + 1], counts[k], "right", (k + 1) % every == 0),
-                                k, k - 1, out).to(dtype)
+                right = right_step(right, k, out).to(dtype)
         model.center = 0
         if fits:
             self._kept_rights = (data, caps, store, list(t))
@@ -455,8 +441,8 @@ class SweepTrainer(_Trainer):
         dl, dr = merged.shape[0], merged.shape[3]
         full = self.batch_size is None or self.batch_size >= part.total
         if not full:
-            rank_of = torch.empty_like(order).scatter_(0, order, torch.arange(order.shape[0], device=order.device))
-            edges = torch.tensor(_bounds(counts), device=order.device)
+            rank_of = kernels.inverse_permutation(order)
+            edges = torch.tensor(kernels.block_bounds(counts), device=order.device)
         zero = 0
         for _ in range(self.n_steps):
             if full:
