@@ -9,7 +9,7 @@ import time
 import torch
 
 from bornmachine import MPS, datasets
-from bornmachine.training import SweepTrainer
+from bornmachine import SweepTrainer
 from common import header
 
 

@@ -13,7 +13,7 @@ import torch
 
 from bornmachine import MPS, datasets
 from bornmachine.distributed import Shard
-from bornmachine.training import SweepTrainer
+from bornmachine import SweepTrainer
 from common import header, matmul_gflops, peak_memory_mib, reset_peak_memory
 
 
@@ -55,7 +55,7 @@ def main():
         seconds = float("inf")
         for _ in range(2):  # the best of two sweeps: this machine's speed drifts by tens of percent
             t0 = time.perf_counter()
-            trainer._run_one(xt, 0, Shard(0, len(xt), len(xt)))
+            trainer.engine.sweep(xt, Shard(0, len(xt), len(xt)))
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             seconds = min(seconds, time.perf_counter() - t0)

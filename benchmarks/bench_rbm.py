@@ -43,8 +43,7 @@ def mnist_train():
 def trained_model(x, n_hidden: int, epochs: int) -> RBM:
     """A model with realistic (MNIST-trained) weights, so AIS faces a real landscape."""
     r = RBM(784, n_hidden, generator=torch.Generator().manual_seed(0))
-    CDTrainer(r, lr=0.01, momentum=0.5, batch_size=100, n_epochs=epochs, eval_every=0, seed=0,
-              progress=False).fit(x)
+    CDTrainer(r, lr=0.01, momentum=0.5, batch_size=100, n_epochs=epochs, eval_every=0, seed=0).fit(x, progress=False)
     return r
 
 

@@ -48,7 +48,7 @@ def env_bytes(n_rows: int, dims, itemsize: int) -> int:
 def worker(args) -> None:
     """One run (one rank of it under torchrun): print a JSON line from rank 0."""
     from bornmachine import MPS, distributed
-    from bornmachine.training import SweepTrainer
+    from bornmachine import SweepTrainer
     from bench_mps_sweep import sweep_flops
     from common import peak_memory_mib, reset_peak_memory
 
@@ -65,10 +65,10 @@ def worker(args) -> None:
         part = distributed.shard(args.rows)
         dims = [1] + model.bond_dims + [1]
         if distributed.is_main():
-            print(json.dumps({"n": args.rows, "procs": distributed.world_size(), "seconds": record["seconds"],
+            print(json.dumps({"n": args.rows, "procs": distributed.world_size(), "seconds": record["time_s"],
                               "peak_mib": peak, "added_mib": peak - base, "train_nll": record["train_nll"],
                               "env_mib": env_bytes(part.size, dims, env_dtype.itemsize) / 2 ** 20,
-                              "gflops": sweep_flops(dims, args.rows) / record["seconds"] / 1e9}), flush=True)
+                              "gflops": sweep_flops(dims, args.rows) / record["time_s"] / 1e9}), flush=True)
 
 
 def launch(args, n: int, procs: int) -> dict:
@@ -112,7 +112,7 @@ def main():
         for procs in args.procs:
             t0 = time.perf_counter()
             r = launch(args, n, procs)
-            single = single or (r["seconds"] if procs == 1 else None)
+            single = single or (r["time_s"] if procs == 1 else None)
             speed = f"{single / r['seconds']:8.2f}" if single else f"{'-':>8}"
             print(f"{n:7d} {procs:5d} {r['seconds']:8.2f} {speed} {r['peak_mib']:9.0f} {r['added_mib']:9.0f} "
                   f"{r['env_mib']:8.0f} {r['gflops']:8.2f} {r['gflops'] / ref:9.2f} {r['train_nll']:10.4f}"

@@ -19,7 +19,7 @@ import time
 import torch
 
 from bornmachine import MPS, TTN, datasets
-from bornmachine.training import SweepTrainer
+from bornmachine import SweepTrainer
 from common import best_time, header, matmul_gflops, peak_memory_mib, reset_peak_memory
 
 

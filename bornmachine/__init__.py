@@ -2,12 +2,15 @@
 
 Logs are natural (nats) unless a ``base=`` argument says otherwise.
 """
-from . import datasets, kernels, orderings
+from . import datasets, orderings
+from .base import BornMachine
 from .estimate import Estimate
 from .io import load
 from .mps import MPS
+from .training import GradientTrainer, SweepTrainer, ZeroProbabilityWarning
 from .tree import Tree
 from .ttn import TTN
 
-__all__ = ["MPS", "TTN", "Tree", "Estimate", "load", "datasets", "kernels", "orderings"]
+__all__ = ["MPS", "TTN", "Tree", "BornMachine", "SweepTrainer", "GradientTrainer", "ZeroProbabilityWarning",
+           "Estimate", "load", "datasets", "orderings"]
 __version__ = "0.1.0"

@@ -19,36 +19,35 @@ from .io import load as load_model
 from .mps import MPS
 from .training import GradientTrainer, SweepTrainer
 
-DATA_CHOICES = ("mnist5k", "fashion-mnist", "bars-and-stripes")
+DATA_HELP = (f"data set: {', '.join(datasets.NAMES)}, or a .npy/.npz file of binary (N, n) or (N, H, W) arrays "
+             "(an .npz holds arrays named train and test); see bornmachine.datasets.by_name")
 
 
-def _load_data(name: str, limit: int | None, seed: int):
-    """(train, test, image shape) for a dataset name."""
-    if name == "mnist5k":
-        train, _ = datasets.load("mnist5k", split="train")
-        test, _ = datasets.load("mnist5k", split="test")
-        shape = datasets.IMAGE_SHAPE
-    elif name == "fashion-mnist":
-        train, _ = datasets.load_fashion_mnist(split="train")
-        test, _ = datasets.load_fashion_mnist(split="test")
-        shape = datasets.IMAGE_SHAPE
-    elif name == "bars-and-stripes":
-        train = datasets.bars_and_stripes(3, 3)
-        test, shape = train, (3, 3)
-    else:  # argparse restricts choices; a direct call gets the same message
-        raise ValueError(f"unknown dataset {name!r}; choose one of {DATA_CHOICES}")
-    if limit is not None:
-        train, test = train[:limit], test[:limit]
-    return train, test, tuple(shape)
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that ends with "(default: ...)" for every option whose default is not None (a None default
+    means "not set", and the option's help says what happens then). Shared by the three CLIs."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
-def _build_model(args, shape):
+def _load_data(name: str, limit: int | None):
+    """(train, test, image shape or None) for ``--data`` (:func:`bornmachine.datasets.by_name`)."""
+    train, shape = datasets.by_name(name, split="train", limit=limit)
+    test, _ = datasets.by_name(name, split="test", limit=limit)
+    return train, test, shape
+
+
+def _build_model(args, sites):
+    """A bond-2 MPS or TTN over ``sites`` (an image shape (H, W) or a number of sites)."""
     if args.model == "ttn":
         from .ttn import TTN
 
-        return TTN(shape, 2, dtype=_dtype(args.dtype), device=args.device,
+        return TTN(sites, 2, dtype=_dtype(args.dtype), device=args.device,
                    generator=torch.Generator().manual_seed(args.seed))
-    return MPS(shape, 2, ordering=args.ordering, dtype=_dtype(args.dtype), device=args.device,
+    return MPS(sites, 2, ordering=args.ordering, dtype=_dtype(args.dtype), device=args.device,
                generator=torch.Generator().manual_seed(args.seed))
 
 
@@ -67,16 +66,14 @@ def _train(args) -> int:
     main = distributed.is_main()  # rank 0 of a torchrun launch, or the only process
     if main:
         os.makedirs(args.out, exist_ok=True)
-    train, test, shape = _load_data(args.data, args.limit, args.seed)
+    train, test, shape = _load_data(args.data, args.limit)
     model_path = os.path.join(args.out, "model.npz")
     checkpoint = os.path.join(args.out, "checkpoint.npz")
-    model = _build_model(args, shape)
+    model = _build_model(args, shape or train.shape[1])
     if args.trainer == "sweep":
-        # TTN: merged tree tensors have D⁴ entries, so the trust region must be tighter (bornmachine.tree_training)
-        max_step = args.max_step if args.max_step is not None else 0.3
         trainer = SweepTrainer(model, max_bond=args.max_bond, cutoff=args.cutoff, lr=args.lr,
                                n_steps=args.steps, batch_size=args.batch_size, n_sweeps=args.sweeps, seed=args.seed,
-                               max_step=max_step)
+                               max_step=args.max_step)
     else:
         if args.max_bond != 2:
             model = _resize(model, args)
@@ -89,8 +86,8 @@ def _train(args) -> int:
 
     def report(record):
         if main:
-            print(f"sweep {record['sweep']:3d}  train NLL {record['train_nll']:9.4f}  test NLL "
-                  f"{record['valid_nll']:9.4f}  max bond {record['max_bond']:4d}  {record['seconds']:7.2f} s",
+            print(f"sweep {record['epoch']:3d}  train NLL {record['train_nll']:9.4f}  test NLL "
+                  f"{record['valid_nll']:9.4f}  max bond {record['max_bond']:4d}  {record['time_s']:7.2f} s",
                   flush=True)
 
     history = trainer.fit(train, valid=test, callback=report, checkpoint=checkpoint, progress=not args.quiet)
@@ -101,7 +98,7 @@ def _train(args) -> int:
     with open(os.path.join(args.out, "history.json"), "w") as handle:
         json.dump(history, handle, indent=1)
     samples, _ = model.sample(args.n_samples, generator=torch.Generator().manual_seed(args.seed + 1))
-    plots.sample_grid(samples.cpu().numpy(), shape, os.path.join(args.out, "samples.png"),
+    plots.sample_grid(samples.cpu().numpy(), shape or (1, model.n_sites), os.path.join(args.out, "samples.png"),
                       title=f"exact samples, {type(model).__name__} D={max(model.bond_dims)}")
     profile = model.entanglement_profile().numpy()
     if args.model == "ttn":  # one entry per tree edge (TTN.edges), not chain positions
@@ -141,7 +138,7 @@ def cmd_sample(args) -> int:
 
 def cmd_evaluate(args) -> int:
     model = load_model(args.model_file)
-    train, test, _ = _load_data(args.data, args.limit, 0)
+    train, test, _ = _load_data(args.data, args.limit)
     result = {"train_nll": model.nll(train), "test_nll": model.nll(test), "n_params": model.n_params,
               "max_bond": max(model.bond_dims, default=1)}
     print(json.dumps(result, indent=1))
@@ -162,51 +159,68 @@ def cmd_entropy(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bornmachine", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="bornmachine", description=__doc__, formatter_class=HelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to do (COMMAND --help lists its options)")
 
-    p = sub.add_parser("train", help="train a Born machine; write model, samples and entanglement plots")
-    p.add_argument("--data", choices=DATA_CHOICES, default="mnist5k")
-    p.add_argument("--model", choices=("mps", "ttn"), default="mps")
-    p.add_argument("--ordering", default="row_major", help="row_major, snake, column_major or hilbert")
-    p.add_argument("--trainer", choices=("sweep", "gradient"), default="sweep")
-    p.add_argument("--max-bond", type=int, default=32)
-    p.add_argument("--cutoff", type=float, default=1e-7)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--steps", type=int, default=1, help="gradient steps per bond (sweep trainer)")
-    p.add_argument("--max-step", type=float, default=None,
-                   help="trust region: longest gradient step on a unit-norm merged tensor (default 0.3)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--sweeps", type=int, default=4)
-    p.add_argument("--limit", type=int, default=None, help="use only the first LIMIT train/test images")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    p.add_argument("--device", default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-samples", type=int, default=64)
+    def command(name, func, help):
+        p = sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("train", cmd_train, "train a Born machine; write model, samples and entanglement plots")
+    p.add_argument("--data", default="mnist5k", help=DATA_HELP)
+    p.add_argument("--model", choices=("mps", "ttn"), default="mps",
+                   help="matrix product state (chain) or tree tensor network")
+    p.add_argument("--ordering", default="row_major",
+                   help="MPS pixel order along the chain: row_major, snake, column_major or hilbert")
+    p.add_argument("--trainer", choices=("sweep", "gradient"), default="sweep",
+                   help="two-site sweeps with SVD truncation (bonds grow up to --max-bond), or Adam on "
+                        "all tensors at fixed bond --max-bond")
+    p.add_argument("--max-bond", type=int, default=32, help="largest bond dimension")
+    p.add_argument("--cutoff", type=float, default=1e-7,
+                   help="sweep trainer: keep singular values s_i > CUTOFF * s_0")
+    p.add_argument("--lr", type=float, default=0.05, help="learning rate")
+    p.add_argument("--steps", type=int, default=1, help="sweep trainer: gradient steps per bond")
+    p.add_argument("--max-step", type=float, default=0.3,
+                   help="sweep trainer: trust region, the longest gradient step on a unit-norm merged tensor")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="minibatch size (sweep trainer: all rows when not given; gradient trainer: 100)")
+    p.add_argument("--sweeps", type=int, default=4,
+                   help="sweeps (sweep trainer) or epochs (gradient trainer); raise it to extend a finished run")
+    p.add_argument("--limit", type=int, default=None,
+                   help="use only the first LIMIT train and test images (all when not given)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="floating-point type")
+    p.add_argument("--device", default=None,
+                   help="torch device, e.g. cuda (CPU when not given); under torchrun cuda means the "
+                        "GPU of LOCAL_RANK")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial tensors, minibatches and samples")
+    p.add_argument("--n-samples", type=int, default=64, help="exact samples drawn into samples.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--out", required=True, help="output folder (resumes from its checkpoint)")
-    p.set_defaults(func=cmd_train)
+    p.add_argument("--out", required=True,
+                   help="output folder for model.npz, checkpoint.npz, history.json and the plots; a rerun "
+                        "resumes from its checkpoint")
 
-    p = sub.add_parser("sample", help="draw exact samples from a saved model")
-    p.add_argument("model_file")
-    p.add_argument("-n", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="a .png grid or a .npy array")
-    p.set_defaults(func=cmd_sample)
+    p = command("sample", cmd_sample, "draw exact samples from a saved model")
+    p.add_argument("model_file", help="model file written by bornmachine train (OUT/model.npz)")
+    p.add_argument("-n", type=int, default=64, help="number of samples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
+    p.add_argument("--out", required=True, help="a .png grid or a .npy array of shape (n, n_sites)")
 
-    p = sub.add_parser("evaluate", help="train/test NLL of a saved model")
-    p.add_argument("model_file")
-    p.add_argument("--data", choices=DATA_CHOICES, default="mnist5k")
-    p.add_argument("--limit", type=int, default=None)
-    p.set_defaults(func=cmd_evaluate)
+    p = command("evaluate", cmd_evaluate, "train/test NLL (nats) of a saved model, printed as JSON")
+    p.add_argument("model_file", help="model file written by bornmachine train (OUT/model.npz)")
+    p.add_argument("--data", default="mnist5k", help=DATA_HELP)
+    p.add_argument("--limit", type=int, default=None,
+                   help="use only the first LIMIT train and test images (all when not given)")
 
-    p = sub.add_parser("entropy", help="entanglement profile, or S2 of a pixel set")
-    p.add_argument("model_file")
-    p.add_argument("--alpha", type=float, default=1.0)
-    p.add_argument("--sites", default=None, help="comma-separated pixel indices: print S2 of that set")
-    p.add_argument("--method", choices=("exact", "mc"), default="exact")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_entropy)
+    p = command("entropy", cmd_entropy, "entanglement profile, or S2 of a pixel set")
+    p.add_argument("model_file", help="model file written by bornmachine train (OUT/model.npz)")
+    p.add_argument("--alpha", type=float, default=1.0, help="Renyi order of the per-bond entropies (1: von Neumann)")
+    p.add_argument("--sites", default=None,
+                   help="comma-separated pixel indices: print S2 of that set instead of the profile")
+    p.add_argument("--method", choices=("exact", "mc"), default="exact",
+                   help="with --sites: exact swap contraction or the Monte Carlo swap estimator")
+    p.add_argument("--seed", type=int, default=0, help="with --sites --method mc: seed of the samples")
     return parser
 
 

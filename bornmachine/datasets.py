@@ -10,6 +10,8 @@ images flattened row-major (reshape with :func:`image_shape`).
 - :func:`load_idx`, :func:`load_amat`: readers for the MNIST IDX format and binarized-MNIST ``.amat``.
 - :func:`binarize`: threshold or seeded stochastic (Bernoulli) binarization of intensities.
 - :func:`bars_and_stripes`, :func:`random_patterns`: small synthetic binary data sets.
+- :func:`by_name`: binary data for a name in :data:`NAMES` or a ``.npy``/``.npz`` path, the one
+  entry behind the command lines' ``--data``.
 
 Randomness only through an explicit ``seed`` (an int or a ``numpy.random.Generator``).
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from .validation import check_positive_int
 __all__ = [
     "DATASETS", "SPLITS", "BINARIZE_METHODS", "IMAGE_SHAPE", "FASHION_MNIST_DIR",
     "load", "image_shape", "binarize", "load_idx", "load_amat", "load_fashion_mnist",
-    "bars_and_stripes", "random_patterns",
+    "bars_and_stripes", "random_patterns", "NAMES", "BARS_AND_STRIPES_SHAPE", "by_name",
 ]
 
 #: Names accepted by :func:`load`.
@@ -41,6 +44,11 @@ BINARIZE_METHODS = ("threshold", "stochastic")
 IMAGE_SHAPE = (28, 28)
 #: Where Debian's ``dataset-fashion-mnist`` package installs its IDX files.
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+#: Names accepted by :func:`by_name` (besides a path to a ``.npy`` / ``.npz`` file); ``HxW`` is a grid size.
+NAMES = ("mnist5k", "fashion-mnist", "bars-and-stripes", "bars-and-stripes:HxW")
+#: Grid (height, width) of ``by_name("bars-and-stripes")`` without a size.
+BARS_AND_STRIPES_SHAPE = (3, 3)
 
 _IMAGE_SHAPES = {"mnist5k": IMAGE_SHAPE, "fashion-mnist": IMAGE_SHAPE}
 _FILES = {"mnist5k": "mnist5k.npz"}
@@ -367,10 +375,7 @@ def load_fashion_mnist(split: str = "train", binarize: str | None = "threshold",
         As in :func:`load`; ``None`` keeps intensities 0..255.
     directory : str or os.PathLike, optional
         Folder holding the four IDX files; defaults to :data:`FASHION_MNIST_DIR`.
-    seed : int or numpy.random.Generator, optional
-        Required when ``binarize="stochastic"``.
-    threshold : float
-        Threshold in [0, 1] for ``binarize="threshold"``.
+    seed, threshold : as in :func:`load`.
 
     Returns
     -------
@@ -487,3 +492,108 @@ def random_patterns(n: int, n_sites: int, seed) -> np.ndarray:
         _, first = np.unique(merged, axis=0, return_index=True)
         out = merged[np.sort(first)]
     return out
+
+
+# --------------------------------------------------------------------------- data sets by name
+
+_ALIASES = {"bars_and_stripes": "bars-and-stripes"}
+_DATA_FILE_SUFFIXES = (".npy", ".npz")
+
+
+def by_name(name, *, split: str = "train", limit: int | None = None) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """Binary data for a data-set name or a file path: what the command lines' ``--data`` accepts.
+
+    Parameters
+    ----------
+    name : str or os.PathLike
+        One of :data:`NAMES` or a path:
+
+        - ``"mnist5k"``: the shipped digits (:func:`load`), 28 x 28, threshold-binarized.
+        - ``"fashion-mnist"``: Debian's Fashion-MNIST files (:func:`load_fashion_mnist`), 28 x 28,
+          threshold-binarized.
+        - ``"bars-and-stripes"`` or ``"bars-and-stripes:HxW"`` (e.g. ``"bars-and-stripes:4x4"``): all
+          patterns of an H x W grid (:func:`bars_and_stripes`; :data:`BARS_AND_STRIPES_SHAPE` without a
+          size), the same rows for every split. ``bars_and_stripes`` is another spelling.
+        - a path ending in ``.npy`` (one array, the same for every split) or ``.npz`` (the array named
+          ``split``, else the file's only array), of shape (N, n) or (N, H, W).
+    split : str
+        ``"train"``, ``"test"`` or ``"all"`` (train then test) for the named sets; the name of the array
+        in an ``.npz`` file; ignored for a ``.npy`` file.
+    limit : int, optional
+        Keep only the first ``limit`` rows (>= 1); all rows when None.
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (N, n)
+        Images flattened row-major. uint8 0/1 for the named sets; a file's array keeps its dtype (the
+        models and trainers check that it is binary).
+    image_shape : tuple (H, W) or None
+        The image shape; None for an (N, n) array from a file.
+
+    Raises
+    ------
+    ValueError
+        An unknown name (the message lists :data:`NAMES`), a bars-and-stripes size that is not ``HxW``,
+        an unknown split, an ``.npz`` file without the split's array, a file that numpy cannot read or
+        whose array is not 2-D or 3-D, or ``limit < 1``.
+    TypeError
+        ``name`` neither a string nor a path, ``split`` not a string, ``limit`` not an integer.
+    FileNotFoundError
+        A missing data file (for ``"fashion-mnist"`` the message says how to install it).
+    """
+    if not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"name must be a data-set name or a path, got {type(name).__name__}")
+    if not isinstance(split, str):
+        raise TypeError(f"split must be a string, got {type(split).__name__}")
+    if limit is not None:
+        limit = check_positive_int(limit, "limit")
+    name = os.fspath(name)
+    if name.lower().endswith(_DATA_FILE_SUFFIXES):
+        x = _load_array(name, split)
+        shape = (int(x.shape[1]), int(x.shape[2])) if x.ndim == 3 else None
+        x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+    else:
+        kind, sep, size = name.partition(":")
+        kind = _ALIASES.get(kind, kind)
+        if kind == "bars-and-stripes":
+            _check_choice(split, SPLITS, "split")
+            shape = _grid_shape(size) if sep else BARS_AND_STRIPES_SHAPE
+            x = bars_and_stripes(*shape)
+        elif kind == "mnist5k" and not sep:
+            x, shape = load("mnist5k", split=split)[0], IMAGE_SHAPE
+        elif kind == "fashion-mnist" and not sep:
+            x, shape = load_fashion_mnist(split=split)[0], IMAGE_SHAPE
+        else:
+            raise ValueError(f"unknown data set {name!r}; valid: {', '.join(NAMES)}, or a path to a .npy/.npz file")
+    return x[:limit], shape
+
+
+def _grid_shape(size: str) -> tuple[int, int]:
+    """``"4x3"`` -> (4, 3); ``ValueError`` for anything else."""
+    parts = size.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"bars-and-stripes size must look like HxW (e.g. bars-and-stripes:4x4), got {size!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _load_array(path: str, split: str) -> np.ndarray:
+    """The array of a ``.npy`` file, or the one named ``split`` (else the only one) of an ``.npz`` file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no data file at {path!r}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:  # numpy: ValueError for unknown content
+        raise ValueError(f"{path}: not a readable .npy/.npz file of numbers ({err})") from err
+    if isinstance(loaded, np.ndarray):
+        x = loaded
+    else:
+        with loaded as npz:
+            if split in npz.files:
+                x = npz[split]
+            elif len(npz.files) == 1:
+                x = npz[npz.files[0]]
+            else:
+                raise ValueError(f"{path} has arrays {npz.files}; expected one named {split!r} or a single array")
+    if x.ndim not in (2, 3):
+        raise ValueError(f"{path}: array of shape {x.shape}; expected (N, n) or (N, H, W)")
+    return x

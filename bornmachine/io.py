@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import zipfile
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -72,20 +72,21 @@ def read_npz(path, format_name: str = FORMAT) -> tuple[dict[str, Any], dict[str,
     return meta, arrays
 
 
+_LOADERS: dict[str, Callable[[dict, dict, Any], Any]] = {}
+
+
+def register_loader(kind: str, loader: Callable[[dict, dict, Any], Any]) -> None:
+    """Let :func:`load` open files of model ``kind``: ``loader(meta, arrays, path)`` builds the model from a
+    file's contents (as :func:`read_npz` returns them). MPS and TTN register themselves; so does
+    :mod:`rbm` when it is imported (``bornmachine`` never imports ``rbm``)."""
+    _LOADERS[str(kind)] = loader
+
+
 def load(path):
-    """Load any model saved with ``model.save(path)``: MPS, TTN (and RBM, via :func:`rbm.load`)."""
+    """Load any model saved with ``model.save(path)``: MPS, TTN, and RBM once :mod:`rbm` is imported."""
     meta, arrays = read_npz(path)
     kind = meta["kind"]
-    if kind == "MPS":
-        from .mps import MPS
-
-        return MPS._from_saved(meta, arrays, path)
-    if kind == "TTN":
-        from .ttn import TTN
-
-        return TTN._from_saved(meta, arrays, path)
-    if kind == "RBM":
-        from rbm import load as load_rbm
-
-        return load_rbm(path)
-    raise ValueError(f"{os.fspath(path)!r} holds an unknown model kind {kind!r}")
+    if kind not in _LOADERS:
+        raise ValueError(f"{os.fspath(path)!r} holds a {kind!r} file, which no imported package reads (known kinds: "
+                         f"{', '.join(sorted(_LOADERS))}); RBM files need `import rbm` first, or rbm.load")
+    return _LOADERS[kind](meta, arrays, path)

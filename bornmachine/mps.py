@@ -7,12 +7,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import kernels, orderings
-from .estimate import BornMachineMethods
-from .validation import as_binary, as_sites, check_alpha, check_positive_int, log_base
+from . import chain_kernels, orderings
+from .base import BornMachine, unit_norm
+from .io import register_loader
+from .validation import parse_sites, check_positive_int
 
 
-class MPS(BornMachineMethods):
+class MPS(BornMachine):
     """Real MPS Born machine over ``n_sites`` binary pixels.
 
     Parameters
@@ -36,14 +37,16 @@ class MPS(BornMachineMethods):
     """
 
     kind = "MPS"
-    # differentiable kernels on (tensors, x in internal order), used by GradientTrainer
-    amplitude_kernel = staticmethod(kernels.log_amplitude)
-    sample_kernel = staticmethod(kernels.sample)  # (tensors, n, generator) → (x, ln p), x in chain order
-    log_norm_kernel = staticmethod(kernels.log_norm)
+    sweep_engine = "chain"
+    # kernels on (tensors, x in chain order): amplitudes and ln Z differentiable (GradientTrainer)
+    amplitude_kernel = staticmethod(chain_kernels.log_amplitude)
+    sample_kernel = staticmethod(chain_kernels.sample)  # (tensors, n, generator) → (x, ln p), x in chain order
+    log_norm_kernel = staticmethod(chain_kernels.log_norm)
+    _conditional_kernel = staticmethod(chain_kernels.conditional_sample)
 
     def __init__(self, n_sites, bond_dim: int, *, ordering=None, dtype=torch.float64, device=None,
                  generator: torch.Generator | None = None):
-        n, shape = _parse_sites(n_sites)
+        n, shape = parse_sites(n_sites)
         bond_dim = check_positive_int(bond_dim, "bond_dim")
         dims = [1] + [min(bond_dim, 2 ** min(k + 1, n - k - 1, 62)) for k in range(n - 1)] + [1]
         gen_device = generator.device if generator is not None else "cpu"
@@ -84,113 +87,34 @@ class MPS(BornMachineMethods):
     def bond_dims(self) -> list[int]:
         return [int(t.shape[2]) for t in self.tensors[:-1]]
 
-    @property
-    def n_params(self) -> int:
-        return int(sum(t.numel() for t in self.tensors))
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.tensors[0].dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.tensors[0].device
-
     def __repr__(self) -> str:
         return (f"MPS(n_sites={self.n_sites}, max_bond={max(self.bond_dims, default=1)}, "
                 f"n_params={self.n_params}, dtype={self.dtype}, device={self.device})")
 
-    def to(self, dtype=None, device=None) -> "MPS":
-        """A copy with tensors converted to ``dtype`` / moved to ``device``."""
-        tensors = [t.to(dtype=dtype or self.dtype, device=device or self.device) for t in self.tensors]
+    def _with_tensors(self, tensors) -> "MPS":
         return MPS.from_tensors(tensors, ordering=self.ordering, shape=self.shape)
-
-    def copy(self) -> "MPS":
-        out = MPS.from_tensors([t.clone() for t in self.tensors], ordering=self.ordering, shape=self.shape)
-        out.center = self.center
-        return out
 
     # ---------------------------------------------------------------------------------------------
     # gauge
     # ---------------------------------------------------------------------------------------------
-    def canonicalize(self, center: int = 0) -> "MPS":
-        """Bring the chain in place to mixed-canonical form around ``center``; normalises Ψ (p unchanged)."""
-        center = self._check_position(center, "center")
-        self.tensors, _ = kernels.canonicalize(self.tensors, center)
-        self.center = center
-        return self
+    def _check_center(self, center) -> int:
+        return 0 if center is None else self._check_position(center, "center")
 
-    def _canonical(self, center: int = 0) -> list[torch.Tensor]:
-        """A canonical, unit-norm copy of the tensors (the model is left as it is)."""
-        if self.center == center and _unit_norm(self.tensors[center]):
-            return self.tensors
-        return kernels.canonicalize(self.tensors, center)[0]
+    def _center_tensor(self, center: int) -> torch.Tensor:
+        return self.tensors[center]
 
-    def log_norm(self) -> float:
-        """ln Z with Z = Σ_v Ψ(v)²: 2 ln‖centre‖ in canonical form, else one QR sweep, O(n D³)."""
-        if self.center is not None:
-            norm = float(torch.linalg.vector_norm(self.tensors[self.center]))
-            return 2.0 * math.log(norm) if norm > 0 else -math.inf
-        return 2.0 * kernels.canonicalize(self.tensors, self.n_sites - 1)[1]
+    def _canonicalized(self, center: int):
+        return chain_kernels.canonicalize(self.tensors, center)
 
     # ---------------------------------------------------------------------------------------------
     # probabilities
     # ---------------------------------------------------------------------------------------------
-    def _chain_data(self, x, name="x") -> torch.Tensor:
-        x = as_binary(x, self.n_sites, name=name, device=self.device, shape=self.shape)
-        return x[:, self.ordering]
-
-    def log_amplitude(self, x) -> tuple[torch.Tensor, torch.Tensor]:
-        """(sign, ln|Ψ(x)|) of the stored tensors for x (N, n_sites) in natural order; like slogdet."""
-        return kernels.log_amplitude(self.tensors, self._chain_data(x))
-
-    def log_prob(self, x) -> torch.Tensor:
-        """Exact normalised ln p(x) (N,), nats. O(N n D²)."""
-        _, log_abs = self.log_amplitude(x)
-        return 2.0 * log_abs - self.log_norm()
-
-    def nll(self, x) -> float:
-        """Mean negative log-likelihood, nats per sample."""
-        return float(-self.log_prob(x).mean())
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """n exact independent samples: (uint8 (n, n_sites) in natural order, ln p (n,))."""
-        n = check_positive_int(n, "n")
-        chain_x, logp = kernels.sample(self._canonical(0), n, generator)
-        return self._to_natural(chain_x).to(torch.uint8), logp.to(self.dtype)
-
-    def _to_natural(self, chain_x: torch.Tensor) -> torch.Tensor:
-        out = torch.empty_like(chain_x)
-        out[:, self.ordering.to(chain_x.device)] = chain_x
-        return out
-
-    def marginal_log_prob(self, x_sub, sites) -> torch.Tensor:
-        """ln p(x_S) = ln Σ_{v ∖ S} p(v) (N,) for pixel indices ``sites`` and values x_sub (N, |S|)."""
-        sites = as_sites(sites, self.n_sites)
-        x_sub = as_binary(x_sub, len(sites), name="x_sub", device=self.device)
+    def _marginal(self, sites: list[int], x_sub: torch.Tensor) -> torch.Tensor:
         pos = self._position[sites]
         order = torch.argsort(pos)
         pos_sorted = pos[order].tolist()
         tensors = self._canonical(pos_sorted[0])
-        return kernels.marginal_log_prob(tensors, pos_sorted, x_sub[:, order.to(x_sub.device)])
-
-    def conditional_sample(self, x, known_mask, generator: torch.Generator | None = None):
-        """Inpainting: keep pixels where ``known_mask`` is True, sample the rest exactly.
-
-        x (N, n_sites) or (N, H, W); known_mask bool (n_sites,) or (N, n_sites). Returns
-        (uint8 (N, n_sites) in natural order, ln p(x_unknown | x_known) (N,)).
-        """
-        known = torch.as_tensor(np.asarray(known_mask) if not isinstance(known_mask, torch.Tensor) else known_mask)
-        if known.dtype != torch.bool:
-            raise TypeError(f"known_mask must be boolean, got {known.dtype}")
-        x_chain = self._chain_data(x)
-        known = known.reshape(-1, self.n_sites) if known.numel() % self.n_sites == 0 else known
-        if known.dim() != 2 or known.shape[1] != self.n_sites or known.shape[0] not in (1, x_chain.shape[0]):
-            raise ValueError(f"known_mask has shape {tuple(known.shape)}; expected ({self.n_sites},) "
-                             f"or ({x_chain.shape[0]}, {self.n_sites})")
-        known = known.expand(x_chain.shape[0], -1).to(self.device)[:, self.ordering]
-        out, logp = kernels.conditional_sample(self._canonical(0), x_chain, known, generator)
-        return self._to_natural(out).to(torch.uint8), logp.to(self.dtype)
+        return chain_kernels.marginal_log_prob(tensors, pos_sorted, x_sub[:, order.to(x_sub.device)])
 
     # ---------------------------------------------------------------------------------------------
     # entanglement
@@ -203,13 +127,10 @@ class MPS(BornMachineMethods):
         s = torch.linalg.svdvals(centre.reshape(dl * d, dr))
         return s / torch.linalg.vector_norm(s)
 
-    def entanglement_profile(self, alpha: float = 1, base="e") -> torch.Tensor:
-        """Entropy of every bond (n_sites − 1,) float64, O(n D³): two sweeps (one if canonical at 0)."""
-        alpha = check_alpha(alpha)
-        canonical = self.center == 0 and _unit_norm(self.tensors[0])
-        spectra = kernels.bond_spectra(self.tensors, right_canonical=canonical)
-        scale = log_base(base)
-        return torch.tensor([kernels.renyi_from_schmidt(s, alpha) / scale for s in spectra], dtype=torch.float64)
+    def _spectra(self) -> list[torch.Tensor]:
+        """Schmidt values of every bond, O(n D³): two sweeps (one if canonical at 0)."""
+        canonical = self.center == 0 and unit_norm(self.tensors[0])
+        return chain_kernels.bond_spectra(self.tensors, right_canonical=canonical)
 
     def _side_mask(self, sites) -> torch.Tensor:
         in_x = torch.zeros(self.n_sites, dtype=torch.bool)
@@ -217,7 +138,7 @@ class MPS(BornMachineMethods):
         return in_x
 
     def _renyi2_exact(self, in_x: torch.Tensor) -> float:
-        return kernels.renyi2_swap(self.tensors, in_x.tolist())
+        return chain_kernels.renyi2_swap(self.tensors, in_x.tolist())
 
     # ---------------------------------------------------------------------------------------------
     # I/O and interoperability
@@ -282,13 +203,6 @@ class MPS(BornMachineMethods):
         return int(bond)
 
 
-def _parse_sites(n_sites):
-    if isinstance(n_sites, (tuple, list)):
-        shape = tuple(check_positive_int(int(s) if isinstance(s, np.integer) else s, "shape entry") for s in n_sites)
-        return int(np.prod(shape)), shape
-    return check_positive_int(n_sites, "n_sites"), None
-
-
 def _check_chain(tensors):
     if not tensors:
         raise ValueError("an MPS needs at least one tensor")
@@ -309,5 +223,4 @@ def _check_chain(tensors):
             raise ValueError("all tensors must share one dtype and device")
 
 
-def _unit_norm(t: torch.Tensor) -> bool:
-    return abs(float(torch.linalg.vector_norm(t)) - 1.0) < 1e-6
+register_loader(MPS.kind, MPS._from_saved)

@@ -20,7 +20,7 @@ from collections import defaultdict
 
 import torch
 
-from . import kernels
+from .linalg import generator_device
 from .tree import Tree
 
 Tensors = list  # list[torch.Tensor], tensors[v - n] of shape (d_c0, d_c1, d_parent)
@@ -28,10 +28,6 @@ Tensors = list  # list[torch.Tensor], tensors[v - n] of shape (d_c0, d_c1, d_par
 
 def _tiny(dtype) -> float:
     return torch.finfo(dtype).tiny
-
-
-def _gen_device(generator, default):
-    return generator.device if generator is not None else default
 
 
 def node_dims(tree: Tree, tensors: Tensors) -> list[int]:
@@ -372,7 +368,7 @@ def conditional_sample(tree: Tree, tensors: Tensors, x: torch.Tensor | None, kno
     for start in range(0, n_rows, chunk):
         rows = min(chunk, n_rows - start)
         u = torch.rand(rows, 2 * tree.n_sites - 1, generator=generator, dtype=torch.float64,
-                       device=_gen_device(generator, device)).to(device)
+                       device=generator_device(generator, device)).to(device)
         if known is None:
             parts.append(_sample_block(tree, tensors, None, None, u))
         else:
@@ -409,6 +405,15 @@ def _sample_block(tree: Tree, tensors: Tensors, x, known, u):
         out[:, s] = bit
         return torch.nn.functional.one_hot(bit, 2).to(dtype)
 
+    def descend(c, vec):
+        """Sample below child c given its parent-leg vector (rows, d_c): a leaf is drawn at once (its
+        one-hot vector returned), an internal node is pushed onto the stack (None returned)."""
+        vec = vec / torch.linalg.vector_norm(vec, dim=1, keepdim=True).clamp_min(tiny)
+        if c < n:
+            return leaf(c, vec)
+        stack.append([c, 0, vec, None, None])
+        return None
+
     log_scale = torch.zeros(n_rows, dtype=dtype, device=device)
     # explicit stack of frames [node, stage, v, M, a0]; results are passed back through `ret`
     stack = [[tree.root, 0, torch.ones(n_rows, 1, dtype=dtype, device=device), None, None]]
@@ -440,12 +445,7 @@ def _sample_block(tree: Tree, tensors: Tensors, x, known, u):
             else:
                 weights = torch.einsum("nak,nab,nbk->nk", q, e0, q).clamp_min(0)
             k = _categorical(weights, u[:, v_node])
-            q = q.gather(2, k.view(-1, 1, 1).expand(-1, d0, 1)).squeeze(2)
-            q = q / torch.linalg.vector_norm(q, dim=1, keepdim=True).clamp_min(tiny)
-            if c0 < n:
-                ret = leaf(c0, q)
-            else:
-                stack.append([c0, 0, q, None, None])
+            ret = descend(c0, q.gather(2, k.view(-1, 1, 1).expand(-1, d0, 1)).squeeze(2))
             continue
         if stage == 1:
             a0 = ret
@@ -456,12 +456,7 @@ def _sample_block(tree: Tree, tensors: Tensors, x, known, u):
                 ret = e1
                 log_scale = log_scale + scales[c1] / 2
                 continue
-            r = torch.einsum("na,nab->nb", a0, frame[3])
-            r = r / torch.linalg.vector_norm(r, dim=1, keepdim=True).clamp_min(tiny)
-            if c1 < n:
-                ret = leaf(c1, r)
-            else:
-                stack.append([c1, 0, r, None, None])
+            ret = descend(c1, torch.einsum("na,nab->nb", a0, frame[3]))
             continue
         # stage 2: amplitude vector of the drawn subtree configuration
         a0, a1 = frame[4], ret
@@ -607,58 +602,3 @@ def renyi2_swap(tree: Tree, tensors: Tensors, in_x: list[bool], max_flops: float
         envs[v] = env / scale
     value = float(envs[tree.root].reshape(-1)[0]) if tree.root in envs else 1.0
     return -(log_scale + math.log(value))
-
-
-# --------------------------------------------------------------------------------------------------
-# Truncated SVD for the two-site tree update
-# --------------------------------------------------------------------------------------------------
-def use_randomized(m: int, k: int, max_bond: int, oversample: int = 10) -> bool:
-    """Whether :func:`truncated_svd` takes the randomized path for an (m, k) matrix."""
-    rank = int(max_bond) + oversample
-    return min(m, k) >= 256 and 2 * rank <= min(m, k)
-
-
-def randomized_svd(matmul, rmatmul, shape: tuple[int, int], max_bond: int, cutoff: float = 0.0, *,
-                   dtype=torch.float64, device=None, generator: torch.Generator | None = None,
-                   start: torch.Tensor | None = None, oversample: int = 10, n_iter: int = 1):
-    """Leading singular triplets of a matrix A (m, k) given only ``matmul(Ω) = A Ω`` and
-    ``rmatmul(Q) = Aᵀ Q``: randomized range finder with ``n_iter`` power iterations (Halko, Martinsson,
-    Tropp 2011), test matrix ``start`` (k, r₀) completed with Gaussian columns from ``generator``,
-    then an exact truncated SVD of the small projection Qᵀ A. Returns U (m, r), s (r,), Vh (r, k)
-    with r ≤ ``max_bond`` and s_i > ``cutoff`` · s_0."""
-    m, k = shape
-    rank = min(int(max_bond) + oversample, m, k)
-    n_start = 0 if start is None else min(int(start.shape[1]), rank)
-    omega = torch.randn(k, rank - n_start, generator=generator, dtype=torch.float64,
-                        device=_gen_device(generator, device)).to(dtype=dtype, device=device)
-    if n_start:
-        omega = torch.cat([start[:, :n_start].to(dtype), omega], dim=1)
-    q, _ = torch.linalg.qr(matmul(omega))
-    for _ in range(n_iter):
-        z, _ = torch.linalg.qr(rmatmul(q))
-        q, _ = torch.linalg.qr(matmul(z))
-    u_small, s, vh, _ = kernels.truncated_svd(rmatmul(q).T, max_bond, cutoff)
-    return q @ u_small, s, vh
-
-
-def truncated_svd(mat: torch.Tensor, max_bond: int, cutoff: float = 0.0,
-                  generator: torch.Generator | None = None, start: torch.Tensor | None = None,
-                  oversample: int = 10, n_iter: int = 1):
-    """Truncated SVD of ``mat`` (m, k) like :func:`bornmachine.kernels.truncated_svd`.
-
-    A merged pair of tree nodes is a (D², D²) matrix whose full SVD costs O(D⁶); when
-    :func:`use_randomized` (max_bond + oversample well below min(m, k) ≥ 256), the leading triplets
-    come from :func:`randomized_svd` in O(m k (max_bond + oversample)) (``start``: e.g. the current
-    bond's right basis). Otherwise the exact kernel is used. Returns U (m, r), s (r,), Vh (r, k) and
-    the discarded weight Σ_dropped s² / Σ s².
-    """
-    m, k = mat.shape
-    if not use_randomized(m, k, max_bond, oversample):
-        return kernels.truncated_svd(mat, max_bond, cutoff)
-    u, s, vh = randomized_svd(lambda om: mat @ om, lambda q: mat.T @ q, (m, k), max_bond, cutoff,
-                              dtype=mat.dtype, device=mat.device, generator=generator, start=start,
-                              oversample=oversample, n_iter=n_iter)
-    total = (mat * mat).sum()
-    kept = (s * s).sum()
-    discarded = float(((total - kept) / total).clamp_min(0)) if total > 0 else 0.0
-    return u, s, vh, discarded

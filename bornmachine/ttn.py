@@ -20,14 +20,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import kernels, tree_kernels
-from .estimate import BornMachineMethods
-from .mps import MPS, _parse_sites
+from . import tree_kernels
+from .base import BornMachine
+from .mps import MPS
 from .tree import Tree, make_tree
-from .validation import as_binary, as_sites, check_alpha, check_positive_int, log_base
+from .io import register_loader
+from .validation import check_positive_int, parse_sites
 
 
-class TTN(BornMachineMethods):
+class TTN(BornMachine):
     """Real binary tree tensor network Born machine over ``n_sites`` binary pixels.
 
     Parameters
@@ -53,10 +54,11 @@ class TTN(BornMachineMethods):
     """
 
     kind = "TTN"
+    sweep_engine = "tree"
 
     def __init__(self, n_sites, bond_dim: int, *, tree=None, dtype=torch.float64, device=None,
                  generator: torch.Generator | None = None):
-        n, shape = _parse_sites(n_sites)
+        n, shape = parse_sites(n_sites)
         bond_dim = check_positive_int(bond_dim, "bond_dim")
         tree = make_tree(tree, n, shape)
         dims = [2] * n + [min(bond_dim, 2 ** min(len(tree.sites_below(v)), n - len(tree.sites_below(v)), 62))
@@ -128,18 +130,6 @@ class TTN(BornMachineMethods):
         dims = tree_kernels.node_dims(self.tree, self.tensors)
         return [dims[c] for c, _ in self.tree.edges]
 
-    @property
-    def n_params(self) -> int:
-        return int(sum(t.numel() for t in self.tensors))
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.tensors[0].dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.tensors[0].device
-
     def subtree_sites(self, edge: int) -> list[int]:
         """Sorted sites below edge ``edge`` (the side of the cut not containing the root)."""
         return self.tree.sites_below(self._edge_child(edge))
@@ -149,43 +139,19 @@ class TTN(BornMachineMethods):
                 f"{int(self.tree.height[self.tree.root])}, n_params={self.n_params}, dtype={self.dtype}, "
                 f"device={self.device})")
 
-    def to(self, dtype=None, device=None) -> "TTN":
-        """A copy with tensors converted to ``dtype`` / moved to ``device``."""
-        tensors = [t.to(dtype=dtype or self.dtype, device=device or self.device) for t in self.tensors]
+    def _with_tensors(self, tensors) -> "TTN":
         return TTN.from_tensors(tensors, tree=self.tree, shape=self.shape)
 
-    def copy(self) -> "TTN":
-        out = TTN.from_tensors([t.clone() for t in self.tensors], tree=self.tree, shape=self.shape)
-        out.center = self.center
-        return out
-
     # ---------------------------------------------------------------------------------------------
-    # gauge
+    # gauge (the default centre is the root)
     # ---------------------------------------------------------------------------------------------
-    def canonicalize(self, center: int | None = None) -> "TTN":
-        """Bring the tree in place to canonical form around internal node ``center`` (default: root).
+    def _center_tensor(self, center: int) -> torch.Tensor:
+        return self.tensors[center - self.n_sites]
 
-        Every other tensor becomes an isometry towards the centre; Ψ is normalised (p unchanged).
-        """
-        center = self._check_center(center)
-        self.tensors, _ = tree_kernels.canonicalize(self.tree, self.tensors, center)
-        self.center = center
-        return self
+    def _canonicalized(self, center: int):
+        return tree_kernels.canonicalize(self.tree, self.tensors, center)
 
-    def _canonical(self, center: int | None = None) -> list[torch.Tensor]:
-        """A canonical, unit-norm copy of the tensors (the model is left as it is)."""
-        center = self.tree.root if center is None else center
-        if self.center == center and _unit_norm(self.tensors[center - self.n_sites]):
-            return self.tensors
-        return tree_kernels.canonicalize(self.tree, self.tensors, center)[0]
-
-    def log_norm(self) -> float:
-        """ln Z with Z = Σ_v Ψ(v)²; O(D³) when canonical, else O(n D⁴)."""
-        if self.center is not None:
-            return 2.0 * math.log(float(torch.linalg.vector_norm(self.tensors[self.center - self.n_sites])))
-        return 2.0 * tree_kernels.canonicalize(self.tree, self.tensors)[1]
-
-    # differentiable kernels on (tensors, x), used by GradientTrainer --------------------------------
+    # kernels on (tensors, x): amplitudes and ln Z differentiable (GradientTrainer) -------------------
     def amplitude_kernel(self, tensors, x):
         """(sign, ln|Ψ(x)|) of ``tensors`` on this tree for x (N, n_sites); differentiable."""
         return tree_kernels.log_amplitude(self.tree, tensors, x)
@@ -198,54 +164,14 @@ class TTN(BornMachineMethods):
         """ln Z of ``tensors`` on this tree; differentiable."""
         return tree_kernels.log_norm(self.tree, tensors)
 
+    def _conditional_kernel(self, tensors, x, known, generator):
+        return tree_kernels.conditional_sample(self.tree, tensors, x, known, generator)
+
     # ---------------------------------------------------------------------------------------------
     # probabilities
     # ---------------------------------------------------------------------------------------------
-    def _data(self, x, name="x") -> torch.Tensor:
-        return as_binary(x, self.n_sites, name=name, device=self.device, shape=self.shape)
-
-    def log_amplitude(self, x) -> tuple[torch.Tensor, torch.Tensor]:
-        """(sign, ln|Ψ(x)|) of the stored tensors for x (N, n_sites) or (N, H, W); like slogdet."""
-        return tree_kernels.log_amplitude(self.tree, self.tensors, self._data(x))
-
-    def log_prob(self, x) -> torch.Tensor:
-        """Exact normalised ln p(x) (N,), nats. O(N n D³)."""
-        _, log_abs = self.log_amplitude(x)
-        return 2.0 * log_abs - self.log_norm()
-
-    def nll(self, x) -> float:
-        """Mean negative log-likelihood, nats per sample."""
-        return float(-self.log_prob(x).mean())
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """n exact independent samples, drawn top-down through the tree: (uint8 (n, n_sites), ln p (n,))."""
-        n = check_positive_int(n, "n")
-        x, logp = tree_kernels.sample(self.tree, self._canonical(), n, generator)
-        return x.to(torch.uint8), logp.to(self.dtype)
-
-    def marginal_log_prob(self, x_sub, sites) -> torch.Tensor:
-        """ln p(x_S) = ln Σ_{v ∖ S} p(v) (N,) for pixel indices ``sites`` and values x_sub (N, |S|)."""
-        sites = as_sites(sites, self.n_sites)
-        x_sub = as_binary(x_sub, len(sites), name="x_sub", device=self.device)
+    def _marginal(self, sites: list[int], x_sub: torch.Tensor) -> torch.Tensor:
         return tree_kernels.marginal_log_prob(self.tree, self._canonical(), sites, x_sub)
-
-    def conditional_sample(self, x, known_mask, generator: torch.Generator | None = None):
-        """Inpainting: keep pixels where ``known_mask`` is True, sample the rest exactly.
-
-        x (N, n_sites) or (N, H, W); known_mask bool (n_sites,) or (N, n_sites). Returns
-        (uint8 (N, n_sites), ln p(x_unknown | x_known) (N,)).
-        """
-        known = torch.as_tensor(np.asarray(known_mask) if not isinstance(known_mask, torch.Tensor) else known_mask)
-        if known.dtype != torch.bool:
-            raise TypeError(f"known_mask must be boolean, got {known.dtype}")
-        x = self._data(x)
-        known = known.reshape(-1, self.n_sites) if known.numel() % self.n_sites == 0 else known
-        if known.dim() != 2 or known.shape[1] != self.n_sites or known.shape[0] not in (1, x.shape[0]):
-            raise ValueError(f"known_mask has shape {tuple(known_mask.shape)}; expected ({self.n_sites},) "
-                             f"or ({x.shape[0]}, {self.n_sites})")
-        known = known.expand(x.shape[0], -1).to(self.device)
-        out, logp = tree_kernels.conditional_sample(self.tree, self._canonical(), x, known, generator)
-        return out.to(torch.uint8), logp.to(self.dtype)
 
     # ---------------------------------------------------------------------------------------------
     # entanglement
@@ -254,15 +180,9 @@ class TTN(BornMachineMethods):
         """Schmidt values λ (descending, Σλ² = 1) across ``edges[edge]`` (subtree below vs the rest)."""
         return tree_kernels.schmidt_values(self.tree, self.tensors, self._edge_child(edge))
 
-    def entanglement_profile(self, alpha: float = 1, base="e") -> torch.Tensor:
-        """Entropy of every edge (2·n_sites − 2,) float64, aligned with :attr:`edges`, one pass O(n D⁴).
-
-        Entries 0…n−1 are single sites against the rest; the two root edges hold the same value.
-        """
-        alpha = check_alpha(alpha)
-        spectra = tree_kernels.edge_spectra(self.tree, self._canonical())
-        scale = log_base(base)
-        return torch.tensor([kernels.renyi_from_schmidt(s, alpha) / scale for s in spectra], dtype=torch.float64)
+    def _spectra(self) -> list[torch.Tensor]:
+        """Schmidt values of every edge (aligned with :attr:`edges`; the two root edges alike), O(n D⁴)."""
+        return tree_kernels.edge_spectra(self.tree, self._canonical())
 
     def _side_mask(self, sites) -> torch.Tensor:
         in_x = torch.zeros(self.n_sites, dtype=torch.bool)
@@ -299,14 +219,25 @@ class TTN(BornMachineMethods):
                              f"{self.n_sites}..{2 * self.n_sites - 2}; 0..{self.n_sites - 1} are sites)")
         return int(center)
 
-    def _edge_child(self, edge) -> int:
+    def edge_index(self, edge) -> int:
+        """The index into :attr:`edges` of ``edge``: an index, or a (child, parent) pair as ``edges`` yields."""
+        if isinstance(edge, (tuple, list)):
+            if len(edge) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in edge):
+                raise TypeError(f"edge must be an index into .edges or a (child, parent) pair of ints, got {edge!r}")
+            child, parent = int(edge[0]), int(edge[1])
+            if not 0 <= child < len(self.tree.parent) or child == self.tree.root or \
+                    int(self.tree.parent[child]) != parent:
+                raise ValueError(f"edge {(child, parent)} is not a (child, parent) pair of this tree's .edges")
+            return self.tree.edge_index(child)
         if isinstance(edge, bool) or not isinstance(edge, (int, np.integer)):
-            raise TypeError("edge must be an integer index into .edges")
+            raise TypeError(f"edge must be an index into .edges or a (child, parent) pair, got {type(edge).__name__}")
         n_edges = len(self.tree.edges)
         if not 0 <= edge < n_edges:
             raise ValueError(f"edge={edge} out of range 0..{n_edges - 1}")
-        return self.tree.edges[int(edge)][0]
+        return int(edge)
+
+    def _edge_child(self, edge) -> int:
+        return self.tree.edges[self.edge_index(edge)][0]
 
 
-def _unit_norm(t: torch.Tensor) -> bool:
-    return abs(float(torch.linalg.vector_norm(t)) - 1.0) < 1e-6
+register_loader(TTN.kind, TTN._from_saved)

@@ -105,3 +105,12 @@ def check_alpha(alpha) -> float:
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0 (or inf), got {alpha}")
     return alpha
+
+
+def parse_sites(n_sites) -> tuple[int, tuple[int, ...] | None]:
+    """A model's ``n_sites`` argument → (number of sites, image shape or None): an int, or an image
+    shape such as (28, 28) (sites = its pixels, row-major)."""
+    if isinstance(n_sites, (tuple, list)):
+        shape = tuple(check_positive_int(int(s) if isinstance(s, np.integer) else s, "shape entry") for s in n_sites)
+        return int(np.prod(shape)), shape
+    return check_positive_int(n_sites, "n_sites"), None

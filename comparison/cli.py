@@ -7,15 +7,17 @@ import sys
 
 import numpy as np
 
+from bornmachine.cli import HelpFormatter
+
 from . import experiments, report as report_module
 
 
 def _settings(args) -> dict:
-    return dict(report_module.PRESETS["full" if args.full else "quick"])
+    return dict(report_module.PRESETS[args.preset])
 
 
 def cmd_report(args) -> int:
-    index = report_module.report(args.out, preset="full" if args.full else "quick", data=args.data, seed=args.seed,
+    index = report_module.report(args.out, preset=args.preset, data=args.data, seed=args.seed,
                                  progress=not args.no_progress)
     print(f"report written to {index}")
     return 0
@@ -72,33 +74,41 @@ def _done(result) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="comparison", description="Born machines vs Boltzmann machines: "
-                                "information per bipartition, RBM architectures, one-command report.")
-    sub = p.add_subparsers(dest="command", required=True)
+                                "information per bipartition, RBM architectures, one-command report.",
+                                formatter_class=HelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="what to do (COMMAND --help lists its options)")
 
-    def common(q, out):
-        q.add_argument("--out", default=out, help=f"output folder (default {out}); re-running resumes there")
-        q.add_argument("--data", default="mnist5k", choices=report_module.DATASETS)
+    def command(name, func, help, out):
+        q = sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter)
+        q.set_defaults(func=func)
+        q.add_argument("--out", default=out, help="output folder; re-running resumes from what it holds")
+        q.add_argument("--data", default="mnist5k", choices=report_module.DATASETS,
+                       help="mnist5k (shipped) or fashion-mnist (Debian's dataset-fashion-mnist files)")
         preset = q.add_mutually_exclusive_group()
-        preset.add_argument("--quick", action="store_true", help="quick settings (default)")
-        preset.add_argument("--full", action="store_true", help="paper-scale settings (hours)")
-        q.add_argument("--seed", type=int, default=0)
+        preset.add_argument("--preset", choices=tuple(report_module.PRESETS), default="quick",
+                            help="sizes (comparison.report.PRESETS): quick (the report in ≈ 11 min on 2 cores), "
+                                 "full (paper scale, hours) or smoke (tiny, under a minute: checks that everything runs)")
+        preset.add_argument("--quick", dest="preset", action="store_const", const="quick", default=argparse.SUPPRESS,
+                            help="same as --preset quick")
+        preset.add_argument("--full", dest="preset", action="store_const", const="full", default=argparse.SUPPRESS,
+                            help="same as --preset full")
+        q.add_argument("--seed", type=int, default=0, help="seed of subsampling, cuts, models and estimators")
         q.add_argument("--no-progress", action="store_true", help="no progress bars")
+        return q
 
-    q = sub.add_parser("report", help="all three experiments → OUT/index.md")
-    common(q, "report")
-    q.set_defaults(func=cmd_report)
-    q = sub.add_parser("fig3", help="MI per bipartition (paper Fig. 3)")
-    common(q, "fig3")
-    q.add_argument("--model", action="append", metavar="NAME=PATH", help="a saved Born machine to add (repeat)")
-    q.set_defaults(func=cmd_fig3)
-    q = sub.add_parser("fig4", help="RBM connectivities at equal #params (paper Fig. 4)")
-    common(q, "fig4")
-    q.add_argument("--hidden", type=int, nargs="+", help="budgets as dense RBMs with these hidden counts")
-    q.set_defaults(func=cmd_fig4)
-    q = sub.add_parser("born-vs-boltzmann", help="MPS/TTN vs RBMs at matched #params")
-    common(q, "born_vs_boltzmann")
-    q.add_argument("--bond-dims", type=int, nargs="+")
-    q.set_defaults(func=cmd_bvb)
+    command("report", cmd_report, "all three experiments → OUT/index.md", "report")
+    q = command("fig3", cmd_fig3, "MI per bipartition (paper Fig. 3)", "fig3")
+    q.add_argument("--model", action="append", metavar="NAME=PATH",
+                   help="a saved Born machine whose MI and S2 to add, e.g. mps=runs/mps32/model.npz "
+                        "(repeat for several; none when not given)")
+    q = command("fig4", cmd_fig4, "RBM connectivities at equal #params (paper Fig. 4)", "fig4")
+    q.add_argument("--hidden", type=int, nargs="+",
+                   help="parameter budgets as those of dense RBMs with these hidden counts (the preset's when "
+                        "not given)")
+    q = command("born-vs-boltzmann", cmd_bvb, "MPS/TTN vs RBMs at matched #params", "born_vs_boltzmann")
+    q.add_argument("--bond-dims", type=int, nargs="+",
+                   help="bond caps of the Born machines (the preset's when not given)")
     return p
 
 

@@ -344,8 +344,8 @@ def _train_and_evaluate_rbm(arch, x, xt, tag: str, *, epochs, lrs, batch_size, a
         else:
             model = arch.build(generator=torch.Generator().manual_seed(seed))
             CDTrainer(model, lr=lr, lr_decay="linear", momentum=0.5, weight_decay=1e-4, batch_size=batch_size,
-                      n_epochs=epochs, eval_every=0, seed=seed, progress=False).fit(
-                x, checkpoint=os.path.join(folder, f"{stem}-lr{lr:g}.ckpt.npz"))
+                      n_epochs=epochs, eval_every=0, seed=seed).fit(
+                x, checkpoint=os.path.join(folder, f"{stem}-lr{lr:g}.ckpt.npz"), progress=False)
             model.save(path)
         exact = min(model.n_visible, model.n_hidden) <= 20
         quick = exact_log_z(model) if exact else ais_log_z(model, 32, max(ais_betas // 10, 100), data=x, seed=seed)
@@ -407,7 +407,7 @@ def train_born_machine(kind: str, train, shape: Sequence[int], bond_dim: int, *,
     Returns ``(model, history)`` (history empty when the model was re-read).
     """
     from bornmachine import MPS, TTN
-    from bornmachine.training import SweepTrainer
+    from bornmachine import SweepTrainer
     from bornmachine.io import load as load_model
 
     if kind not in BORN_KINDS:

@@ -137,14 +137,7 @@ def data_renyi2(data, bip: Bipartition, base="e", return_saturation: bool = Fals
     are distinct (all N rows distinct on both sides, as for most cuts of 5000 MNIST digits), S₂ = ln N
     whatever the correlations. Pass ``return_saturation=True`` (or call :func:`saturation`) to know.
 
-    Parameters
-    ----------
-    data : (N, n) or (N, H, W) binary array. bip : the bipartition. base : "e" (nats) or 2 (bits).
-    return_saturation : also return the :class:`Saturation` record.
-
-    Returns
-    -------
-    float, or (float, Saturation) when ``return_saturation``.
+    Parameters and return value as for :func:`plugin_mutual_information`.
     """
     x = _binary_data(data, bip)
     counts = _EmpiricalCounts(x, bip)

@@ -10,7 +10,8 @@
     out/fig4/ ...                 fig4.csv/json, fig4.png, models/
 
 Everything is cached in ``out``: run the same command again after an interruption and it resumes.
-Presets: ``"quick"`` (≈ 10–15 minutes on 2 cores for mnist5k), ``"full"`` (paper-scale settings: hours).
+Presets: ``"quick"`` (≈ 10–15 minutes on 2 cores for mnist5k), ``"full"`` (paper-scale settings: hours),
+``"smoke"`` (tiny sizes, under a minute: checks that the whole pipeline runs; its numbers mean nothing).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from .table import write_text
 
 __all__ = ["PRESETS", "report", "load_dataset"]
 
-#: Settings of the two presets. ``rbm_hidden``: Fig.-4 budgets as the parameter counts of dense RBMs
+#: Settings of the presets. ``rbm_hidden``: Fig.-4 budgets as the parameter counts of dense RBMs
 #: with that many hidden units (the other kinds are matched to them).
 PRESETS = {
     "quick": {"bond_dims": [2, 4, 8], "sweeps": 3, "rbm_hidden": [4, 8, 16, 32, 64], "rbm_epochs": 10,
@@ -36,38 +37,39 @@ PRESETS = {
     "full": {"bond_dims": [2, 4, 8, 16, 32], "sweeps": 6, "rbm_hidden": [4, 8, 16, 32, 64, 100], "rbm_epochs": 30,
              "rbm_lrs": [0.03, 0.1, 0.3], "ais_chains": 100, "ais_betas": 10000, "n_gibbs": 1000, "cut_step": 1,
              "model_samples": 2000, "max_train": None, "max_test": None},
+    "smoke": {"bond_dims": [2], "sweeps": 1, "rbm_hidden": [2, 3], "rbm_epochs": 1, "rbm_lrs": [0.1], "ais_chains": 8,
+              "ais_betas": 50, "n_gibbs": 5, "cut_step": 14, "model_samples": 50, "max_train": 100, "max_test": 50},
 }
 
+#: Data sets of the command line (any name of :func:`bornmachine.datasets.by_name` with an image shape works here).
 DATASETS = ("mnist5k", "fashion-mnist")
 
 
 def load_dataset(name: str, max_train: int | None = None, max_test: int | None = None, seed: int = 0):
-    """``(train, test, shape)`` as binary uint8 (N, H·W); larger sets are subsampled (seeded) to the maxima."""
+    """``(train, test, (H, W))`` as binary uint8 (N, H·W) for a name of :func:`bornmachine.datasets.by_name`;
+    larger sets are subsampled (seeded) to the maxima."""
     from bornmachine import datasets
 
-    if name == "mnist5k":
-        train, _ = datasets.load("mnist5k", split="train")
-        test, _ = datasets.load("mnist5k", split="test")
-    elif name == "fashion-mnist":
-        train, _ = datasets.load_fashion_mnist(split="train")
-        test, _ = datasets.load_fashion_mnist(split="test")
-    else:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+    train, shape = datasets.by_name(name, split="train")
+    test, _ = datasets.by_name(name, split="test")
+    if shape is None:
+        raise ValueError(f"data set {name!r} has no image shape; the comparison needs (N, H, W) images")
     rng = np.random.default_rng(seed)
     if max_train is not None and len(train) > max_train:
         train = train[np.sort(rng.choice(len(train), max_train, replace=False))]
     if max_test is not None and len(test) > max_test:
         test = test[np.sort(rng.choice(len(test), max_test, replace=False))]
-    return train, test, tuple(datasets.IMAGE_SHAPE)
+    return train, test, shape
 
 
 def report(out: str = "report", preset: str = "quick", data="mnist5k", seed: int = 0,
            progress: bool = True, overrides: dict | None = None) -> str:
     """Run the three experiments and write ``out/index.md``; return its path.
 
-    preset : "quick" or "full" (see :data:`PRESETS`); ``overrides`` replaces single settings (tests use
-    it for tiny runs). data : "mnist5k" (shipped), "fashion-mnist" (Debian's dataset-fashion-mnist),
-    or your own ``(train, test, (H, W))`` binary arrays.
+    preset : "quick", "full" or "smoke" (see :data:`PRESETS`); ``overrides`` replaces single settings.
+    data : a name of :func:`bornmachine.datasets.by_name` with an image shape ("mnist5k" shipped,
+    "fashion-mnist" from Debian's dataset-fashion-mnist, ...), or your own ``(train, test, (H, W))``
+    binary arrays.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {tuple(PRESETS)}")

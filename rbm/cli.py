@@ -6,10 +6,11 @@ Examples::
     rbm train --data mnist5k --params 40000 --mask local_1d --window 56 --out runs/rbm1d.npz
     rbm evaluate runs/rbm.npz --data mnist5k --split test --ais-betas 10000 --reverse
 
-``--data`` takes ``mnist5k`` (28 x 28, fixed train/test split), ``bars_and_stripes`` or
-``bars_and_stripes:HxW`` (all patterns, same for every split), or a path to a ``.npy`` file (an
-(N, n) or (N, H, W) binary array) or ``.npz`` file (the array named after the split, else the only
-array). ``--limit N`` keeps the first N rows (quick runs).
+``--data`` takes what :func:`bornmachine.datasets.by_name` takes: ``mnist5k`` (28 x 28, fixed
+train/test split), ``fashion-mnist``, ``bars-and-stripes`` or ``bars-and-stripes:HxW`` (all patterns,
+same for every split), or a path to a ``.npy`` file (an (N, n) or (N, H, W) binary array) or ``.npz``
+file (the array named after the split, else the only array). ``--limit N`` keeps the first N rows
+(quick runs).
 
 ``train`` also runs data-parallel under torchrun (``torchrun --nproc_per_node=P -m rbm train ...``):
 it joins the process group itself (gloo), every rank trains on its block of each minibatch and of the
@@ -24,11 +25,11 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from bornmachine import distributed
+from bornmachine import datasets, distributed
+from bornmachine.cli import DATA_HELP, HelpFormatter
 
 from . import masks
 from .io import load
@@ -36,50 +37,7 @@ from .model import RBM
 from .partition import estimate_log_z, reverse_ais_log_z
 from .training import CDTrainer
 
-__all__ = ["main", "load_data"]
-
-
-def load_data(name: str, split: str = "train", limit: int | None = None) -> tuple[np.ndarray, tuple[int, int] | None]:
-    """Binary data ``(X, image_shape)`` for a ``--data`` argument (see the module docstring)."""
-    if name == "mnist5k":
-        from bornmachine import datasets
-
-        x, _ = datasets.load("mnist5k", split=split)
-        shape = tuple(datasets.image_shape("mnist5k"))
-    elif name == "bars_and_stripes" or name.startswith("bars_and_stripes:"):
-        from bornmachine import datasets
-
-        size = name.partition(":")[2] or "4x4"
-        try:
-            h, w = (int(s) for s in size.lower().split("x"))
-        except ValueError as err:
-            raise ValueError(f"bars_and_stripes size must look like 4x4, got {size!r}") from err
-        x, shape = datasets.bars_and_stripes(h, w), (h, w)
-    elif name.endswith((".npy", ".npz")):
-        if not os.path.exists(name):
-            raise FileNotFoundError(f"no data file at {name!r}")
-        loaded = np.load(name, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            x = loaded
-        else:
-            with loaded as f:
-                if split in f.files:
-                    x = f[split]
-                elif len(f.files) == 1:
-                    x = f[f.files[0]]
-                else:
-                    raise ValueError(f"{name!r} has arrays {f.files}; expected one named {split!r} or a single array")
-        shape = tuple(int(s) for s in x.shape[1:]) if x.ndim == 3 else None
-        x = x.reshape(x.shape[0], -1) if x.ndim == 3 else x
-    else:
-        raise ValueError(f"unknown data set {name!r}: use mnist5k, bars_and_stripes[:HxW], or a .npy/.npz path")
-    if limit is not None:
-        if limit < 1:
-            raise ValueError(f"--limit must be >= 1, got {limit}")
-        x = x[:limit]
-    if x.ndim != 2:
-        raise ValueError(f"data {name!r} has shape {x.shape}; expected (N, n) or (N, H, W)")
-    return x, shape
+__all__ = ["main", "build_parser"]
 
 
 def _image_shape(shape_arg, data_shape, n_visible: int) -> tuple[int, int]:
@@ -132,8 +90,8 @@ def _train(args) -> int:
 
 def _train_here(args) -> int:
     main = distributed.is_main()  # rank 0 of a torchrun launch, or the only process
-    x, data_shape = load_data(args.data, "train", args.limit)
-    valid = load_data(args.data, args.valid, args.limit)[0] if args.valid else None
+    x, data_shape = datasets.by_name(args.data, split="train", limit=args.limit)
+    valid = datasets.by_name(args.data, split=args.valid, limit=args.limit)[0] if args.valid else None
     shape = _image_shape(args.shape, data_shape, x.shape[1])
     gen = torch.Generator().manual_seed(args.seed)
     rbm = _build_rbm(args, x.shape[1], shape, gen)
@@ -143,7 +101,7 @@ def _train_here(args) -> int:
                         momentum=args.momentum,
                         weight_decay=args.weight_decay, batch_size=args.batch_size, n_epochs=args.epochs,
                         eval_every=args.eval_every, log_z=args.log_z, ais_chains=args.ais_chains,
-                        ais_betas=args.ais_betas, generator=gen, progress=not args.no_progress)
+                        ais_betas=args.ais_betas, generator=gen)
 
     def report(rec):
         if not main:
@@ -156,7 +114,7 @@ def _train_here(args) -> int:
             parts.append(f"{args.valid} NLL {rec['valid_nll']:.4f}")
         tqdm.write(", ".join(parts))
 
-    history = trainer.fit(x, valid, checkpoint=args.checkpoint, callback=report)
+    history = trainer.fit(x, valid, checkpoint=args.checkpoint, callback=report, progress=not args.no_progress)
     if not main:
         return 0
     if args.out:
@@ -171,8 +129,8 @@ def _train_here(args) -> int:
 
 def _evaluate(args) -> int:
     rbm = load(args.model)
-    x, _ = load_data(args.data, args.split, args.limit)
-    base, _ = load_data(args.data, args.base_split, None)
+    x, _ = datasets.by_name(args.data, split=args.split, limit=args.limit)
+    base, _ = datasets.by_name(args.data, split=args.base_split)
     gen = torch.Generator().manual_seed(args.seed)
     t0 = time.perf_counter()
     log_z = estimate_log_z(rbm, args.method, exact_max_units=args.exact_max_units, n_chains=args.ais_chains,
@@ -209,63 +167,75 @@ def _write_json(path, obj) -> None:
     os.replace(tmp, path)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rbm", description="Train and evaluate reference RBMs (NLL in nats).")
-    sub = p.add_subparsers(dest="command", required=True)
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rbm", description="Train and evaluate reference RBMs (NLL in nats).",
+                                formatter_class=HelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="what to do (COMMAND --help lists its options)")
 
-    t = sub.add_parser("train", help="train an RBM by CD-k / PCD-k")
-    t.add_argument("--data", required=True, help="mnist5k, bars_and_stripes[:HxW], or a .npy/.npz path")
-    t.add_argument("--valid", default=None, help="split to report a validation NLL on (e.g. test)")
-    t.add_argument("--limit", type=int, default=None, help="use only the first N rows")
-    t.add_argument("--shape", type=int, nargs=2, metavar=("H", "W"), help="image shape for local_2d masks")
-    t.add_argument("--hidden", type=int, default=None, help="number of hidden units")
-    t.add_argument("--params", type=int, default=None, help="parameter budget (picks --hidden, see masks.matched)")
-    t.add_argument("--mask", choices=masks.KINDS, default="dense")
+    t = sub.add_parser("train", help="train an RBM by CD-k / PCD-k", description="Train an RBM by CD-k / PCD-k.",
+                       formatter_class=HelpFormatter)
+    t.add_argument("--data", required=True, help=DATA_HELP)
+    t.add_argument("--valid", default=None,
+                   help="split (or .npz array) to report a validation NLL on, e.g. test (none when not given)")
+    t.add_argument("--limit", type=int, default=None, help="use only the first LIMIT rows (all when not given)")
+    t.add_argument("--shape", type=int, nargs=2, metavar=("H", "W"),
+                   help="image shape for local_2d masks (from the data, else square, when not given)")
+    t.add_argument("--hidden", type=int, default=None, help="number of hidden units (or give --params)")
+    t.add_argument("--params", type=int, default=None,
+                   help="parameter budget instead of --hidden (picks the hidden count, see rbm.masks.matched)")
+    t.add_argument("--mask", choices=masks.KINDS, default="dense", help="connectivity of the weights")
     t.add_argument("--window", type=int, default=None,
-                   help="local window (1D: pixels; 2D: side, default 5; with --params and --mask random: "
-                        "the 2D window whose hidden count the random mask copies)")
-    t.add_argument("--stride", type=int, default=1)
-    t.add_argument("--edges", type=int, default=None, help="edges of a random mask")
+                   help="local window (1D: pixels, required; 2D: side, 5 when not given; with --params and "
+                        "--mask random: the 2D window whose hidden count the random mask copies)")
+    t.add_argument("--stride", type=int, default=1, help="step between the windows of local masks")
+    t.add_argument("--edges", type=int, default=None, help="number of edges of a random mask (required for it)")
     t.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update")
     t.add_argument("--cd", action="store_true", help="plain CD-k instead of persistent CD")
-    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--lr", type=float, default=0.01, help="learning rate")
     t.add_argument("--lr-decay", choices=("none", "linear"), default="none",
                    help="linear: decay the learning rate to 0 over the epochs")
-    t.add_argument("--momentum", type=float, default=0.5)
-    t.add_argument("--weight-decay", type=float, default=1e-4)
-    t.add_argument("--batch-size", type=int, default=100)
-    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--momentum", type=float, default=0.5, help="momentum of the updates")
+    t.add_argument("--weight-decay", type=float, default=1e-4, help="L2 penalty on the weights")
+    t.add_argument("--batch-size", type=int, default=100, help="minibatch size")
+    t.add_argument("--epochs", type=int, default=10, help="passes over the training rows")
     t.add_argument("--eval-every", type=int, default=1, help="NLL every N epochs (0: never)")
-    t.add_argument("--log-z", choices=("auto", "exact", "ais"), default="auto")
-    t.add_argument("--ais-chains", type=int, default=100)
-    t.add_argument("--ais-betas", type=int, default=1000)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--float32", action="store_true", help="train in float32 (default float64)")
-    t.add_argument("--out", default=None, help="model file (.npz)")
-    t.add_argument("--checkpoint", default=None, help="checkpoint file; resumes when it exists")
-    t.add_argument("--history", default=None, help="write the history as JSON here")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--log-z", choices=("auto", "exact", "ais"), default="auto",
+                   help="how to get log Z for the NLL (auto: exact when a layer is small enough)")
+    t.add_argument("--ais-chains", type=int, default=100, help="AIS chains for log Z")
+    t.add_argument("--ais-betas", type=int, default=1000, help="AIS temperatures for log Z")
+    t.add_argument("--seed", type=int, default=0, help="seed of the initial weights, random masks, minibatches and Gibbs chains")
+    t.add_argument("--float32", action="store_true", help="train in float32 instead of float64")
+    t.add_argument("--out", default=None, help="model file to write (.npz; none when not given)")
+    t.add_argument("--checkpoint", default=None,
+                   help="checkpoint file, written every epoch; a rerun resumes from it (none when not given)")
+    t.add_argument("--history", default=None, help="write the history as JSON here (not written when not given)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    e = sub.add_parser("evaluate", help="log Z (exact or AIS) and NLL of a saved RBM")
+    e = sub.add_parser("evaluate", help="log Z (exact or AIS) and NLL of a saved RBM",
+                       description="log Z (exact or AIS) and NLL of a saved RBM.", formatter_class=HelpFormatter)
     e.add_argument("model", help="model file written by rbm train --out")
-    e.add_argument("--data", required=True)
-    e.add_argument("--split", default="test")
+    e.add_argument("--data", required=True, help=DATA_HELP)
+    e.add_argument("--split", default="test", help="split (or .npz array) to compute the NLL on")
     e.add_argument("--base-split", default="train", help="split whose marginals define the AIS base model")
-    e.add_argument("--limit", type=int, default=None)
-    e.add_argument("--method", choices=("auto", "exact", "ais"), default="auto")
-    e.add_argument("--exact-max-units", type=int, default=20)
-    e.add_argument("--ais-chains", type=int, default=100)
-    e.add_argument("--ais-betas", type=int, default=10000)
-    e.add_argument("--reverse", action="store_true", help="also run reverse AIS (bracket)")
+    e.add_argument("--limit", type=int, default=None,
+                   help="use only the first LIMIT rows of --split (all when not given)")
+    e.add_argument("--method", choices=("auto", "exact", "ais"), default="auto",
+                   help="log Z by enumeration or AIS (auto: exact up to --exact-max-units)")
+    e.add_argument("--exact-max-units", type=int, default=20,
+                   help="auto: enumerate when the smaller layer has at most this many units")
+    e.add_argument("--ais-chains", type=int, default=100, help="AIS chains")
+    e.add_argument("--ais-betas", type=int, default=10000, help="AIS temperatures")
+    e.add_argument("--reverse", action="store_true", help="also run reverse AIS (an NLL bracket)")
     e.add_argument("--n-gibbs", type=int, default=1000, help="Gibbs sweeps before reverse AIS")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--json", default=None, help="write the results as JSON here")
+    e.add_argument("--seed", type=int, default=0, help="seed of AIS and the Gibbs chains")
+    e.add_argument("--json", default=None, help="write the results as JSON here (not written when not given)")
     return p
 
 
 def main(argv=None) -> int:
     """Entry point of ``rbm`` / ``python -m rbm``; returns the exit status (2 on bad input)."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return _train(args) if args.command == "train" else _evaluate(args)
     except (ValueError, TypeError, FileNotFoundError) as err:

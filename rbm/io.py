@@ -15,27 +15,20 @@ import os
 import numpy as np
 import torch
 
-from bornmachine.io import read_npz, write_npz
+from bornmachine.io import read_npz, register_loader
 
-from .model import RBM
+from .model import RBM, RBM_FILE_VERSION
 
 __all__ = ["save", "load", "RBM_FILE_VERSION"]
-
-#: Version of the RBM file layout (independent of the container version of bornmachine.io).
-RBM_FILE_VERSION = 1
 _DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
            "bfloat16": torch.bfloat16}
 
 
 def save(rbm: RBM, path) -> None:
-    """Write ``rbm`` atomically to ``path`` (npz; parameters stored in float64)."""
+    """Write ``rbm`` atomically to ``path`` (npz; parameters stored in float64): :meth:`RBM.save`."""
     if not isinstance(rbm, RBM):
         raise TypeError(f"expected an RBM, got {type(rbm).__name__}")
-    meta = {"rbm_version": RBM_FILE_VERSION, "n_visible": rbm.n_visible, "n_hidden": rbm.n_hidden,
-            "dtype": str(rbm.dtype).replace("torch.", "")}
-    W, b, c = (t.detach().to("cpu", torch.float64).numpy() for t in rbm.parameters())
-    arrays = {"W": W, "b": b, "c": c, "mask": rbm.mask.cpu().numpy()}
-    write_npz(path, rbm.kind, meta, arrays)
+    rbm.save(path)
 
 
 def load(path, *, dtype: torch.dtype | None = None, device=None) -> RBM:
@@ -56,6 +49,12 @@ def load(path, *, dtype: torch.dtype | None = None, device=None) -> RBM:
         Not an RBM file, a newer file version, or corrupt contents (names the offending array).
     """
     meta, arrays = read_npz(path)
+    return from_contents(meta, arrays, path, dtype=dtype, device=device)
+
+
+def from_contents(meta: dict, arrays: dict, path, *, dtype: torch.dtype | None = None, device=None) -> RBM:
+    """The RBM in a file's header ``meta`` and ``arrays`` (as :func:`bornmachine.io.read_npz` returns them);
+    ``ValueError`` naming the problem if they are not a valid RBM file."""
     where = repr(os.fspath(path))
     if meta.get("kind") != RBM.kind:
         raise ValueError(f"{where} holds a {meta.get('kind')!r} model, not an RBM")
@@ -94,3 +93,6 @@ def load(path, *, dtype: torch.dtype | None = None, device=None) -> RBM:
               generator=torch.Generator().manual_seed(0))
     rbm.set_parameters(torch.from_numpy(W), torch.from_numpy(b), torch.from_numpy(c))
     return rbm
+
+
+register_loader(RBM.kind, from_contents)  # bornmachine.load opens RBM files once rbm is imported

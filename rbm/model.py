@@ -20,12 +20,16 @@ import torch
 import torch.nn.functional as F
 
 from bornmachine.estimate import Estimate
+from bornmachine.io import write_npz
 from bornmachine.validation import as_binary, check_positive_int
 
 __all__ = [
     "RBM", "energy", "free_energy", "hidden_free_energy", "hidden_prob", "visible_prob",
     "bernoulli", "gibbs_step", "softplus", "base_rate_bias", "make_generator",
 ]
+
+#: Version of the RBM file layout (independent of the container version of bornmachine.io).
+RBM_FILE_VERSION = 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -436,10 +440,11 @@ class RBM:
     # files
     # ---------------------------------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write the model atomically to ``path`` (versioned npz; see :mod:`rbm.io`)."""
-        from .io import save
-
-        save(self, path)
+        """Write the model atomically to ``path`` (versioned npz, parameters in float64; see :mod:`rbm.io`)."""
+        meta = {"rbm_version": RBM_FILE_VERSION, "n_visible": self.n_visible, "n_hidden": self.n_hidden,
+                "dtype": str(self.dtype).replace("torch.", "")}
+        W, b, c = (t.detach().to("cpu", torch.float64).numpy() for t in self.parameters())
+        write_npz(path, self.kind, meta, {"W": W, "b": b, "c": c, "mask": self.mask.cpu().numpy()})
 
 
 def _as_mask(mask, n_visible: int, n_hidden: int, device) -> torch.Tensor | None:

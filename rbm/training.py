@@ -9,10 +9,11 @@ returns a history (one dict per epoch). The log-likelihood gradient
 uses ``p(h|v)`` for the hidden statistics; the model term comes from ``k`` block-Gibbs sweeps that
 start at the minibatch (CD-k) or continue persistent chains across updates (PCD-k, Tieleman 2008).
 
-Checkpoints (``fit(..., checkpoint=path)``) are written atomically after every epoch and hold the
-parameters, the momentum buffers, the persistent chains, the random-generator state, the history and
-the hyper-parameters, so that a run resumed from its checkpoint reaches bit-identical parameters to
-an uninterrupted run with the same seed. Evaluation (NLL with exact ``log Z`` when the smaller layer
+The fit loop (history, progress, checkpoints, resume, callbacks) is the one every trainer of the package
+shares (:class:`bornmachine.training.Trainer`). Checkpoints (``fit(..., checkpoint=path)``) are written
+atomically after every epoch and hold the parameters, the momentum buffers, the persistent chains, the
+random-generator state, the history and the hyper-parameters, so that a run resumed from its checkpoint
+reaches bit-identical parameters to an uninterrupted run with the same seed. Evaluation (NLL with exact ``log Z`` when the smaller layer
 has ≤ ``exact_max_units`` units, AIS otherwise) draws from its own generator, seeded per epoch, so the
 evaluation cadence never changes the training trajectory.
 
@@ -26,18 +27,14 @@ and progress. The result equals the single-process run to floating-point round-o
 """
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 import time
-from typing import Callable
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from bornmachine import distributed
-from bornmachine.io import read_npz, write_npz
+from bornmachine.training import Trainer
 from bornmachine.validation import as_binary, check_positive_int
 
 from .model import RBM, base_rate_bias, bernoulli, free_energy, gibbs_step, hidden_prob, make_generator, visible_prob
@@ -45,14 +42,12 @@ from .partition import estimate_log_z
 
 __all__ = ["CDTrainer"]
 
-CHECKPOINT_KIND = "RBMCheckpoint"
-CHECKPOINT_VERSION = 1
 # Hyper-parameters that shape the training trajectory: a checkpoint resumes only if they agree.
 _TRAJECTORY_KEYS = ("k", "persistent", "lr", "lr_decay", "momentum", "weight_decay", "batch_size", "n_chains",
                     "init_visible_bias", "shuffle")
 
 
-class CDTrainer:
+class CDTrainer(Trainer):
     """Train an :class:`~rbm.model.RBM` by CD-k or PCD-k.
 
     Parameters
@@ -94,8 +89,6 @@ class CDTrainer:
         runs are reproducible unless asked otherwise (None: a fresh OS seed).
     generator : torch.Generator, optional
         Instead of ``seed`` (the default ``seed=0`` is then ignored; another seed is an error).
-    progress : bool
-        Show a tqdm progress bar (epochs, with the latest NLL).
 
     Attributes
     ----------
@@ -113,7 +106,7 @@ class CDTrainer:
                  weight_decay: float = 1e-4, batch_size: int = 100, n_epochs: int = 10, n_chains: int | None = None,
                  init_visible_bias: bool = True, shuffle: bool = True, eval_every: int = 1, log_z: str = "auto",
                  exact_max_units: int = 20, ais_chains: int = 100, ais_betas: int = 1000, seed: int | None = 0,
-                 generator: torch.Generator | None = None, progress: bool = True):
+                 generator: torch.Generator | None = None):
         if not isinstance(rbm, RBM):
             raise TypeError(f"rbm must be an RBM, got {type(rbm).__name__}")
         self.rbm = rbm
@@ -139,13 +132,11 @@ class CDTrainer:
         self.exact_max_units = check_positive_int(exact_max_units, "exact_max_units")
         self.ais_chains = check_positive_int(ais_chains, "ais_chains")
         self.ais_betas = check_positive_int(ais_betas, "ais_betas")
-        self.progress = bool(progress)
         if generator is not None and seed == 0:
             seed = None  # the default seed gives way to an explicit generator
         self.generator = make_generator(generator, seed, device=rbm.device)
         self.seed = seed
         self.history: list[dict] = []
-        self.epoch = 0
         self._velocity: list[torch.Tensor] | None = None
         self._chains: torch.Tensor | None = None
         self._eval_seed: int | None = None
@@ -160,62 +151,25 @@ class CDTrainer:
                 "eval_every": self.eval_every, "log_z": self.log_z, "exact_max_units": self.exact_max_units,
                 "ais_chains": self.ais_chains, "ais_betas": self.ais_betas, "seed": self.seed}
 
-    def fit(self, train, valid=None, *, checkpoint=None,
-            callback: Callable[[dict], object] | None = None) -> list[dict]:
-        """Train up to ``n_epochs`` epochs; return the history (list of per-epoch dicts).
+    checkpoint_name = "an RBM training"
 
-        Parameters
-        ----------
-        train : (N, n_visible) binary array (numpy or torch, any integer/bool/float dtype).
-        valid : (M, n_visible) binary array, optional; its NLL is reported at evaluation epochs.
-        checkpoint : path, optional
-            If the file exists, training resumes from it (the model's parameters are replaced by the
-            saved ones; hyper-parameters and data must match, else ``ValueError``). After every epoch
-            the state is written there atomically.
-        callback : callable(record) -> bool or None, optional
-            Called with each epoch's record after the checkpoint is written; a true return value
-            stops training early. Under torch.distributed it runs on every rank with the same record
-            (so it must decide alike everywhere); only rank 0 writes the checkpoint.
+    def _label(self) -> str:
+        return ("PCD-" if self.persistent else "CD-") + str(self.k)
 
-        Returns
-        -------
-        list of dict, the full history (also ``self.history``).
-        """
+    def _trajectory_keys(self) -> tuple[str, ...]:
+        return _TRAJECTORY_KEYS + (("n_epochs",) if self.lr_decay == "linear" else ())
+
+    def _as_data(self, x, name: str) -> torch.Tensor:
         rbm = self.rbm
-        x = as_binary(train, rbm.n_visible, name="train").to(dtype=rbm.dtype, device=rbm.device)
-        xv = None if valid is None else as_binary(valid, rbm.n_visible, name="valid").to(dtype=rbm.dtype,
-                                                                                         device=rbm.device)
-        fingerprint = _fingerprint(x)
-        part = distributed.shard(x.shape[0], name="train")
-        if xv is not None:
-            distributed.shard(xv.shape[0], name="valid")  # every rank needs valid rows
-        if checkpoint is not None and distributed.broadcast_flag(os.path.exists(checkpoint)):
-            self._restore(checkpoint, fingerprint)
-        elif self._velocity is None:
-            self._start(x)
-        distributed.broadcast_(*rbm.parameters())  # one model on every rank (rank 0's)
-        main = distributed.is_main()
-        bar = tqdm(total=self.n_epochs, initial=self.epoch, disable=not (self.progress and main),
-                   desc=("PCD-" if self.persistent else "CD-") + str(self.k), unit="epoch", leave=False)
-        try:
-            while self.epoch < self.n_epochs:
-                t0 = time.perf_counter()
-                lr = self.current_lr()
-                self._train_epoch(x, lr, part)
-                self.epoch += 1
-                record = {"epoch": self.epoch, "lr": lr, "time_s": time.perf_counter() - t0}
-                record.update(self._evaluate(x, xv))
-                self.history.append(record)
-                if checkpoint is not None and main:
-                    self._save(checkpoint, fingerprint)
-                bar.update(1)
-                if record["train_nll"] is not None:
-                    bar.set_postfix(nll=f"{record['train_nll']:.3f}")
-                if callback is not None and callback(dict(record)):
-                    break
-        finally:
-            bar.close()
-        return self.history
+        return as_binary(x, rbm.n_visible, name=name).to(dtype=rbm.dtype, device=rbm.device)
+
+    def _parameters(self) -> list[torch.Tensor]:
+        return list(self.rbm.parameters())
+
+    def _run_epoch(self, x: torch.Tensor, epoch: int) -> dict:
+        lr = self.current_lr()
+        self._train_epoch(x, lr, distributed.shard(x.shape[0], name="train"))
+        return {"lr": lr}
 
     # ---------------------------------------------------------------------------------------------
     # training
@@ -288,13 +242,14 @@ class CDTrainer:
     def _evaluate(self, x: torch.Tensor, xv: torch.Tensor | None) -> dict:
         out = {"train_nll": None, "valid_nll": None, "log_z": None, "log_z_stderr": None, "log_z_method": None,
                "recon_error": None, "eval_time_s": 0.0}
-        due = self.eval_every > 0 and (self.epoch % self.eval_every == 0 or self.epoch == self.n_epochs)
+        epoch = self.epoch + 1  # the epoch just trained (its record is not in the history yet)
+        due = self.eval_every > 0 and (epoch % self.eval_every == 0 or epoch == self.n_epochs)
         if not due:
             return out
         t0 = time.perf_counter()
         rbm = self.rbm
         W, b, c = rbm.parameters()
-        gen = torch.Generator(device=rbm.device).manual_seed((self._eval_seed + self.epoch) % (2 ** 63))
+        gen = torch.Generator(device=rbm.device).manual_seed((self._eval_seed + epoch) % (2 ** 63))
         with torch.no_grad():
             sub = x[:1000]
             recon = visible_prob(bernoulli(hidden_prob(sub, W, c), gen), W, b)
@@ -314,43 +269,21 @@ class CDTrainer:
     # ---------------------------------------------------------------------------------------------
     # checkpoints
     # ---------------------------------------------------------------------------------------------
-    def _save(self, path, fingerprint: str) -> None:
+    def _state(self) -> tuple[dict, dict]:
         rbm = self.rbm
-        state = self.generator.get_state()
         arrays = {name: t.detach().cpu().numpy() for name, t in zip(("W", "b", "c"), rbm.parameters())}
-        arrays.update({"mask": rbm.mask.cpu().numpy(), "rng_state": state.cpu().numpy()})
+        arrays["mask"] = rbm.mask.cpu().numpy()
         arrays.update({f"velocity_{name}": t.cpu().numpy() for name, t in zip(("W", "b", "c"), self._velocity)})
         if self._chains is not None:
             arrays["chains"] = self._chains.cpu().numpy()
-        meta = {"checkpoint_version": CHECKPOINT_VERSION, "epoch": self.epoch, "history": self.history,
-                "hyper_parameters": self.hyper_parameters(), "eval_seed": self._eval_seed,
-                "data_fingerprint": fingerprint, "dtype": str(rbm.dtype).replace("torch.", ""),
-                "generator_device": str(self.generator.device)}
-        write_npz(path, CHECKPOINT_KIND, meta, arrays)
+        return {"eval_seed": self._eval_seed, "dtype": str(rbm.dtype).replace("torch.", "")}, arrays
 
-    def _restore(self, path, fingerprint: str) -> None:
-        meta, arrays = read_npz(path)
-        where = repr(os.fspath(path))
-        if meta.get("kind") != CHECKPOINT_KIND:
-            raise ValueError(f"{where} is a {meta.get('kind')!r} file, not an RBM training checkpoint")
-        if meta.get("checkpoint_version", 0) > CHECKPOINT_VERSION:
-            raise ValueError(f"{where} was written by a newer version of CDTrainer")
-        saved = meta.get("hyper_parameters", {})
-        mine = self.hyper_parameters()
-        keys = _TRAJECTORY_KEYS + (("n_epochs",) if self.lr_decay == "linear" else ())
-        diff = [f"{key}: checkpoint {saved.get(key)!r} vs trainer {mine[key]!r}" for key in keys
-                if saved.get(key) != mine[key]]
-        if diff:
-            raise ValueError(f"{where} was written with other hyper-parameters ({'; '.join(diff)}); "
-                             "use the same settings or another checkpoint path")
-        if meta.get("data_fingerprint") != fingerprint:
-            raise ValueError(f"{where} was written for other training data; use the same data or another path")
+    def _load_state(self, meta: dict, arrays: dict, where: str) -> None:
         rbm = self.rbm
         try:
             W, b, c, mask = arrays["W"], arrays["b"], arrays["c"], arrays["mask"]
             velocity = [arrays[f"velocity_{name}"] for name in ("W", "b", "c")]
-            rng_state = arrays["rng_state"]
-            epoch, history, eval_seed = int(meta["epoch"]), list(meta["history"]), int(meta["eval_seed"])
+            eval_seed = int(meta["eval_seed"])
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{where} is a corrupt checkpoint (missing {err})") from err
         if W.shape != (rbm.n_visible, rbm.n_hidden) or mask.shape != W.shape:
@@ -367,11 +300,7 @@ class CDTrainer:
                 raise ValueError(f"{where} is a corrupt checkpoint (momentum buffer of shape {tuple(v_.shape)})")
         self._chains = (torch.from_numpy(arrays["chains"]).to(dtype=rbm.dtype, device=rbm.device)
                         if self.persistent else None)
-        try:
-            self.generator.set_state(torch.from_numpy(rng_state.astype(np.uint8)))
-        except RuntimeError as err:
-            raise ValueError(f"{where} holds an unusable generator state ({err})") from err
-        self.epoch, self.history, self._eval_seed = epoch, history, eval_seed
+        self._eval_seed = eval_seed
 
 
 def _check_float(value, name: str, *, low: float | None = None, high: float | None = None,
@@ -392,11 +321,3 @@ def _mean_free_energy(x: torch.Tensor, W, b, c) -> float:
     total = free_energy(x[part.start:part.stop], W, b, c).sum()
     distributed.all_reduce_sum(total)
     return float(total) / x.shape[0]
-
-
-def _fingerprint(x: torch.Tensor) -> str:
-    """SHA-1 of the binary training data (shape and bits), to refuse resuming on other data."""
-    arr = x.detach().to("cpu", torch.uint8).numpy()
-    h = hashlib.sha1(str(arr.shape).encode())
-    h.update(np.packbits(arr, axis=1).tobytes())
-    return h.hexdigest()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from bornmachine import MPS, TTN, datasets, distributed
-from bornmachine.training import GradientTrainer, SweepTrainer
+from bornmachine import GradientTrainer, SweepTrainer
 from rbm import RBM, CDTrainer
 
 
@@ -78,7 +78,7 @@ def resumed(directory):
 def _cd(**kw):
     train, valid = _patterns(16)
     model = RBM(16, 8, generator=gen(5))
-    history = CDTrainer(model, lr=0.1, batch_size=20, n_epochs=3, seed=6, progress=False, **kw).fit(train, valid)
+    history = CDTrainer(model, lr=0.1, batch_size=20, n_epochs=3, seed=6, **kw).fit(train, valid, progress=False)
     return list(model.parameters()), history
 
 

@@ -91,8 +91,8 @@ def test_train_bars_and_stripes_writes_outputs_and_prints_nll(bas_run):
     assert err == ""  # --quiet: no progress bar
 
     history = json.loads((out_dir / "history.json").read_text())
-    assert [r["sweep"] for r in history] == [1, 2, 3]
-    assert {"sweep", "train_nll", "valid_nll", "max_bond", "seconds", "zero_prob"} <= set(history[0])
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert {"epoch", "train_nll", "valid_nll", "time_s", "max_bond", "zero_prob"} <= set(history[0])
     for row, record in zip(rows, history):  # printed to 4 decimals
         assert row[1] == pytest.approx(record["train_nll"], abs=1e-4)
         assert row[3] == record["max_bond"]
@@ -113,8 +113,8 @@ def test_train_rerun_resumes_without_new_sweeps(bas_dir, tmp_path, capsys):
     first, again = load(bas_dir / "model.npz"), load(out_dir / "model.npz")
     assert all(torch.equal(a, b) for a, b in zip(first.tensors, again.tensors))
     history, history2 = (json.loads((d / "history.json").read_text()) for d in (bas_dir, out_dir))
-    assert [{k: v for k, v in r.items() if k != "seconds"} for r in history2] == \
-        [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+    assert [{k: v for k, v in r.items() if k != "time_s"} for r in history2] == \
+        [{k: v for k, v in r.items() if k != "time_s"} for r in history]
     for name in OUTPUTS:
         assert (out_dir / name).is_file(), name
 
@@ -122,7 +122,7 @@ def test_train_rerun_resumes_without_new_sweeps(bas_dir, tmp_path, capsys):
 def test_train_resumes_an_interrupted_run(bas_dir, tmp_path, capsys):
     """A run stopped after sweep 1 continues from its checkpoint with sweeps 2-3 and ends where an
     uninterrupted run ends (bit-identical tensors)."""
-    from bornmachine.training import SweepTrainer
+    from bornmachine import SweepTrainer
 
     class Stop(Exception):
         pass
@@ -319,6 +319,38 @@ def test_train_on_missing_fashion_mnist_says_how_to_get_it(tmp_path, capsys):
     assert code != 0 and "fashion-mnist" in err.lower() and "Traceback" not in err
 
 
+def test_unknown_data_set_lists_the_valid_names(tmp_path, capsys):
+    MPS(9, 2, generator=torch.Generator().manual_seed(0)).save(tmp_path / "model.npz")
+    for argv in (["train", "--data", "cifar", "--quiet", "--out", tmp_path / "r"],
+                 ["evaluate", tmp_path / "model.npz", "--data", "cifar"]):
+        code, out, err = run(argv, capsys)
+        assert code == 2
+        assert "unknown data set 'cifar'" in err and ", ".join(datasets.NAMES) in err and "Traceback" not in err
+    assert not (tmp_path / "r" / "model.npz").exists()
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["images", "flat"])
+def test_train_on_data_files_and_sized_bars_and_stripes(tmp_path, capsys, flat):
+    """--data also takes bars-and-stripes:HxW and .npz files (train/test arrays); (N, n) arrays train a chain
+    without an image shape."""
+    x = datasets.bars_and_stripes(2, 3)
+    path = tmp_path / "bas.npz"
+    np.savez(path, train=x if flat else x.reshape(-1, 2, 3), test=x[:4])
+    for data in ("bars-and-stripes:2x3", path):
+        out_dir = tmp_path / ("named" if data != path else "file")
+        code, out, err = run(["train", "--data", data, "--max-bond", 4, "--sweeps", 1, "--n-samples", 4, "--quiet",
+                              "--out", out_dir], capsys)
+        assert code == 0, err
+        assert_png(out_dir / "samples.png")
+        model = load(out_dir / "model.npz")
+        assert model.n_sites == 6
+        assert model.shape == (None if flat and data == path else (2, 3))
+    assert "10 train / 4 test" in out
+    code, out, err = run(["evaluate", tmp_path / "file" / "model.npz", "--data", path], capsys)
+    assert code == 0, err
+    assert json.loads(out)["test_nll"] == pytest.approx(model.nll(x[:4]), rel=1e-12)
+
+
 def test_train_rejects_bad_settings(tmp_path, capsys):
     for extra, word in ((["--max-bond", "0"], "max_bond"), (["--lr", "-1"], "lr"), (["--cutoff", "2"], "cutoff"),
                         (["--sweeps", "0"], "n_sweeps"), (["--ordering", "spiral"], "spiral")):
@@ -329,7 +361,7 @@ def test_train_rejects_bad_settings(tmp_path, capsys):
 
 
 def test_argparse_errors_exit_with_usage(capsys):
-    for argv in ([], ["train"], ["train", "--data", "cifar", "--out", "x"], ["sample"], ["frobnicate"]):
+    for argv in ([], ["train"], ["train", "--model", "peps", "--out", "x"], ["sample"], ["frobnicate"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -304,13 +305,18 @@ def test_fashion_mnist_absent(tmp_path, monkeypatch):
         datasets.load_fashion_mnist("test", directory=tmp_path)
 
 
-def test_fashion_mnist_from_directory(tmp_path):
+def _write_fashion_files(folder: Path) -> None:
+    """Fake Fashion-MNIST IDX files in ``folder``: 6 train and 4 test images (random intensities)."""
     rng = np.random.default_rng(2)
     for part, n in (("train", 6), ("t10k", 4)):
         images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-        (tmp_path / f"{part}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(images, 0x08)))
-        (tmp_path / f"{part}-labels-idx1-ubyte").write_bytes(_idx_bytes(labels, 0x08))  # uncompressed too
+        (folder / f"{part}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(images, 0x08)))
+        (folder / f"{part}-labels-idx1-ubyte").write_bytes(_idx_bytes(labels, 0x08))  # uncompressed too
+
+
+def test_fashion_mnist_from_directory(tmp_path):
+    _write_fashion_files(tmp_path)
     x, y = datasets.load_fashion_mnist("test", directory=tmp_path)
     assert x.shape == (4, 784) and x.dtype == np.uint8 and y.dtype == np.int64
     assert set(np.unique(x)) <= {0, 1}
@@ -377,3 +383,103 @@ def test_random_patterns_seed_matters_and_errors():
         datasets.random_patterns(17, 4, seed=0)
     with pytest.raises(TypeError, match="seed"):
         datasets.random_patterns(3, 4, seed=None)
+
+
+# --------------------------------------------------------------------------- by_name
+
+@pytest.mark.parametrize("split", ["train", "test", "all"])
+def test_by_name_mnist5k_is_load(split):
+    x, shape = datasets.by_name("mnist5k", split=split)
+    assert shape == (28, 28)
+    assert np.array_equal(x, datasets.load("mnist5k", split=split)[0])
+    x5, _ = datasets.by_name("mnist5k", split=split, limit=5)
+    assert np.array_equal(x5, x[:5])
+
+
+def test_by_name_fashion_mnist_reads_the_debian_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+        datasets.by_name("fashion-mnist")
+    _write_fashion_files(tmp_path)
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIR", str(tmp_path))
+    for split, n in (("train", 6), ("test", 4), ("all", 10)):
+        x, shape = datasets.by_name("fashion-mnist", split=split)
+        assert shape == (28, 28) and x.shape == (n, 784)
+        assert np.array_equal(x, datasets.load_fashion_mnist(split, directory=tmp_path)[0])
+    assert datasets.by_name("fashion-mnist", split="test", limit=3)[0].shape == (3, 784)
+
+
+@pytest.mark.parametrize("name, shape", [("bars-and-stripes", datasets.BARS_AND_STRIPES_SHAPE),
+                                         ("bars-and-stripes:2x3", (2, 3)), ("bars_and_stripes:4X2", (4, 2)),
+                                         ("bars_and_stripes", datasets.BARS_AND_STRIPES_SHAPE)])
+def test_by_name_bars_and_stripes(name, shape):
+    expected = datasets.bars_and_stripes(*shape)
+    for split in datasets.SPLITS:  # the same patterns for every split
+        x, got = datasets.by_name(name, split=split)
+        assert got == shape and np.array_equal(x, expected)
+    assert np.array_equal(datasets.by_name(name, limit=2)[0], expected[:2])
+
+
+def test_by_name_npy_files(tmp_path):
+    rng = np.random.default_rng(0)
+    flat = rng.integers(0, 2, size=(6, 5), dtype=np.uint8)
+    images = rng.integers(0, 2, size=(4, 2, 3)).astype(np.float32)
+    np.save(tmp_path / "flat.npy", flat)
+    np.save(tmp_path / "images.npy", images)
+    for split in ("train", "test", "anything"):  # one array for every split
+        x, shape = datasets.by_name(str(tmp_path / "flat.npy"), split=split)
+        assert shape is None and np.array_equal(x, flat)
+    x, shape = datasets.by_name(tmp_path / "images.npy", limit=3)  # a Path works too; dtype kept
+    assert shape == (2, 3) and x.dtype == np.float32 and np.array_equal(x, images[:3].reshape(3, 6))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 2, 2), np.uint8))
+    x, shape = datasets.by_name(tmp_path / "empty.npy")
+    assert x.shape == (0, 4) and shape == (2, 2)
+
+
+def test_by_name_npz_files(tmp_path):
+    train, test = np.eye(4, dtype=np.uint8), 1 - np.eye(4, dtype=np.uint8)[:2]
+    np.savez(tmp_path / "split.npz", train=train, test=test)
+    np.savez(tmp_path / "single.npz", data=train.reshape(4, 2, 2))
+    assert np.array_equal(datasets.by_name(tmp_path / "split.npz")[0], train)
+    assert np.array_equal(datasets.by_name(tmp_path / "split.npz", split="test")[0], test)
+    x, shape = datasets.by_name(tmp_path / "single.npz", split="test")  # the only array, for any split
+    assert shape == (2, 2) and np.array_equal(x, train)
+    with pytest.raises(ValueError, match=r"arrays \['train', 'test'\].*'valid'"):
+        datasets.by_name(tmp_path / "split.npz", split="valid")
+
+
+def test_by_name_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        datasets.by_name(str(tmp_path / "missing.npz"))
+    (tmp_path / "garbage.npy").write_bytes(b"not numpy")
+    (tmp_path / "garbage.npz").write_bytes(b"PK not a zip")
+    for name in ("garbage.npy", "garbage.npz"):
+        with pytest.raises(ValueError, match=name):
+            datasets.by_name(tmp_path / name)
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="objects.npy"):  # never unpickled
+        datasets.by_name(tmp_path / "objects.npy")
+    for shape in ((5,), (2, 2, 2, 2)):
+        np.save(tmp_path / "odd.npy", np.zeros(shape, np.uint8))
+        with pytest.raises(ValueError, match=rf"odd.npy.*{re.escape(str(shape))}"):
+            datasets.by_name(tmp_path / "odd.npy")
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(name="cifar"), ValueError, "unknown data set 'cifar'; valid: mnist5k, fashion-mnist, bars-and-stripes, "
+                                     "bars-and-stripes:HxW, or a path"),
+    (dict(name="mnist5k:2x2"), ValueError, "unknown data set 'mnist5k:2x2'"),
+    (dict(name="bars-and-stripes:3by3"), ValueError, "HxW.*'3by3'"),
+    (dict(name="bars-and-stripes:x3"), ValueError, "HxW"),
+    (dict(name="bars-and-stripes:0x3"), ValueError, "h must be >= 1"),
+    (dict(name="mnist5k", split="valid"), ValueError, "split 'valid'"),
+    (dict(name="bars-and-stripes", split="valid"), ValueError, "split 'valid'"),
+    (dict(name="mnist5k", limit=0), ValueError, "limit must be >= 1"),
+    (dict(name="mnist5k", limit=2.5), TypeError, "limit"),
+    (dict(name=3), TypeError, "name must be"),
+    (dict(name="mnist5k", split=None), TypeError, "split must be a string"),
+])
+def test_by_name_errors(kwargs, exc, match):
+    name = kwargs.pop("name")
+    with pytest.raises(exc, match=match):
+        datasets.by_name(name, **kwargs)

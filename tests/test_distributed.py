@@ -19,7 +19,7 @@ import torch
 
 import distributed_worker
 from bornmachine import MPS, datasets, distributed
-from bornmachine.training import SweepTrainer
+from bornmachine import SweepTrainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -211,7 +211,7 @@ def test_sweep_on_cuda_matches_cpu():
 @pytest.mark.gpu
 def test_ttn_trainers_on_cuda():
     from bornmachine import TTN
-    from bornmachine.training import GradientTrainer
+    from bornmachine import GradientTrainer
 
     train = datasets.bars_and_stripes(4, 4)
     model = TTN((4, 4), 2, device="cuda", generator=torch.Generator().manual_seed(1))
@@ -234,7 +234,7 @@ def test_cd_trainer_on_cuda():
     train = datasets.random_patterns(3, 16, seed=0)[rng.integers(0, 3, 300)]  # 3 prototypes, 5% noise
     train = np.where(rng.random(train.shape) < 0.05, 1 - train, train)
     model = RBM(16, 4, device="cuda", generator=torch.Generator().manual_seed(5))
-    history = CDTrainer(model, lr=0.05, batch_size=20, n_epochs=20, seed=6, progress=False).fit(train)
+    history = CDTrainer(model, lr=0.05, batch_size=20, n_epochs=20, seed=6).fit(train, progress=False)
     assert all(p.device.type == "cuda" for p in model.parameters())
     assert history[-1]["train_nll"] < history[0]["train_nll"] - 1.0
     assert history[-1]["train_nll"] == pytest.approx(model.nll(train, exact_log_z(model)).value, rel=1e-9)

@@ -19,7 +19,7 @@ import oracle
 from conftest import gaussian_tensors
 
 from bornmachine import MPS, datasets, load
-from bornmachine.training import SweepTrainer
+from bornmachine import SweepTrainer
 from bornmachine.estimate import Estimate
 
 P_MIN = 1e-3  # chi-squared p-value threshold (fixed seeds: the outcome is deterministic)

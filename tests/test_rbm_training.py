@@ -32,9 +32,8 @@ def test_training_decreases_exact_nll(persistent):
     both = prototype_data(12, 600, 0)
     x, valid = both[:400], both[400:]
     r = RBM(12, 6, generator=gen(0))
-    trainer = CDTrainer(r, persistent=persistent, lr=0.1, batch_size=20, n_epochs=20, eval_every=2, seed=0,
-                        progress=False)
-    hist = trainer.fit(x, valid)
+    trainer = CDTrainer(r, persistent=persistent, lr=0.1, batch_size=20, n_epochs=20, eval_every=2, seed=0)
+    hist = trainer.fit(x, valid, progress=False)
     assert [h["epoch"] for h in hist] == list(range(1, 21))
     evaluated = [h for h in hist if h["train_nll"] is not None]
     assert [h["epoch"] for h in evaluated] == list(range(2, 21, 2))
@@ -50,8 +49,7 @@ def test_training_decreases_exact_nll(persistent):
 def test_visible_bias_initialised_from_data_marginals():
     x = prototype_data(10, 300, 2)
     r = RBM(10, 3, generator=gen(0))
-    CDTrainer(r, lr=1e-12, momentum=0.0, weight_decay=0.0, n_epochs=1, eval_every=0, seed=0,
-              progress=False).fit(x)
+    CDTrainer(r, lr=1e-12, momentum=0.0, weight_decay=0.0, n_epochs=1, eval_every=0, seed=0).fit(x, progress=False)
     p = (x.sum(0) + 1.0) / (len(x) + 2.0)
     np.testing.assert_allclose(r.b.numpy(), np.log(p / (1 - p)), atol=1e-9)
 
@@ -60,7 +58,7 @@ def test_ais_evaluation_for_larger_models():
     x = prototype_data(30, 100, 3)
     r = RBM(30, 25, generator=gen(0))
     hist = CDTrainer(r, lr=0.05, batch_size=25, n_epochs=1, exact_max_units=20, ais_chains=20, ais_betas=100,
-                     seed=0, progress=False).fit(x)
+                     seed=0).fit(x, progress=False)
     assert hist[-1]["log_z_method"] == "ais" and hist[-1]["log_z_stderr"] > 0
 
 
@@ -68,15 +66,14 @@ def _run(tmp_path, n_epochs, stop_after=None, name="ckpt.npz", **kw):
     x = prototype_data(12, 200, 4)
     mask = masks.local_1d(12, 5, 2)
     r = RBM(12, mask.shape[1], mask=mask, generator=gen(0))
-    trainer = CDTrainer(r, lr=0.1, momentum=0.7, batch_size=16, n_epochs=n_epochs, eval_every=1, seed=123,
-                        progress=False, **kw)
+    trainer = CDTrainer(r, lr=0.1, momentum=0.7, batch_size=16, n_epochs=n_epochs, eval_every=1, seed=123, **kw)
 
     def stop(record):
         if stop_after is not None and record["epoch"] == stop_after:
             raise KeyboardInterrupt  # an interrupted run
 
     try:
-        trainer.fit(x, checkpoint=tmp_path / name, callback=stop)
+        trainer.fit(x, checkpoint=tmp_path / name, callback=stop, progress=False)
     except KeyboardInterrupt:
         pass
     return r, trainer
@@ -121,25 +118,25 @@ def test_resume_refuses_other_settings_or_data(tmp_path):
         x = prototype_data(12, 200, 4)
         mask = masks.local_1d(12, 5, 2)
         r = RBM(12, mask.shape[1], mask=mask, generator=gen(0))
-        CDTrainer(r, lr=0.2, momentum=0.7, batch_size=16, n_epochs=3, seed=123, progress=False).fit(
-            x, checkpoint=tmp_path / "z.npz")
+        CDTrainer(r, lr=0.2, momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
+            x, checkpoint=tmp_path / "z.npz", progress=False)
     with pytest.raises(ValueError, match="other training data"):
-        CDTrainer(r, lr=0.1, momentum=0.7, batch_size=16, n_epochs=3, seed=123, progress=False).fit(
-            x[:100], checkpoint=tmp_path / "z.npz")
+        CDTrainer(r, lr=0.1, momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
+            x[:100], checkpoint=tmp_path / "z.npz", progress=False)
     with pytest.raises(ValueError, match="another connection mask"):
         other = RBM(12, mask.shape[1], mask=masks.random(12, mask.shape[1], 20, seed=0), generator=gen(0))
-        CDTrainer(other, lr=0.1, momentum=0.7, batch_size=16, n_epochs=3, seed=123, progress=False).fit(
-            x, checkpoint=tmp_path / "z.npz")
+        CDTrainer(other, lr=0.1, momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
+            x, checkpoint=tmp_path / "z.npz", progress=False)
     r.save(tmp_path / "model.npz")
     with pytest.raises(ValueError, match="not an RBM training checkpoint"):
-        CDTrainer(r, seed=0, progress=False).fit(x, checkpoint=tmp_path / "model.npz")
+        CDTrainer(r, seed=0).fit(x, checkpoint=tmp_path / "model.npz", progress=False)
 
 
 def test_callback_can_stop_early():
     x = prototype_data(8, 50, 5)
     r = RBM(8, 3, generator=gen(0))
-    trainer = CDTrainer(r, n_epochs=10, eval_every=0, seed=0, progress=False)
-    hist = trainer.fit(x, callback=lambda rec: rec["epoch"] == 3)
+    trainer = CDTrainer(r, n_epochs=10, eval_every=0, seed=0)
+    hist = trainer.fit(x, callback=lambda rec: rec["epoch"] == 3, progress=False)
     assert len(hist) == 3 and hist[-1]["train_nll"] is None
 
 
@@ -155,12 +152,12 @@ def test_callback_can_stop_early():
 ])
 def test_bad_hyper_parameters(kwargs, err, match):
     with pytest.raises(err, match=match):
-        CDTrainer(RBM(4, 2, generator=gen(0)), progress=False, **kwargs)
+        CDTrainer(RBM(4, 2, generator=gen(0)), **kwargs)
 
 
 def test_bad_training_data():
     r = RBM(6, 2, generator=gen(0))
-    tr = CDTrainer(r, seed=0, progress=False)
+    tr = CDTrainer(r, seed=0)
     with pytest.raises(ValueError, match="train must be binary"):
         tr.fit(np.full((10, 6), 0.3))
     with pytest.raises(ValueError, match=r"train has shape \(10, 5\)"):
@@ -176,4 +173,4 @@ def test_divergence_is_reported():
     r = RBM(6, 3, generator=gen(0))
     r.W = torch.full((6, 3), 1.7e308, dtype=torch.float64)
     with pytest.raises(ValueError, match="training diverged at epoch 1"):
-        CDTrainer(r, lr=1e10, eval_every=0, init_visible_bias=False, seed=0, progress=False).fit(x)
+        CDTrainer(r, lr=1e10, eval_every=0, init_visible_bias=False, seed=0).fit(x, progress=False)

@@ -26,10 +26,10 @@ import torch
 import oracle
 
 from bornmachine import MPS, datasets
-from bornmachine.training import GradientTrainer, SweepTrainer, ZeroProbabilityWarning
+from bornmachine import GradientTrainer, SweepTrainer, ZeroProbabilityWarning
 
 LN14 = math.log(14)
-RECORD_KEYS = {"sweep", "train_nll", "valid_nll", "max_bond", "seconds", "zero_prob"}
+RECORD_KEYS = {"epoch", "train_nll", "valid_nll", "max_bond", "time_s", "zero_prob"}
 
 
 def gen(seed: int) -> torch.Generator:
@@ -80,7 +80,7 @@ def assert_finite(model):
 
 
 def strip_seconds(history):
-    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+    return [{k: v for k, v in record.items() if k != "time_s"} for record in history]
 
 
 class Interrupt(Exception):
@@ -89,7 +89,7 @@ class Interrupt(Exception):
 
 def interrupt_after(n: int):
     def callback(record):
-        if record["sweep"] >= n:
+        if record["epoch"] >= n:
             raise Interrupt
     return callback
 
@@ -155,13 +155,13 @@ def test_history_records_and_bond_cap(bas, max_bond):
     trainer = SweepTrainer(model, max_bond=max_bond, lr=0.1, n_steps=2, n_sweeps=3)
     history = trainer.fit(bas, valid=bas[::2], callback=callback, progress=False)
     assert history == seen
-    assert [r["sweep"] for r in history] == [1, 2, 3]
+    assert [r["epoch"] for r in history] == [1, 2, 3]
     for record in history:
         assert set(record) == RECORD_KEYS
         assert isinstance(record["train_nll"], float) and math.isfinite(record["train_nll"])
         assert isinstance(record["valid_nll"], float) and math.isfinite(record["valid_nll"])
         assert isinstance(record["max_bond"], int) and 1 <= record["max_bond"] <= max_bond
-        assert isinstance(record["seconds"], float) and record["seconds"] >= 0
+        assert isinstance(record["time_s"], float) and record["time_s"] >= 0
         assert record["zero_prob"] == 0
     json.dumps(history)  # plain JSON types (the CLI writes history.json)
     assert all(d <= max_bond for d in model.bond_dims)
@@ -288,7 +288,7 @@ def _resume_equal(make_trainer, data, valid, n_total, n_first, tmp_path):
     # a fresh trainer on a differently initialised model: everything must come from the checkpoint
     resumed = make_trainer(init_seed=21)
     sweeps_run = []
-    h_resumed = resumed.fit(data, valid=valid, checkpoint=ckpt, callback=lambda r: sweeps_run.append(r["sweep"]),
+    h_resumed = resumed.fit(data, valid=valid, checkpoint=ckpt, callback=lambda r: sweeps_run.append(r["epoch"]),
                             progress=False)
     assert sweeps_run == list(range(n_first + 1, n_total + 1))
     assert strip_seconds(h_resumed) == strip_seconds(h_full)
@@ -572,7 +572,7 @@ def test_sweep_trainer_on_cuda(bas):
 # --- sweep kernels: per-bond sample orders and environment updates --------------------------------
 
 def test_bond_orders_sort_every_bond_by_its_two_site_code():
-    from bornmachine.training import bond_orders
+    from bornmachine.training.chain_sweep import bond_orders
 
     x = torch.randint(0, 2, (50, 150), generator=gen(41))  # 149 bonds: several blocks of 64
     orders, counts = bond_orders(x)
@@ -585,7 +585,7 @@ def test_bond_orders_sort_every_bond_by_its_two_site_code():
 
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_advance_environments_multiplies_each_row_by_its_own_matrix(side):
-    from bornmachine.training import advance_environments, bond_orders
+    from bornmachine.training.chain_sweep import advance_environments, bond_orders
 
     g = gen(42)
     x = torch.randint(0, 2, (40, 2), generator=g)
@@ -615,9 +615,9 @@ def test_reusing_the_last_passes_right_environments_changes_nothing(bas, batch_s
         seen = []
 
         def callback(record):
-            seen.append(trainer._kept_rights is not None)
+            seen.append(trainer.engine._kept_rights is not None)
             if forget:
-                trainer._kept_rights = None
+                trainer.engine._kept_rights = None
 
         history = trainer.fit(bas, callback=callback, progress=False)
         return strip_seconds(history), [t.clone() for t in trainer.model.tensors], seen

@@ -18,7 +18,7 @@ from conftest import gaussian_tensors
 
 from bornmachine import MPS, TTN, Tree, datasets, load
 from bornmachine.estimate import Estimate
-from bornmachine.training import GradientTrainer, SweepTrainer
+from bornmachine import GradientTrainer, SweepTrainer
 
 P_MIN = 1e-3
 RTOL, ATOL = 1e-10, 1e-12
@@ -565,8 +565,8 @@ def test_sweep_training_bars_and_stripes(tree, max_step):
     m = TTN((3, 3), 2, tree=tree, generator=gen(0))
     history = SweepTrainer(m, max_bond=8, lr=0.1, n_steps=2, n_sweeps=8, seed=0,
                            max_step=max_step).fit(data, progress=False)
-    assert [r["sweep"] for r in history] == list(range(1, 9))
-    assert set(history[0]) >= {"train_nll", "valid_nll", "max_bond", "seconds", "zero_prob"}
+    assert [r["epoch"] for r in history] == list(range(1, 9))
+    assert set(history[0]) >= {"train_nll", "valid_nll", "max_bond", "time_s", "zero_prob"}
     assert history[-1]["train_nll"] == pytest.approx(m.nll(data))
     assert m.nll(data) < math.log(len(data)) + 0.05
     assert m.center == m.tree.root and max(m.bond_dims) <= 8
@@ -587,14 +587,14 @@ def test_sweep_checkpoint_resume(tmp_path):
     ckpt = tmp_path / "ckpt.npz"
 
     def stop_after_two(record):
-        if record["sweep"] == 2:
+        if record["epoch"] == 2:
             raise _Interrupt
 
     with pytest.raises(_Interrupt):
         trainer().fit(data, checkpoint=ckpt, callback=stop_after_two, progress=False)
     resumed = trainer()
     h_res = resumed.fit(data, checkpoint=ckpt, progress=False)
-    assert [r["sweep"] for r in h_res] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in h_res] == [1, 2, 3, 4]
     assert [r["train_nll"] for r in h_res] == pytest.approx([r["train_nll"] for r in h_full], rel=1e-12)
     assert torch.equal(resumed.model.log_prob(data), full.model.log_prob(data))
     assert resumed.model.tree == full.model.tree
@@ -622,15 +622,14 @@ def test_gradient_trainer_ttn():
 @pytest.mark.parametrize("lr", [1e-3, 10.0], ids=["small-step", "trust-region"])
 def test_implicit_update_matches_explicit(lr):
     """The large-matrix path (implicit gradient step + randomized SVD) agrees with the explicit one."""
-    from bornmachine import tree_kernels
+    from bornmachine import linalg
     from bornmachine.distributed import Shard
-    from bornmachine.tree_training import _implicit_cheaper, _implicit_step_svd, _optimise
+    from bornmachine.training.local_update import LocalUpdate
+    from bornmachine.training.tree_sweep import TreeSweep
 
-    class Hyper:
-        n_steps, batch_size, max_bond, cutoff, max_step = 1, None, 8, 1e-12, 0.3
-        generator = gen(0)
-
-    Hyper.lr = lr
+    max_step = 0.3
+    update = LocalUpdate(lr, n_steps=1, batch_size=None, max_step=max_step, generator=gen(0))
+    engine = TreeSweep(TTN(4, 2), update, max_bond=8, cutoff=1e-12, env_dtype=None)
     g = gen(1)
     umat = torch.linalg.qr(torch.randn(256, 8, generator=g, dtype=torch.float64))[0]
     spectrum = torch.logspace(0, -2, 8, dtype=torch.float64)[:, None]
@@ -638,20 +637,20 @@ def test_implicit_update_matches_explicit(lr):
     factors = [torch.rand(50, 16, generator=g, dtype=torch.float64) for _ in range(4)]
     left = (factors[0][:, :, None] * factors[1][:, None, :]).reshape(50, 256)
     right = (factors[2][:, :, None] * factors[3][:, None, :]).reshape(50, 256)
-    assert tree_kernels.use_randomized(256, 256, Hyper.max_bond) and _implicit_cheaper(Hyper, 256, 256, 50)
-    part = Shard(0, 50, 50)  # one process: all rows
-    u, s, vh, zero = _implicit_step_svd(Hyper, umat, vmat, left, right, factors, part)
+    assert linalg.randomized_pays(256, 256, 8) and engine._implicit_cheaper(256, 256, 50)
+    engine._part = Shard(0, 50, 50)  # one process: all rows
+    u, s, vh, zero = engine._implicit_step_svd(umat, vmat, left, right, factors)
     assert zero == 0
-    merged, _ = _optimise(Hyper, umat, vmat, left, right, part)  # the explicit step, normalised
+    merged, _ = engine._optimise(umat, vmat, left, right)  # the explicit step, normalised
     b = umat @ vmat / (umat @ vmat).norm()
     angle = math.acos(min(1.0, abs(float((merged * b).sum()))))
-    assert (math.tan(angle) < lr * 1e3) and (lr < 1 or math.tan(angle) == pytest.approx(Hyper.max_step, rel=1e-9))
+    assert (math.tan(angle) < lr * 1e3) and (lr < 1 or math.tan(angle) == pytest.approx(max_step, rel=1e-9))
     # same test matrix (seed, start) on the explicit matrix: the operator must agree to rounding
-    u1, s1, vh1, _ = tree_kernels.truncated_svd(merged, 8, 1e-12, generator=gen(0), start=vmat.T)
+    u1, s1, vh1, _ = linalg.truncated_svd(merged, 8, 1e-12, method="auto", generator=gen(0), start=vmat.T)
     assert_allclose(s / s.norm(), s1 / s1.norm(), rtol=1e-9, atol=1e-12)
     assert_allclose((u * s) @ vh / s.norm(), (u1 * s1) @ vh1 / s1.norm(), rtol=1e-8, atol=1e-11)
     # and the randomized SVD is close to the exact truncated SVD
-    u2, s2, vh2, _ = tree_kernels.kernels.truncated_svd(merged, 8)
+    u2, s2, vh2, _ = linalg.truncated_svd(merged, 8)
     assert_allclose(s / s.norm(), s2 / s2.norm(), rtol=1e-3, atol=1e-9)  # one power iteration
 
 
@@ -754,3 +753,51 @@ def test_cli_train_sample_entropy_evaluate_ttn(tmp_path, capsys):
     assert cli.main(["train", "--model", "ttn", "--trainer", "gradient", "--data", "bars-and-stripes",
                      "--max-bond", "4", "--sweeps", "2", "--quiet", "--n-samples", "4", "--out", str(grad)]) == 0
     assert max(load(grad / "model.npz").bond_dims) == 4
+
+
+# --- one interface for both geometries (drift fixed by the shared BornMachine base) -----------------
+
+def test_an_edge_is_its_index_or_the_pair_edges_yields(small_ttn):
+    for k, edge in enumerate(small_ttn.edges):
+        assert small_ttn.entropy(edge) == small_ttn.entropy(k)
+        assert small_ttn.subtree_sites(edge) == small_ttn.subtree_sites(k)
+        assert torch.equal(small_ttn.schmidt_values(edge), small_ttn.schmidt_values(k))
+        assert small_ttn.edge_index(list(edge)) == k
+    child, parent = small_ttn.edges[0]
+    with pytest.raises(ValueError, match="not a .child, parent. pair"):
+        small_ttn.entropy((child, parent + 1))
+    with pytest.raises(ValueError, match="not a .child, parent. pair"):
+        small_ttn.entropy((small_ttn.tree.root, 0))
+    with pytest.raises(TypeError, match="pair of ints"):
+        small_ttn.entropy((0.0, 1.0))
+    with pytest.raises(TypeError, match="pair of ints"):
+        small_ttn.entropy((0, 1, 2))
+
+
+def test_log_norm_of_a_zero_state_is_minus_infinity():
+    m = TTN(4, 2, generator=gen(0)).canonicalize()
+    m.tensors[m.tree.root - m.n_sites] = torch.zeros_like(m.tensors[m.tree.root - m.n_sites])
+    assert m.log_norm() == -math.inf
+
+
+def test_conditional_sample_takes_a_list_mask(small):
+    x = np.zeros((3, 6), dtype=np.int64)
+    mask = [True, False, True, False, True, False]
+    out, logp = small.conditional_sample(x, mask, generator=gen(1))
+    assert out.shape == (3, 6) and (out[:, [0, 2, 4]] == 0).all() and torch.isfinite(logp).all()
+    with pytest.raises(ValueError, match=r"known_mask has shape \(2,\)"):
+        small.conditional_sample(x, [True, False], generator=gen(1))
+
+
+def test_both_engines_leave_out_the_same_zero_amplitude_samples():
+    """One zero-amplitude rule: |ψ| at or below sqrt(tiny) is zero (1/ψ would overflow) in both geometries."""
+    from bornmachine.training.chain_sweep import nll_gradient_sum
+    from bornmachine.training.tree_sweep import merged_gradient_sum
+
+    psi = torch.tensor([1e-160, 0.0, 0.5, -2.0], dtype=torch.float64)
+    left = torch.ones(4, 1, dtype=torch.float64)
+    right = psi[:, None].clone()  # with B = 1: ψ_i = left_i · B · right_i = right_i
+    _, used_tree, zero_tree = merged_gradient_sum(torch.ones(1, 1, dtype=torch.float64), left, right)
+    merged = torch.ones(1, 2, 2, 1, dtype=torch.float64)  # every code block has B[:, s, t, :] = 1
+    _, used_chain, zero_chain = nll_gradient_sum(left, merged, right, [4, 0, 0, 0])
+    assert (used_tree, zero_tree) == (used_chain, zero_chain) == (2, 2)

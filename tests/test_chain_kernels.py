@@ -15,7 +15,7 @@ import torch
 import oracle
 from conftest import CASE_IDS, CASES, gaussian_tensors
 
-from bornmachine import kernels
+from bornmachine import chain_kernels as kernels, linalg
 
 RTOL = 1e-10
 ALPHAS = [0.5, 1, 2, 3.7, float("inf")]
@@ -33,7 +33,7 @@ def random_matrix(m: int, k: int, seed: int, dtype=torch.float64) -> torch.Tenso
 
 def test_truncated_svd_without_truncation_reconstructs_the_matrix():
     mat = random_matrix(12, 7, 0)
-    u, s, vh, discarded = kernels.truncated_svd(mat)
+    u, s, vh, discarded = linalg.truncated_svd(mat)
     assert u.shape == (12, 7) and s.shape == (7,) and vh.shape == (7, 7)
     assert discarded == 0.0
     torch.testing.assert_close(u @ torch.diag(s) @ vh, mat, rtol=1e-12, atol=1e-12)
@@ -46,7 +46,7 @@ def test_truncated_svd_without_truncation_reconstructs_the_matrix():
 def test_truncated_svd_max_bond_keeps_the_largest_values_and_reports_discarded_weight(max_bond):
     mat = random_matrix(10, 7, 1)
     s_full = torch.linalg.svdvals(mat)
-    u, s, vh, discarded = kernels.truncated_svd(mat, max_bond=max_bond)
+    u, s, vh, discarded = linalg.truncated_svd(mat, max_bond=max_bond)
     keep = min(max_bond, 7)
     assert u.shape == (10, keep) and s.shape == (keep,) and vh.shape == (keep, 7)
     torch.testing.assert_close(s, s_full[:keep], rtol=1e-12, atol=0)
@@ -65,36 +65,36 @@ def test_truncated_svd_cutoff_is_relative_to_the_largest_value():
     for scale in (1.0, 1e-3, 1e5):  # the cutoff is relative: the scale of the matrix does not matter
         mat = scale * q1 @ torch.diag(values) @ q2.T
         for cutoff, keep in [(0.0, 5), (0.005, 5), (0.05, 4), (0.2, 3), (0.5, 2), (0.7, 1), (0.999, 1)]:
-            _, s, _, discarded = kernels.truncated_svd(mat, cutoff=cutoff)
+            _, s, _, discarded = linalg.truncated_svd(mat, cutoff=cutoff)
             assert s.shape == (keep,), (scale, cutoff)
             assert torch.all(s > cutoff * s[0])
             expected = float((values[keep:] ** 2).sum() / (values ** 2).sum())
             assert discarded == pytest.approx(expected, rel=1e-9, abs=1e-15)
         # max_bond and cutoff together: the stricter one wins
-        _, s, _, _ = kernels.truncated_svd(mat, max_bond=2, cutoff=0.05)
+        _, s, _, _ = linalg.truncated_svd(mat, max_bond=2, cutoff=0.05)
         assert s.shape == (2,)
-        _, s, _, _ = kernels.truncated_svd(mat, max_bond=4, cutoff=0.5)
+        _, s, _, _ = linalg.truncated_svd(mat, max_bond=4, cutoff=0.5)
         assert s.shape == (2,)
 
 
 def test_truncated_svd_always_keeps_at_least_one_value():
     mat = random_matrix(6, 4, 4)
     for max_bond, cutoff in [(0, 0.0), (1, 0.99), (0, 0.9999)]:
-        u, s, vh, discarded = kernels.truncated_svd(mat, max_bond=max_bond, cutoff=cutoff)
+        u, s, vh, discarded = linalg.truncated_svd(mat, max_bond=max_bond, cutoff=cutoff)
         assert s.shape == (1,) and u.shape == (6, 1) and vh.shape == (1, 4)
         assert 0.0 < discarded < 1.0
     # equal singular values: nothing falls below a relative cutoff, all are kept
-    u, s, vh, discarded = kernels.truncated_svd(torch.eye(4, dtype=torch.float64), cutoff=0.5)
+    u, s, vh, discarded = linalg.truncated_svd(torch.eye(4, dtype=torch.float64), cutoff=0.5)
     assert s.shape == (4,) and discarded == 0.0
     # the zero matrix: one (zero) value at least, no NaN in the discarded weight
-    u, s, vh, discarded = kernels.truncated_svd(torch.zeros(3, 5, dtype=torch.float64), max_bond=2, cutoff=0.1)
+    u, s, vh, discarded = linalg.truncated_svd(torch.zeros(3, 5, dtype=torch.float64), max_bond=2, cutoff=0.1)
     assert 1 <= s.shape[0] <= 2 and discarded == 0.0
     assert torch.isfinite(u).all() and torch.isfinite(vh).all()
 
 
 def test_truncated_svd_float32():
     mat = random_matrix(9, 6, 5, dtype=torch.float32)
-    u, s, vh, discarded = kernels.truncated_svd(mat, max_bond=6)
+    u, s, vh, discarded = linalg.truncated_svd(mat, max_bond=6)
     assert u.dtype == s.dtype == vh.dtype == torch.float32
     torch.testing.assert_close(u @ torch.diag(s) @ vh, mat, rtol=1e-5, atol=1e-5)
     assert isinstance(discarded, float)
@@ -172,9 +172,9 @@ def test_log_norm_is_differentiable():
 @pytest.mark.parametrize("alpha", ALPHAS + [200.0])
 def test_renyi_of_a_uniform_spectrum_is_ln_d(d, alpha):
     s = torch.full((d,), 1 / math.sqrt(d), dtype=torch.float64)
-    assert kernels.renyi_from_schmidt(s, alpha) == pytest.approx(math.log(d), abs=1e-12)
+    assert linalg.renyi_from_schmidt(s, alpha) == pytest.approx(math.log(d), abs=1e-12)
     # unnormalised input is normalised first (p = s^2 / sum s^2), float32 input is fine
-    assert kernels.renyi_from_schmidt(3.0 * s.float(), alpha) == pytest.approx(math.log(d), abs=1e-6)
+    assert linalg.renyi_from_schmidt(3.0 * s.float(), alpha) == pytest.approx(math.log(d), abs=1e-6)
 
 
 @pytest.mark.parametrize("alpha", ALPHAS)
@@ -184,18 +184,18 @@ def test_renyi_of_known_spectra_matches_the_oracle(alpha):
         s = np.sort(rng.random(size))[::-1]
         s /= np.linalg.norm(s)
         expected = oracle.renyi_entropy(s, alpha)
-        assert kernels.renyi_from_schmidt(torch.from_numpy(s.copy()), alpha) == pytest.approx(expected, rel=1e-10)
+        assert linalg.renyi_from_schmidt(torch.from_numpy(s.copy()), alpha) == pytest.approx(expected, rel=1e-10)
     # a pure product (one value) has zero entropy; zeros in the spectrum are ignored
     one = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
-    assert kernels.renyi_from_schmidt(one, alpha) == pytest.approx(0.0, abs=1e-15)
+    assert linalg.renyi_from_schmidt(one, alpha) == pytest.approx(0.0, abs=1e-15)
     two = torch.tensor([math.sqrt(0.5), math.sqrt(0.5), 0.0], dtype=torch.float64)
-    assert kernels.renyi_from_schmidt(two, alpha) == pytest.approx(math.log(2), abs=1e-12)
+    assert linalg.renyi_from_schmidt(two, alpha) == pytest.approx(math.log(2), abs=1e-12)
 
 
 def test_renyi_large_alpha_is_stable_and_tends_to_min_entropy():
     p = torch.tensor([0.7, 0.2, 0.1], dtype=torch.float64)
     s = p.sqrt()
-    values = [kernels.renyi_from_schmidt(s, a) for a in (0.5, 1, 2, 10, 1000, float("inf"))]
+    values = [linalg.renyi_from_schmidt(s, a) for a in (0.5, 1, 2, 10, 1000, float("inf"))]
     assert all(math.isfinite(v) for v in values)
     assert all(a >= b - 1e-12 for a, b in zip(values, values[1:]))  # non-increasing in alpha
     assert values[-2] == pytest.approx(values[-1], rel=2e-3)
@@ -306,8 +306,8 @@ def test_bond_spectra_of_any_gauge_and_of_the_canonical_form_match_the_dense_sta
 @pytest.mark.parametrize("max_bond, cutoff", [(None, 0.0), (4, 0.0), (None, 0.3), (6, 0.1)])
 def test_truncated_split_keeps_the_svd_rank_and_gives_the_best_truncation(shape, absorb, max_bond, cutoff):
     mat = random_matrix(*shape, seed=7 + shape[0])
-    u, s, vh, _ = kernels.truncated_svd(mat, max_bond, cutoff)
-    x, y = kernels.truncated_split(mat, max_bond, cutoff, absorb)
+    u, s, vh, _ = linalg.truncated_svd(mat, max_bond, cutoff)
+    x, y = linalg.truncated_split(mat, max_bond, cutoff, absorb)
     keep = s.numel()
     assert x.shape == (shape[0], keep) and y.shape == (keep, shape[1])
     iso = x if absorb == "right" else y.T

@@ -7,74 +7,19 @@ Logs are natural.
 """
 from __future__ import annotations
 
-import bisect
 import math
 
 import torch
+
+from . import linalg
+from .linalg import generator_device
 
 Chain = list  # list[torch.Tensor], A[k] of shape (D_{k-1}, 2, D_k)
 
 
 # --------------------------------------------------------------------------------------------------
-# Decompositions
+# Canonical forms
 # --------------------------------------------------------------------------------------------------
-def _kept(rank: int, squares: list[float], max_bond: int | None, cutoff: float) -> int:
-    """How many values to keep: at most ``rank`` and ``max_bond``, only s_i > cutoff · s_0, at least one.
-
-    ``squares``: the squared values s_i² in ascending order."""
-    keep = rank
-    if cutoff > 0.0 and squares[-1] > 0:
-        keep = min(keep, len(squares) - bisect.bisect_right(squares, cutoff * cutoff * squares[-1]))
-    if max_bond is not None:
-        keep = min(keep, int(max_bond))
-    return max(1, keep)
-
-
-def truncated_svd(mat: torch.Tensor, max_bond: int | None = None, cutoff: float = 0.0):
-    """SVD of ``mat`` (m, k) keeping at most ``max_bond`` values with s_i > cutoff · s_0.
-
-    Returns ``U`` (m, r), ``s`` (r,), ``Vh`` (r, k) and the discarded weight Σ_{dropped} s_i² / Σ s_i².
-    At least one singular value is always kept.
-    """
-    try:
-        u, s, vh = torch.linalg.svd(mat, full_matrices=False)
-    except RuntimeError:  # gesdd can fail to converge on ill-conditioned input; gesvd is slower but robust
-        if mat.device.type != "cuda":
-            u, s, vh = torch.linalg.svd(mat.cpu(), full_matrices=False)
-        else:
-            u, s, vh = torch.linalg.svd(mat, full_matrices=False, driver="gesvd")
-    values = s.tolist()  # one host sync; the bookkeeping below is on ≤ a few hundred floats
-    keep = _kept(len(values), [v * v for v in reversed(values)], max_bond, cutoff)
-    total = sum(v * v for v in values)
-    discarded = sum(v * v for v in values[keep:]) / total if total > 0 else 0.0
-    return u[:, :keep], s[:keep], vh[:keep], discarded
-
-
-def truncated_split(mat: torch.Tensor, max_bond: int | None = None, cutoff: float = 0.0, absorb: str = "right"):
-    """Split ``mat`` (m, k) ≈ X Y at the rank truncated_svd would keep, by an eigendecomposition of the smaller
-    side's Gram matrix (about twice as fast as an SVD for the small matrices of a sweep).
-
-    ``absorb="right"``: X (m, r) has orthonormal columns (eigenvectors of mat matᵀ) and Y = Xᵀ mat;
-    ``absorb="left"``: Y (r, k) has orthonormal rows (eigenvectors of matᵀ mat) and X = mat Yᵀ.
-    The factor that absorbs the weight is scaled to unit Frobenius norm. Kept: at most ``max_bond``
-    eigenvalues λ_i = s_i² with s_i > cutoff · s_0 (at least one). The isometry is orthonormal to round-off
-    and the other factor is a projection of ``mat`` (no division by s), so X Y is exact on the kept
-    subspace; eigenvalues are resolved to ~1e-16 · λ_0, so s_i below ~1e-8 · s_0 count as noise.
-    """
-    gram = mat @ mat.T if absorb == "right" else mat.T @ mat
-    on_host = gram.device.type != "cpu" and gram.shape[0] <= 512  # a GPU eigensolver launches hundreds of
-    values, vectors = torch.linalg.eigh(gram.cpu() if on_host else gram)  # kernels for a small matrix
-    vectors = vectors.to(mat.device)
-    # at most the rank bound: a Gram matrix of the larger side has zero eigenvalues beyond it
-    keep = _kept(min(mat.shape), values.tolist(), max_bond, cutoff)  # one host sync
-    iso = vectors[:, -keep:].flip(1)  # descending weight
-    if absorb == "right":
-        y = iso.T @ mat
-        return iso, y / torch.linalg.vector_norm(y).clamp_min(torch.finfo(y.dtype).tiny)
-    x = mat @ iso
-    return x / torch.linalg.vector_norm(x).clamp_min(torch.finfo(x.dtype).tiny), iso.T
-
-
 def _qr_left(a: torch.Tensor):
     """QR of a (Dl, 2, Dr) tensor grouped as (Dl·2, Dr): returns Q (Dl, 2, r), R (r, Dr)."""
     dl, d, dr = a.shape
@@ -180,41 +125,6 @@ def bond_spectra(tensors: Chain, right_canonical: bool = False) -> list[torch.Te
     return spectra
 
 
-def renyi_from_schmidt(s: torch.Tensor, alpha: float) -> float:
-    """Rényi-α entropy (nats) of the spectrum p = s² (α = 1: von Neumann, α = inf: min-entropy)."""
-    p = (s.double() ** 2)
-    p = p / p.sum()
-    p = p[p > 0]
-    if alpha == 1:
-        return float(-(p * torch.log(p)).sum())
-    if math.isinf(alpha):
-        return float(-torch.log(p.max()))
-    # ln Σ p^α computed as α ln p_max + ln Σ (p/p_max)^α for stability at large α
-    pmax = p.max()
-    return float((alpha * torch.log(pmax) + torch.log(((p / pmax) ** alpha).sum())) / (1.0 - alpha))
-
-
-def block_bounds(counts: list[int]) -> list[int]:
-    """Row boundaries [0, c_0, c_0 + c_1, …] of consecutive blocks of ``counts`` rows."""
-    bounds = [0]
-    for count in counts:
-        bounds.append(bounds[-1] + count)
-    return bounds
-
-
-def contract_blocks(rows: torch.Tensor, matrices, bounds: list[int], out: torch.Tensor) -> torch.Tensor:
-    """``out[a:b] = rows[a:b] @ matrices[c]`` for each block c = [a, b) of rows sorted by block; returns out."""
-    for c, (a, b) in enumerate(zip(bounds, bounds[1:])):
-        if b > a:
-            torch.mm(rows[a:b], matrices[c], out=out[a:b])
-    return out
-
-
-def inverse_permutation(order: torch.Tensor) -> torch.Tensor:
-    """The position of each index in ``order`` (a permutation of 0 … N−1), as one scatter."""
-    return torch.empty_like(order).scatter_(0, order, torch.arange(order.shape[0], device=order.device))
-
-
 # --------------------------------------------------------------------------------------------------
 # Amplitudes and sampling
 # --------------------------------------------------------------------------------------------------
@@ -249,7 +159,7 @@ def log_amplitude(tensors: Chain, x: torch.Tensor) -> tuple[torch.Tensor, torch.
             v = v / norm.clamp_min(tiny)[:, None]
         code = codes[:, pair].index_select(0, order)
         regroup = torch.argsort(code, stable=True)
-        bounds = block_bounds(torch.bincount(code, minlength=4).tolist())
+        bounds = linalg.block_bounds(torch.bincount(code, minlength=4).tolist())
         order = order.index_select(0, regroup)
         v = v.index_select(0, regroup)
         a, b = tensors[k], tensors[k + 1]
@@ -259,7 +169,7 @@ def log_amplitude(tensors: Chain, x: torch.Tensor) -> tuple[torch.Tensor, torch.
             v = torch.cat(parts) if parts else v.new_zeros(0, b.shape[2])
         else:
             matrices = pair_matrices.permute(1, 0, 2).contiguous()  # (4, D_k-1, D_k+1)
-            v = contract_blocks(v, matrices, bounds, v.new_empty(n_samples, b.shape[2]))
+            v = linalg.contract_blocks(v, matrices, bounds, v.new_empty(n_samples, b.shape[2]))
     if n_sites % 2 == 0:  # a last single site
         a = tensors[-1]
         v = (v[:, :, None] * a.permute(1, 0, 2)[x[:, -1].index_select(0, order)]).sum(1)
@@ -278,7 +188,7 @@ def sample(tensors: Chain, n: int, generator: torch.Generator | None = None, chu
     """
     device = tensors[0].device
     u = torch.rand(n, len(tensors), generator=generator, dtype=torch.float64,
-                   device=_gen_device(generator, device)).to(device)
+                   device=generator_device(generator, device)).to(device)
     first = [0] * len(tensors)  # the branch computed for every row at each site: the more frequent bit so far
     parts = []
     for i in range(0, n, chunk):
@@ -323,10 +233,6 @@ def _sample_block(tensors: Chain, u: torch.Tensor, first: list[int]):
             v = v / total.sqrt().clamp_min(tiny)[:, None]
             total = torch.linalg.vecdot(v, v)
     return x.T.long(), torch.log(cond.double()).sum(0)
-
-
-def _gen_device(generator, default):
-    return generator.device if generator is not None else default
 
 
 # --------------------------------------------------------------------------------------------------
@@ -402,7 +308,7 @@ def conditional_sample(tensors: Chain, x: torch.Tensor, known: torch.Tensor,
     """
     device = tensors[0].device
     u = torch.rand(x.shape[0], x.shape[1], generator=generator, dtype=torch.float64,
-                   device=_gen_device(generator, device)).to(device)
+                   device=generator_device(generator, device)).to(device)
     parts = [_conditional_block(tensors, x[i:i + chunk], known[i:i + chunk], u[i:i + chunk])
              for i in range(0, x.shape[0], chunk)]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])

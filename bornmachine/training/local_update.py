@@ -1,0 +1,104 @@
+"""The two-site update both sweep engines share: NLL gradient on a merged tensor, trust-region step,
+minibatch draw, and the one rule for samples of (numerically) zero amplitude.
+
+With ψ_i = Ψ(v_i) linear in the merged tensor B and every other tensor an isometry towards it
+(‖B‖² = Z), the NLL L = −(1/N) Σ_i ln ψ_i² + ln Z has ∂L/∂B = 2B/‖B‖² − (2/N) Σ_i (∂ψ_i/∂B)/ψ_i.
+The engines supply the sample sum Σ_i (∂ψ_i/∂B)/ψ_i for their geometry (:func:`divide_by_amplitudes`
+applies the zero-amplitude rule); :class:`LocalUpdate` completes it over processes and takes the steps.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from .. import distributed
+
+
+def zero_amplitude_floor(dtype: torch.dtype) -> float:
+    """|ψ| at or below this counts as zero amplitude: 1/ψ would overflow (sqrt of the smallest normal)."""
+    return math.sqrt(torch.finfo(dtype).tiny)
+
+
+def divide_by_amplitudes(rows: torch.Tensor, psi: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``rows[i] / psi[i]`` (N, d) for samples of non-zero amplitude; rows of samples with
+    |ψ_i| ≤ :func:`zero_amplitude_floor` become zero (their NLL is infinite; they are left out of the
+    gradient and counted). Returns (weighted rows, number left out)."""
+    floor = zero_amplitude_floor(psi.dtype)
+    if psi.numel() and float(psi.abs().min()) > floor:  # the usual case: one host read, no mask
+        return rows / psi[:, None], 0
+    ok = psi.abs() > floor
+    return rows * (ok / torch.where(ok, psi, 1.0))[:, None], int((~ok).sum())
+
+
+def nll_gradient(merged: torch.Tensor, sample_sum: torch.Tensor, n_used: int) -> torch.Tensor:
+    """∂L/∂B = 2B/‖B‖² − (2/n) Σ_i (∂ψ_i/∂B) / ψ_i of a merged tensor B (any shape).
+
+    ``sample_sum``: the sum over the n = ``n_used`` samples (of all processes), shaped like B.
+    """
+    squared = max(float(torch.linalg.vector_norm(merged)) ** 2, torch.finfo(merged.dtype).tiny)
+    return torch.add(merged, sample_sum, alpha=-squared / max(n_used, 1)).mul_(2.0 / squared)
+
+
+# sample_sum_of(merged, rows, step) → (Σ_i (∂ψ_i/∂B)/ψ_i shaped like merged, n_used, n_zero) over this
+# rank's samples ``rows`` (local indices, None: all), at gradient step ``step`` of the bond
+SampleSum = Callable[[torch.Tensor, "torch.Tensor | None", int], tuple[torch.Tensor, int, int]]
+
+
+class LocalUpdate:
+    """``n_steps`` normalised gradient steps B ← (B − η ∂L/∂B)/‖·‖ on a merged tensor.
+
+    Parameters
+    ----------
+    lr : step size η. n_steps : steps per merged tensor. batch_size : int or None (full batch).
+    max_step : float or None, trust region: η is reduced so that η‖∂L/∂B‖ ≤ max_step (‖B‖ = 1), so a
+        sample of tiny amplitude (∂L/∂B ∝ 1/ψ) cannot wipe out the tensor in one step; None: plain steps.
+    generator : torch.Generator of the minibatch draws (alike on every rank).
+    """
+
+    def __init__(self, lr: float, n_steps: int, batch_size: int | None, max_step: float | None,
+                 generator: torch.Generator):
+        self.lr, self.n_steps, self.batch_size, self.max_step = lr, n_steps, batch_size, max_step
+        self.generator = generator
+
+    def is_full_batch(self, part: distributed.Shard) -> bool:
+        return self.batch_size is None or self.batch_size >= part.total
+
+    def minibatch(self, part: distributed.Shard, device) -> torch.Tensor | None:
+        """This rank's local row indices of a minibatch of all ``part.total`` rows (drawn alike on every
+        rank, so minibatches index the global data set), or None for the full batch."""
+        if self.is_full_batch(part):
+            return None
+        return part.local(torch.randperm(part.total, generator=self.generator)[: self.batch_size]).to(device)
+
+    def step_size(self, grad_norm: float) -> float:
+        """η = lr, reduced so that the step's length η·‖∂L/∂B‖ is at most ``max_step``."""
+        if self.max_step is not None:
+            length = self.lr * grad_norm
+            if length > self.max_step:
+                return self.lr * self.max_step / length
+        return self.lr
+
+    def step(self, merged: torch.Tensor, grad: torch.Tensor, where: str) -> torch.Tensor:
+        """One normalised step B − η ∂L/∂B with the trust-region η; ``FloatingPointError`` if not finite."""
+        merged = torch.add(merged, grad, alpha=-self.step_size(float(torch.linalg.vector_norm(grad))))
+        norm = torch.linalg.vector_norm(merged)
+        merged /= norm
+        if not math.isfinite(norm):
+            raise FloatingPointError(f"non-finite tensor after the gradient step at {where}; "
+                                     f"lower lr (now {self.lr}) or max_step, or use float64")
+        return merged
+
+    def optimise(self, merged: torch.Tensor, sample_sum_of: SampleSum, part: distributed.Shard, device,
+                 where: str) -> tuple[torch.Tensor, int]:
+        """``n_steps`` steps on ``merged`` (‖B‖ = 1); returns (B, most zero-amplitude samples of one step).
+
+        The sample sums and counts of all ranks are completed in one all-reduce per step."""
+        zero = 0
+        for step in range(self.n_steps):
+            terms = sample_sum_of(merged, self.minibatch(part, device), step)
+            sample_sum, (n_used, n_zero) = distributed.sum_with_counts(*terms)
+            zero = max(zero, n_zero)
+            merged = self.step(merged, nll_gradient(merged, sample_sum, n_used), where)
+        return merged, zero

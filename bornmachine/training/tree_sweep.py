@@ -1,0 +1,292 @@
+"""Two-site sweep training of a TTN: the tree version of Han et al.'s DMRG-like algorithm.
+
+:class:`TreeSweep` is the engine a :class:`~bornmachine.ttn.TTN` names (``sweep_engine = "tree"``); the
+truncation (``max_bond``, ``cutoff``) is the engine's, the gradient steps and minibatches are its
+:class:`~bornmachine.training.local_update.LocalUpdate`'s.
+
+One sweep is a depth-first Euler tour from the root that crosses every edge between two internal
+nodes twice (down, then back up once the subtree below is done); leaf edges are physical legs. A step
+across the edge between node u and its parent w:
+
+1. merges B[a, b, c, p] = Σ_e t_u[a, b, e] t_w[e, c, p] (a, b: u's children; c: w's other child;
+   p: w's parent leg), as a (d_a·d_b, d_c·d_p) matrix;
+2. takes ``n_steps`` gradient steps B ← (B − η ∂L/∂B)/‖·‖ on the NLL, ∂L/∂B = 2B/‖B‖² − (2/N)
+   Σ_i (L_i ⊗ R_i)/ψ_i with L_i = in_a ⊗ in_b, R_i = in_c ⊗ out_w the cached per-sample environments
+   (inside vectors of the subtrees, outside vector of w) and ψ_i = L_iᵀ B R_i; ‖B‖² = Z because every
+   other tensor is an isometry towards the pair (canonical form). η = ``lr`` unless the relative step
+   η‖∂L/∂B‖ would exceed ``max_step`` (the trust region of the local update, as for the MPS). A sample with a
+   tiny ψ_i adds a term of norm 1/|ψ_i|, and merged tree tensors have D⁴ entries, so typical |ψ_i| are
+   much smaller than in a chain: trees want a tighter region (max_step ≈ 0.3 on MNIST; see the
+   benchmarks) than the chain;
+3. splits B by truncated SVD (``max_bond``, relative ``cutoff``; randomized for large merged
+   matrices: :func:`bornmachine.linalg.truncated_svd` with ``method="auto"``) and moves the centre across the
+   edge: going down, t_w becomes an isometry towards u; going up, t_u an isometry towards w;
+4. updates the one environment the tour needs next (O(N D³)): out_u going down, in_u going up.
+
+The root bond. The root tensor (d0, d1, 1) is a matrix, so the two edges under the root are one bond
+of Ψ. Merging one root child with the root alone gives a (d_a·d_b, d_other) matrix that can never
+grow that bond past the other edge's size, so when both root children are internal the tour instead
+merges child 0, the root matrix and child 1 into one (d_a·d_b, d_c·d_d) matrix, three times per sweep:
+centre to child 0, from child 0 to child 1 (root matrix = identity meanwhile), back to the root
+(root matrix = diag of the Schmidt values).
+
+Environments are kept for every node (inside vectors, N · Σ_v d_v numbers) and along the current
+path (outside vectors), stored in ``env_dtype``. A step also forms per-sample pair
+products in_a ⊗ in_b (N · D² numbers, model dtype), which dominate the memory at large D. A step
+costs O(N D⁴) with the explicit gradient; for large merged matrices with ``n_steps = 1`` the update
+B − η ∂L/∂B is never formed: the randomized SVD applies it to test matrices in
+O(N D² (max_bond + 10)) and ‖∂L/∂B‖ comes from the environments' Gram matrices.
+
+Under torch.distributed x is this rank's block of the rows (``part``, see
+:mod:`bornmachine.distributed`): gradient sums, sample counts, the implicit operator's products and
+its Gram norm are summed over ranks, minibatches index the global rows, and the randomized SVD draws
+the same test matrices everywhere, so every rank computes the same new tensors.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import distributed, linalg, tree_kernels
+from .engine import SweepEngine
+from .local_update import divide_by_amplitudes
+
+
+def merged_gradient_sum(merged: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
+                        psi: torch.Tensor | None = None):
+    """The sample sum Σ_i left_i right_iᵀ / ψ_i in the NLL gradient w.r.t. the merged matrix B (A, C),
+    ψ_i = left_iᵀ B right_i, over the given samples.
+
+    left (N, A), right (N, C); ``psi`` (N,) if already known. Samples of zero amplitude are left out
+    (:func:`~bornmachine.training.local_update.divide_by_amplitudes`).
+    Returns (sum (A, C), number of samples used, number left out).
+    """
+    if psi is None:
+        psi = ((left @ merged) * right).sum(1)
+    weighted, n_zero = divide_by_amplitudes(right, psi)
+    return left.T @ weighted, int(psi.shape[0]) - n_zero, n_zero
+
+
+def _normalised(v: torch.Tensor) -> torch.Tensor:
+    return v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
+
+
+def weighted_gram_norm2(w: torch.Tensor, factors, others, block: int = 1024) -> torch.Tensor:
+    """Σ_ij w_i w_j Π_f (f_i·f_j) from the factors' Gram matrices, O(N N' Σ d_f): i over the rows of
+    w (N,) and ``factors`` (N, d_f), j over the rows of ``others`` = (w' (N',), factors' (N', d_f)).
+    With others = (w, factors) this is ‖Σ_i w_i ⊗_f f_i‖²."""
+    w_all, factors_all = others
+    total = w.new_zeros(())
+    for start in range(0, w.shape[0], block):
+        prod = None
+        for f, f_all in zip(factors, factors_all):
+            g = f[start:start + block] @ f_all.T
+            prod = g if prod is None else prod * g
+        total = total + (w[start:start + block, None] * prod * w_all[None, :]).sum()
+    return total
+
+
+class TreeSweep(SweepEngine):
+    """Two-site sweeps of a TTN along a depth-first tour (see the module docstring). During a sweep it
+    holds the inside vectors of every node and the outside vectors along the current path."""
+
+    def sweep(self, x: torch.Tensor, part: distributed.Shard) -> int:
+        model = self.model
+        tree = model.tree
+        if len(tree.internal) < 2:
+            raise ValueError("two-site tree training needs two adjacent internal nodes (n_sites >= 3)")
+        model.canonicalize(tree.root)
+        self._part = part
+        self._dtype = model.dtype
+        self._env = self.env_dtype or model.dtype  # storage of the environments; arithmetic in the model's dtype
+        with torch.no_grad():
+            inside, _ = tree_kernels.inside_vectors(tree, model.tensors, x)
+        self._inside = [v.to(self._env) for v in inside]
+        self._outside = {tree.root: torch.ones(x.shape[0], 1, dtype=self._env, device=model.device)}
+        self._zero = 0
+        n = tree.n_sites
+        r0, r1 = (int(c) for c in tree.children[tree.root])
+        if r0 >= n and r1 >= n:
+            plan = [("root", "down0"), ("visit", r0), ("root", "across"), ("visit", r1), ("root", "up1")]
+        else:
+            plan = self._subtree(tree.root)
+        actions = plan[::-1]
+        try:
+            with torch.no_grad():
+                while actions:
+                    kind, v = actions.pop()
+                    if kind == "visit":
+                        actions += self._subtree(v)[::-1]
+                    elif kind == "root":
+                        self._root_step(v)
+                    else:
+                        self._step(v, down=(kind == "down"))
+        finally:
+            self._inside = self._outside = None
+        model.center = tree.root
+        return self._zero
+
+    # environments -----------------------------------------------------------------------------------
+    def _get(self, store, v: int) -> torch.Tensor:
+        return store[v].to(self._dtype)
+
+    def _keep(self, v: torch.Tensor) -> torch.Tensor:
+        return _normalised(v).to(self._env)
+
+    def _pair(self, node: int) -> torch.Tensor:
+        """in_{child0} ⊗ in_{child1} of a node, (N, d_c0·d_c1)."""
+        tree = self.model.tree
+        va, vb = self._get(self._inside, int(tree.children[node, 0])), self._get(self._inside, int(tree.children[node, 1]))
+        return (va[:, :, None] * vb[:, None, :]).reshape(va.shape[0], -1)
+
+    def _subtree(self, v: int) -> list:
+        """Actions for the Euler tour below internal node v, in execution order."""
+        tree, out = self.model.tree, []
+        for s in (0, 1):
+            child = int(tree.children[v, s])
+            if child >= tree.n_sites:
+                out += [("down", child), ("visit", child), ("up", child)]
+        return out
+
+    # steps --------------------------------------------------------------------------------------------
+    def _update(self, umat, vmat, left, right, factors):
+        """Gradient steps on B = umat @ vmat and its truncated SVD: (U, s normalised, Vh)."""
+        if self._implicit_cheaper(umat.shape[0], vmat.shape[1], self._part.total):
+            uu, s, vh, n_zero = self._implicit_step_svd(umat, vmat, left, right, factors)
+        else:
+            merged, n_zero = self._optimise(umat, vmat, left, right)
+            uu, s, vh, _ = linalg.truncated_svd(merged, self.max_bond, self.cutoff, method="auto",
+                                                generator=self.update.generator, start=vmat.T)
+        self._zero = max(self._zero, n_zero)
+        return uu, s / torch.linalg.vector_norm(s), vh
+
+    def _step(self, u: int, down: bool) -> None:
+        """Merge internal node u with its parent w; the centre moves to u (down) or w (up)."""
+        tree, t = self.model.tree, self.model.tensors
+        n = tree.n_sites
+        w = int(tree.parent[u])
+        j = int(tree.slot[u])
+        o = int(tree.children[w, 1 - j])
+        tu = t[u - n]
+        tw = t[w - n] if j == 0 else t[w - n].permute(1, 0, 2)  # (e, c, p)
+        a, b, e = tu.shape
+        _, c, p = tw.shape
+        inside, outside = self._inside, self._outside
+        left = self._pair(u)
+        right = (self._get(inside, o)[:, :, None] * self._get(outside, w)[:, None, :]).reshape(left.shape[0], c * p)
+        factors = (self._get(inside, int(tree.children[u, 0])), self._get(inside, int(tree.children[u, 1])),
+                   self._get(inside, o), self._get(outside, w))
+        uu, s, vh = self._update(tu.reshape(a * b, e), tw.reshape(e, c * p), left, right, factors)
+        r = s.shape[0]
+        if down:
+            new_u, new_w = (uu * s[None, :]).reshape(a, b, r), vh.reshape(r, c, p)
+            outside[u] = self._keep(right @ vh.T)
+        else:
+            new_u, new_w = uu.reshape(a, b, r), (s[:, None] * vh).reshape(r, c, p)
+            inside[u] = self._keep(left @ uu)
+        t[u - n] = new_u
+        t[w - n] = new_w if j == 0 else new_w.permute(1, 0, 2).contiguous()
+
+    def _root_step(self, mode: str) -> None:
+        """The root bond: merge child 0, the root matrix R and child 1 (both internal) into one
+        (d_a·d_b, d_c·d_d) matrix, so the bond can grow beyond either root edge's current size.
+        ``mode``: "down0" (centre to child 0), "across" (child 0 → child 1), "up1" (child 1 → root)."""
+        tree, t = self.model.tree, self.model.tensors
+        n = tree.n_sites
+        inside, outside = self._inside, self._outside
+        r0, r1 = int(tree.children[tree.root, 0]), int(tree.children[tree.root, 1])
+        t0, t1, root = t[r0 - n], t[r1 - n], t[tree.root - n]
+        a, b, d0 = t0.shape
+        c, d, d1 = t1.shape
+        left, right = self._pair(r0), self._pair(r1)
+        vmat = root[:, :, 0] @ t1.reshape(c * d, d1).T  # (d0, c·d)
+        factors = tuple(self._get(inside, int(tree.children[v, i])) for v in (r0, r1) for i in (0, 1))
+        uu, s, vh = self._update(t0.reshape(a * b, d0), vmat, left, right, factors)
+        r = s.shape[0]
+        eye = torch.eye(r, dtype=self._dtype, device=self.model.device).unsqueeze(2)
+        if mode == "down0":
+            t[r0 - n], t[tree.root - n] = (uu * s[None, :]).reshape(a, b, r), eye
+            t[r1 - n] = vh.T.reshape(c, d, r)
+            outside[r0] = self._keep(right @ vh.T)
+        elif mode == "across":
+            t[r0 - n], t[tree.root - n] = uu.reshape(a, b, r), eye
+            t[r1 - n] = (s[:, None] * vh).T.reshape(c, d, r)
+            inside[r0] = self._keep(left @ uu)
+            outside[r1] = inside[r0]
+        else:
+            t[r0 - n], t[tree.root - n] = uu.reshape(a, b, r), torch.diag(s).unsqueeze(2)
+            t[r1 - n] = vh.T.reshape(c, d, r)
+            inside[r0] = self._keep(left @ uu)
+            inside[r1] = self._keep(right @ vh.T)
+
+    # the local update, explicit and implicit -----------------------------------------------------------
+    def _optimise(self, umat, vmat, left, right):
+        """The local update's steps on B = umat @ vmat (normalised); left, right: this rank's environments
+        (part.size, ·). The first step's amplitudes come factored, O(N D³)."""
+        merged = umat @ vmat
+        scale = torch.linalg.vector_norm(merged)
+        merged = merged / scale
+
+        def sample_sum_of(merged, idx, step):
+            sub_left, sub_right = (left, right) if idx is None else (left[idx], right[idx])
+            psi = ((sub_left @ umat) * (sub_right @ vmat.T)).sum(1) / scale if step == 0 else None
+            return merged_gradient_sum(merged, sub_left, sub_right, psi)
+
+        return self.update.optimise(merged, sample_sum_of, self._part, left.device, "a tree edge")
+
+    def _implicit_cheaper(self, m: int, k: int, n_samples: int) -> bool:
+        """One gradient step on a large merged matrix: is the implicit (never formed) update cheaper?
+
+        Forming the gradient costs N·m·k; the randomized SVD of the implicit update 4 products of
+        N·(m + k)·r (r = max_bond + 10, one power iteration)."""
+        update = self.update
+        if update.n_steps != 1 or not linalg.randomized_pays(m, k, self.max_bond):
+            return False
+        n = n_samples if update.batch_size is None else min(n_samples, update.batch_size)
+        r = self.max_bond + 10
+        return 4 * n * (m + k) * r < n * m * k + 4 * m * k * r
+
+    def _implicit_step_svd(self, umat, vmat, left, right, factors):
+        """One gradient step B' = B − η ∂L/∂B and its truncated SVD without forming the (m, k) matrices.
+
+        B = umat @ vmat / ‖·‖ and ∂L/∂B = 2B − (2/N) leftᵀ diag(1/ψ) right with left = f₀ ⊗ f₁ and
+        right = f₂ ⊗ f₃ (``factors``), so B' = (1 − 2η) B + (2η/N) leftᵀ diag(1/ψ) right is applied to
+        test matrices in O(N (m + k) r). ‖∂L/∂B‖² = (4/N²)‖leftᵀ diag(1/ψ) right‖² − 4 comes from the
+        factors' Gram matrices (O(N² Σ d)), for the step size η. The overall scale of B' is irrelevant:
+        the spectrum is normalised after the cut. Under torch.distributed the rows are this rank's; the
+        sums over samples are completed across ranks (the Gram norm pairs this rank's rows with the
+        gathered rows of all ranks).
+        """
+        idx = self.update.minibatch(self._part, left.device)
+        if idx is not None:
+            left, right, factors = left[idx], right[idx], tuple(f[idx] for f in factors)
+        norm = torch.sqrt(((umat.T @ umat) * (vmat @ vmat.T)).sum())
+        umat = umat / norm
+        psi = ((left @ umat) * (right @ vmat.T)).sum(1)
+        w, n_zero_local = divide_by_amplitudes(torch.ones_like(psi)[:, None], psi)
+        w = w[:, 0]
+        n_used, n_zero = distributed.sum_ints(int(psi.shape[0]) - n_zero_local, n_zero_local)
+        n = max(n_used, 1)
+        gram = weighted_gram_norm2(w, factors, (distributed.all_gather_rows(w),
+                                                tuple(distributed.all_gather_rows(f) for f in factors)))
+        distributed.all_reduce_sum(gram)
+        grad_norm2 = 4.0 / n ** 2 * gram - 4.0
+        eta = self.update.step_size(math.sqrt(max(float(grad_norm2), 0.0)))
+        c_b, c_g = 1.0 - 2.0 * eta, 2.0 * eta / n
+        w = w[:, None]
+
+        def summed(t):
+            distributed.all_reduce_sum(t)
+            return t
+
+        def matmul(om):
+            return c_b * (umat @ (vmat @ om)) + c_g * summed(left.T @ (w * (right @ om)))
+
+        def rmatmul(q):
+            return c_b * (vmat.T @ (umat.T @ q)) + c_g * summed(right.T @ (w * (left @ q)))
+
+        uu, s, vh = linalg.randomized_svd(matmul, rmatmul, (umat.shape[0], vmat.shape[1]), self.max_bond,
+                                          self.cutoff, dtype=umat.dtype, device=umat.device,
+                                          generator=self.update.generator, start=vmat.T)
+        return uu, s, vh, n_zero
