@@ -46,7 +46,7 @@ def speed(args):
         trainer = SweepTrainer(model.copy(), max_bond=bond, n_sweeps=1, max_step=0.3)
         record = trainer.fit(x, progress=False)[0]
         peak = peak_memory_mib()
-        print(f"{'TTN':>5} {bond:3d} {model.n_params:9d} {record['seconds']:8.1f} {peak:9.0f} {1000 / t_s:10.0f} "
+        print(f"{'TTN':>5} {bond:3d} {model.n_params:9d} {record['time_s']:8.1f} {peak:9.0f} {1000 / t_s:10.0f} "
               f"{t_lp:10.2f} {flops / t_lp / 1e9:8.2f} {flops / t_lp / 1e9 / ref:9.2f}", flush=True)
         if args.with_mps:
             mps = MPS((28, 28), bond, dtype=dtype, generator=torch.Generator().manual_seed(0)).canonicalize(0)
@@ -55,7 +55,7 @@ def speed(args):
             reset_peak_memory()
             record = SweepTrainer(mps, max_bond=bond, n_sweeps=1, max_step=0.3).fit(x, progress=False)[0]
             flops = 2.0 * x.shape[0] * mps.n_params / 2  # one of the two physical slices per site
-            print(f"{'MPS':>5} {bond:3d} {mps.n_params:9d} {record['seconds']:8.1f} {peak_memory_mib():9.0f} "
+            print(f"{'MPS':>5} {bond:3d} {mps.n_params:9d} {record['time_s']:8.1f} {peak_memory_mib():9.0f} "
                   f"{1000 / t_s:10.0f} {t_lp:10.2f} {flops / t_lp / 1e9:8.2f} {flops / t_lp / 1e9 / ref:9.2f}",
                   flush=True)
 

@@ -63,7 +63,7 @@ class BornTrainer(Trainer):
     def _after_epoch(self, record: dict) -> None:
         if record["zero_prob"]:
             warnings.warn(f"{self.unit} {record['epoch']}: {record['zero_prob']} training samples had zero "
-                          "probability and were left out of the gradient", ZeroProbabilityWarning, stacklevel=4)
+                          "probability and were left out of the gradient", ZeroProbabilityWarning, stacklevel=3)
 
     def _parameters(self) -> list[torch.Tensor]:
         return self.model.tensors
