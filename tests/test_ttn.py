@@ -561,15 +561,20 @@ def test_float32_mnist_size():
 
 @pytest.mark.parametrize("tree,max_step", [(None, 0.3), ("balanced", 1.0), ("caterpillar", None)])
 def test_sweep_training_bars_and_stripes(tree, max_step):
+    """Bars and stripes (14 patterns) learnt to ln 14: from 4 random starts at least 3 get there (the balanced
+    tree with a wide trust region ends in a local optimum ~0.08 nats above for about one start in four)."""
     data = datasets.bars_and_stripes(3, 3)
-    m = TTN((3, 3), 2, tree=tree, generator=gen(0))
-    history = SweepTrainer(m, max_bond=8, lr=0.1, n_steps=2, n_sweeps=8, seed=0,
-                           max_step=max_step).fit(data, progress=False)
-    assert [r["epoch"] for r in history] == list(range(1, 9))
-    assert set(history[0]) >= {"train_nll", "valid_nll", "max_bond", "time_s", "zero_prob"}
-    assert history[-1]["train_nll"] == pytest.approx(m.nll(data))
-    assert m.nll(data) < math.log(len(data)) + 0.05
-    assert m.center == m.tree.root and max(m.bond_dims) <= 8
+    excess = []
+    for seed in range(4):
+        m = TTN((3, 3), 2, tree=tree, generator=gen(seed))
+        history = SweepTrainer(m, max_bond=8, lr=0.1, n_steps=2, n_sweeps=8, seed=0,
+                               max_step=max_step).fit(data, progress=False)
+        assert [r["epoch"] for r in history] == list(range(1, 9))
+        assert set(history[0]) >= {"train_nll", "valid_nll", "max_bond", "time_s", "zero_prob"}
+        assert history[-1]["train_nll"] == pytest.approx(m.nll(data))
+        assert m.center == m.tree.root and max(m.bond_dims) <= 8
+        excess.append(m.nll(data) - math.log(len(data)))
+    assert sum(e < 0.05 for e in excess) >= 3 and max(excess) < 0.15, excess
 
 
 class _Interrupt(Exception):
@@ -637,14 +642,14 @@ def test_implicit_update_matches_explicit(lr):
     factors = [torch.rand(50, 16, generator=g, dtype=torch.float64) for _ in range(4)]
     left = (factors[0][:, :, None] * factors[1][:, None, :]).reshape(50, 256)
     right = (factors[2][:, :, None] * factors[3][:, None, :]).reshape(50, 256)
-    assert linalg.randomized_pays(256, 256, 8) and engine._implicit_cheaper(256, 256, 50)
+    assert linalg.randomized_pays(256, 256, 8) and engine._implicit_cheaper(256, 256, 64, 50)
     engine._part = Shard(0, 50, 50)  # one process: all rows
     u, s, vh, zero = engine._implicit_step_svd(umat, vmat, left, right, factors)
     assert zero == 0
     merged, _ = engine._optimise(umat, vmat, left, right)  # the explicit step, normalised
     b = umat @ vmat / (umat @ vmat).norm()
     angle = math.acos(min(1.0, abs(float((merged * b).sum()))))
-    assert (math.tan(angle) < lr * 1e3) and (lr < 1 or math.tan(angle) == pytest.approx(max_step, rel=1e-9))
+    assert (math.tan(angle) < lr * 1e3) and (lr < 1 or 0 < math.tan(angle) <= max_step * (1 + 1e-9))
     # same test matrix (seed, start) on the explicit matrix: the operator must agree to rounding
     u1, s1, vh1, _ = linalg.truncated_svd(merged, 8, 1e-12, method="auto", generator=gen(0), start=vmat.T)
     assert_allclose(s / s.norm(), s1 / s1.norm(), rtol=1e-9, atol=1e-12)
@@ -797,7 +802,20 @@ def test_both_engines_leave_out_the_same_zero_amplitude_samples():
     psi = torch.tensor([1e-160, 0.0, 0.5, -2.0], dtype=torch.float64)
     left = torch.ones(4, 1, dtype=torch.float64)
     right = psi[:, None].clone()  # with B = 1: ψ_i = left_i · B · right_i = right_i
-    _, used_tree, zero_tree = merged_gradient_sum(torch.ones(1, 1, dtype=torch.float64), left, right)
+    _, used_tree, zero_tree, _ = merged_gradient_sum(torch.ones(1, 1, dtype=torch.float64), left, right)
     merged = torch.ones(1, 2, 2, 1, dtype=torch.float64)  # every code block has B[:, s, t, :] = 1
-    _, used_chain, zero_chain = nll_gradient_sum(left, merged, right, [4, 0, 0, 0])
+    _, used_chain, zero_chain, _ = nll_gradient_sum(left, merged, right, [4, 0, 0, 0])
     assert (used_tree, zero_tree) == (used_chain, zero_chain) == (2, 2)
+
+
+def test_training_keeps_improving_on_many_rows():
+    """The stall of the tree sweep on a large training set, at small size (issue 13): on the central 10×10
+    pixels of 4000 digits at D = 6 a trust-region step of fixed length (0.3) overshoots whenever a few
+    rows of tiny amplitude dominate the gradient (about half the steps), and the NLL stalls near 45 nats
+    (44.94 after sweeps 5 and 6); steps chosen by the line search along the gradient keep improving (37.9)."""
+    train, _ = datasets.load("mnist5k", split="train")
+    x = train.reshape(-1, 28, 28)[:4000, 9:19, 9:19].reshape(4000, 100)
+    m = TTN((10, 10), 2, generator=gen(0))
+    history = SweepTrainer(m, max_bond=6, n_sweeps=6).fit(x, progress=False)
+    nll = [r["train_nll"] for r in history]
+    assert nll[-1] < 40.0 and nll[-2] - nll[-1] > 0.2, nll

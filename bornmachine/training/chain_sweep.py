@@ -41,26 +41,34 @@ def bond_orders(x: torch.Tensor) -> tuple[torch.Tensor, list[list[int]]]:
     return orders, counts
 
 
+def chain_amplitudes(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """ψ_i = L_iᵀ B[:, s_i, t_i, :] R_i (N,) for environments left (N, Dl), right (N, Dr) sorted by the code
+    2·s + t (``counts[c]`` samples of code c) and a merged tensor B (Dl, 2, 2, Dr) (or a direction of it)."""
+    dl, dr = merged.shape[0], merged.shape[3]
+    blocks = merged.permute(1, 2, 0, 3).reshape(4, dl, dr).unbind(0)
+    bounds = linalg.block_bounds(counts)
+    return torch.linalg.vecdot(linalg.contract_blocks(left, blocks, bounds, torch.empty_like(right)), right)
+
+
 def nll_gradient_sum(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, counts: list[int]):
     """The sample sum in the NLL gradient w.r.t. the merged tensor B, over the given samples.
 
     left (N, Dl) and right (N, Dr) environments sorted by code 2·s + t with ``counts[c]`` samples of
     code c; merged (Dl, 2, 2, Dr). With ψ_i = L_iᵀ B[:, s_i, t_i, :] R_i, returns S (4, Dl, Dr) with
     S[2s + t] = Σ_{i of code 2s+t} L_i R_iᵀ / ψ_i, the number of samples used and the number left out:
-    samples of zero amplitude (:func:`~bornmachine.training.local_update.divide_by_amplitudes`).
+    samples of zero amplitude (:func:`~bornmachine.training.local_update.divide_by_amplitudes`), and ψ (N,).
     Each code block costs two (N_c × Dl × Dr) matmuls. S and the counts are sums over samples, so the
     shards of several processes add up.
     """
     dl, dr = merged.shape[0], merged.shape[3]
-    bounds = linalg.block_bounds(counts)
-    blocks = merged.permute(1, 2, 0, 3).reshape(4, dl, dr).unbind(0)
-    psi = torch.linalg.vecdot(linalg.contract_blocks(left, blocks, bounds, torch.empty_like(right)), right)
+    psi = chain_amplitudes(left, merged, right, counts)
     weighted, n_zero = divide_by_amplitudes(right, psi)  # R_i / ψ_i, zero-amplitude samples left out
     grad = merged.new_zeros(4, dl, dr)
+    bounds = linalg.block_bounds(counts)
     for c, (a, b) in enumerate(zip(bounds, bounds[1:])):
         if b > a:
             torch.mm(left[a:b].T, weighted[a:b], out=grad[c])
-    return grad, int(psi.shape[0]) - n_zero, n_zero
+    return grad, int(psi.shape[0]) - n_zero, n_zero, psi
 
 
 def advance_environments(rows: torch.Tensor, a: torch.Tensor, counts: list[int], side: str,
@@ -83,6 +91,12 @@ def advance_environments(rows: torch.Tensor, a: torch.Tensor, counts: list[int],
     if normalize:
         out /= torch.linalg.vector_norm(out, dim=1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
     return out
+
+
+def _with_merged(rows, merged):
+    """(left, merged, right, counts) from the (left, right, counts) of some rows."""
+    left, right, counts = rows
+    return left, merged, right, counts
 
 
 def _merge(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -253,17 +267,21 @@ class ChainSweep(SweepEngine):
             rank_of = linalg.inverse_permutation(order)
             edges = torch.tensor(linalg.block_bounds(counts), device=order.device)
 
-        def sample_sum_of(merged, idx, step):
+        def restrict(idx):  # this rank's rows of a minibatch (None: all), still in code order, and their counts
             if idx is None:
-                terms = nll_gradient_sum(left, merged, right, counts)
-            else:  # the minibatch's rows, still in code order
-                rows = rank_of[idx].sort().values
-                cuts = torch.searchsorted(rows, edges).tolist()
-                terms = nll_gradient_sum(left[rows], merged, right[rows], [b - a for a, b in zip(cuts, cuts[1:])])
-            grad_sum, n_used, n_zero = terms
-            return grad_sum.view(2, 2, dl, dr).permute(2, 0, 1, 3), n_used, n_zero
+                return left, right, counts
+            rows = rank_of[idx].sort().values
+            cuts = torch.searchsorted(rows, edges).tolist()
+            return left[rows], right[rows], [b - a for a, b in zip(cuts, cuts[1:])]
 
-        return self.update.optimise(merged, sample_sum_of, part, order.device, f"bond {k}")
+        def sample_sum_of(merged, idx, step):
+            grad_sum, n_used, n_zero, psi = nll_gradient_sum(*_with_merged(restrict(idx), merged))
+            return grad_sum.view(2, 2, dl, dr).permute(2, 0, 1, 3), n_used, n_zero, psi
+
+        def amplitudes_of(direction, idx):
+            return chain_amplitudes(*_with_merged(restrict(idx), direction))
+
+        return self.update.optimise(merged, sample_sum_of, amplitudes_of, part, order.device, f"bond {k}")
 
     def _split(self, merged, absorb):
         dl, _, _, dr = merged.shape

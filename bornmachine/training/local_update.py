@@ -41,9 +41,34 @@ def nll_gradient(merged: torch.Tensor, sample_sum: torch.Tensor, n_used: int) ->
     return torch.add(merged, sample_sum, alpha=-squared / max(n_used, 1)).mul_(2.0 / squared)
 
 
-# sample_sum_of(merged, rows, step) → (Σ_i (∂ψ_i/∂B)/ψ_i shaped like merged, n_used, n_zero) over this
-# rank's samples ``rows`` (local indices, None: all), at gradient step ``step`` of the bond
-SampleSum = Callable[[torch.Tensor, "torch.Tensor | None", int], tuple[torch.Tensor, int, int]]
+# sample_sum_of(merged, rows, step) → (Σ_i (∂ψ_i/∂B)/ψ_i shaped like merged, n_used, n_zero, ψ (n_rows,)) over
+# this rank's samples ``rows`` (local indices, None: all), at gradient step ``step`` of the bond
+SampleSum = Callable[[torch.Tensor, "torch.Tensor | None", int], tuple[torch.Tensor, int, int, torch.Tensor]]
+# amplitudes_of(direction, rows) → L_iᵀ direction R_i (n_rows,) for the same rows, in the same order
+Amplitudes = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+#: Step lengths tried by the line search, as fractions of the trust-region radius.
+LINE_SEARCH_FRACTIONS = tuple(2.0 ** -k for k in range(16))
+
+
+def line_search(psi: torch.Tensor, psi_direction: torch.Tensor, n_used: int, norms: tuple[float, float, float],
+                eta_max: float) -> float:
+    """The step η ∈ {0} ∪ {eta_max · 2^-k, k < 16} that minimises the local NLL along −G,
+
+        f(η) = −(2/n) Σ_i ln|ψ_i − η g_i| + ln ‖B − η G‖²,   ‖B − η G‖² = ‖B‖² − 2η⟨B, G⟩ + η²‖G‖²,
+
+    exactly (ψ is linear in B): ψ (N,) and g = ψ(G) (N,) of this rank's samples, n = ``n_used`` samples of
+    all ranks, ``norms`` = (‖B‖², ⟨B, G⟩, ‖G‖²). Samples of zero amplitude are left out, as in the gradient.
+    The sums over samples are completed over ranks (one all-reduce), so every rank takes the same η."""
+    etas = torch.tensor((0.0,) + tuple(eta_max * f for f in LINE_SEARCH_FRACTIONS), dtype=torch.float64,
+                        device=psi.device)
+    ok = psi.abs() > zero_amplitude_floor(psi.dtype)
+    psi, g = psi[ok].double(), psi_direction[ok].double()
+    sums = torch.log((psi[None, :] - etas[:, None] * g[None, :]).abs()).sum(1)
+    distributed.all_reduce_sum(sums)
+    bb, bg, gg = norms
+    f = -(2.0 / max(n_used, 1)) * sums + torch.log((bb - 2.0 * etas * bg + etas * etas * gg).clamp_min(1e-300))
+    f = torch.where(torch.isnan(f), torch.inf, f)
+    return float(etas[int(torch.argmin(f))])
 
 
 class LocalUpdate:
@@ -72,17 +97,20 @@ class LocalUpdate:
             return None
         return part.local(torch.randperm(part.total, generator=self.generator)[: self.batch_size]).to(device)
 
-    def step_size(self, grad_norm: float) -> float:
-        """η = lr, reduced so that the step's length η·‖∂L/∂B‖ is at most ``max_step``."""
+    def step_size(self, grad_norm: float, search: Callable[[float], float] | None = None) -> float:
+        """η = lr while the step's length η·‖∂L/∂B‖ stays within ``max_step``. Beyond it the step is taken
+        within the trust region: ``search(eta_max)`` (e.g. :func:`line_search`) picks η ≤ eta_max =
+        max_step/‖∂L/∂B‖; without it η = eta_max."""
         if self.max_step is not None:
             length = self.lr * grad_norm
             if length > self.max_step:
-                return self.lr * self.max_step / length
+                eta_max = self.lr * self.max_step / length
+                return eta_max if search is None else search(eta_max)
         return self.lr
 
-    def step(self, merged: torch.Tensor, grad: torch.Tensor, where: str) -> torch.Tensor:
-        """One normalised step B − η ∂L/∂B with the trust-region η; ``FloatingPointError`` if not finite."""
-        merged = torch.add(merged, grad, alpha=-self.step_size(float(torch.linalg.vector_norm(grad))))
+    def step(self, merged: torch.Tensor, grad: torch.Tensor, eta: float, where: str) -> torch.Tensor:
+        """One normalised step B − η ∂L/∂B; ``FloatingPointError`` if not finite."""
+        merged = torch.add(merged, grad, alpha=-eta)
         norm = torch.linalg.vector_norm(merged)
         merged /= norm
         if not math.isfinite(norm):
@@ -90,15 +118,25 @@ class LocalUpdate:
                                      f"lower lr (now {self.lr}) or max_step, or use float64")
         return merged
 
-    def optimise(self, merged: torch.Tensor, sample_sum_of: SampleSum, part: distributed.Shard, device,
-                 where: str) -> tuple[torch.Tensor, int]:
+    def optimise(self, merged: torch.Tensor, sample_sum_of: SampleSum, amplitudes_of: Amplitudes,
+                 part: distributed.Shard, device, where: str) -> tuple[torch.Tensor, int]:
         """``n_steps`` steps on ``merged`` (‖B‖ = 1); returns (B, most zero-amplitude samples of one step).
 
-        The sample sums and counts of all ranks are completed in one all-reduce per step."""
+        The sample sums and counts of all ranks are completed in one all-reduce per step. A step the trust
+        region would cut is chosen by :func:`line_search` along −∂L/∂B on the same samples (one more
+        amplitude product and one small all-reduce)."""
         zero = 0
         for step in range(self.n_steps):
-            terms = sample_sum_of(merged, self.minibatch(part, device), step)
-            sample_sum, (n_used, n_zero) = distributed.sum_with_counts(*terms)
+            idx = self.minibatch(part, device)
+            sample_sum, n_used, n_zero, psi = sample_sum_of(merged, idx, step)
+            sample_sum, (n_used, n_zero) = distributed.sum_with_counts(sample_sum, n_used, n_zero)
             zero = max(zero, n_zero)
-            merged = self.step(merged, nll_gradient(merged, sample_sum, n_used), where)
+            grad = nll_gradient(merged, sample_sum, n_used)
+            grad_norm = float(torch.linalg.vector_norm(grad))
+
+            def search(eta_max):
+                norms = (float(torch.linalg.vector_norm(merged)) ** 2, float((merged * grad).sum()), grad_norm ** 2)
+                return line_search(psi, amplitudes_of(grad, idx), n_used, norms, eta_max)
+
+            merged = self.step(merged, grad, self.step_size(grad_norm, search), where)
         return merged, zero

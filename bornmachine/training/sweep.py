@@ -44,8 +44,9 @@ class SweepTrainer(BornTrainer):
     lr : float, step size. n_steps : gradient steps per bond. batch_size : int or None (full batch).
     n_sweeps : int, sweeps in all (a finished checkpoint can be resumed with a larger n_sweeps).
     seed : int (minibatch order, randomized SVDs).
-    max_step : float or None, trust region: the step lr·∇ is scaled down to this length (‖B‖ = 1), so a
-        sample of tiny amplitude (∇ ∝ 1/ψ) cannot wipe out the merged tensor in one step; None = plain step.
+    max_step : float or None, trust region (‖B‖ = 1): a step lr·∇ longer than this is replaced by the step of
+        length ≤ max_step that minimises the local NLL along −∇ (exact line search), so a sample of tiny
+        amplitude (∇ ∝ 1/ψ) cannot wipe out the merged tensor in one step; None = plain steps.
     env_dtype : torch dtype or None, storage of the cached per-sample environments (None: the model's
         dtype). ``torch.float32`` halves their memory for a float64 model; every contraction, the
         merged tensor, its gradient and the split stay in the model's dtype (environments are converted

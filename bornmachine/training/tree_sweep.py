@@ -14,10 +14,11 @@ across the edge between node u and its parent w:
    Σ_i (L_i ⊗ R_i)/ψ_i with L_i = in_a ⊗ in_b, R_i = in_c ⊗ out_w the cached per-sample environments
    (inside vectors of the subtrees, outside vector of w) and ψ_i = L_iᵀ B R_i; ‖B‖² = Z because every
    other tensor is an isometry towards the pair (canonical form). η = ``lr`` unless the relative step
-   η‖∂L/∂B‖ would exceed ``max_step`` (the trust region of the local update, as for the MPS). A sample with a
-   tiny ψ_i adds a term of norm 1/|ψ_i|, and merged tree tensors have D⁴ entries, so typical |ψ_i| are
-   much smaller than in a chain: trees want a tighter region (max_step ≈ 0.3 on MNIST; see the
-   benchmarks) than the chain;
+   η‖∂L/∂B‖ would exceed ``max_step``; then η comes from the exact line search of the local NLL along
+   −∂L/∂B within that trust region (the local update's rule, as for the MPS). A sample with a tiny ψ_i adds
+   a term of norm 1/|ψ_i|: on a large training set a few such rows dominate the gradient of many steps, and
+   a step of the full trust-region length then overshoots (on 4000 digits at D = 8 about half the steps,
+   which stalled training at ~127 nats); the line search takes the best shorter step instead;
 3. splits B by truncated SVD (``max_bond``, relative ``cutoff``; randomized for large merged
    matrices: :func:`bornmachine.linalg.truncated_svd` with ``method="auto"``) and moves the centre across the
    edge: going down, t_w becomes an isometry towards u; going up, t_u an isometry towards w;
@@ -34,8 +35,9 @@ Environments are kept for every node (inside vectors, N · Σ_v d_v numbers) and
 path (outside vectors), stored in ``env_dtype``. A step also forms per-sample pair
 products in_a ⊗ in_b (N · D² numbers, model dtype), which dominate the memory at large D. A step
 costs O(N D⁴) with the explicit gradient; for large merged matrices with ``n_steps = 1`` the update
-B − η ∂L/∂B is never formed: the randomized SVD applies it to test matrices in
-O(N D² (max_bond + 10)) and ‖∂L/∂B‖ comes from the environments' Gram matrices.
+B − η ∂L/∂B is never formed when that is cheaper (few rows per step, e.g. minibatches): the randomized
+SVD applies it to test matrices in O(N D² (max_bond + 10)), and ‖∂L/∂B‖ and the line search's amplitudes
+come from the environments' Gram matrices, O(N² D).
 
 Under torch.distributed x is this rank's block of the rows (``part``, see
 :mod:`bornmachine.distributed`): gradient sums, sample counts, the implicit operator's products and
@@ -50,7 +52,7 @@ import torch
 
 from .. import distributed, linalg, tree_kernels
 from .engine import SweepEngine
-from .local_update import divide_by_amplitudes
+from .local_update import divide_by_amplitudes, line_search
 
 
 def merged_gradient_sum(merged: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
@@ -60,31 +62,31 @@ def merged_gradient_sum(merged: torch.Tensor, left: torch.Tensor, right: torch.T
 
     left (N, A), right (N, C); ``psi`` (N,) if already known. Samples of zero amplitude are left out
     (:func:`~bornmachine.training.local_update.divide_by_amplitudes`).
-    Returns (sum (A, C), number of samples used, number left out).
+    Returns (sum (A, C), number of samples used, number left out, ψ (N,)).
     """
     if psi is None:
         psi = ((left @ merged) * right).sum(1)
     weighted, n_zero = divide_by_amplitudes(right, psi)
-    return left.T @ weighted, int(psi.shape[0]) - n_zero, n_zero
+    return left.T @ weighted, int(psi.shape[0]) - n_zero, n_zero, psi
 
 
 def _normalised(v: torch.Tensor) -> torch.Tensor:
     return v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
 
 
-def weighted_gram_norm2(w: torch.Tensor, factors, others, block: int = 1024) -> torch.Tensor:
-    """Σ_ij w_i w_j Π_f (f_i·f_j) from the factors' Gram matrices, O(N N' Σ d_f): i over the rows of
-    w (N,) and ``factors`` (N, d_f), j over the rows of ``others`` = (w' (N',), factors' (N', d_f)).
-    With others = (w, factors) this is ‖Σ_i w_i ⊗_f f_i‖²."""
+def weighted_gram_rows(factors, others, block: int = 1024) -> torch.Tensor:
+    """h_i = Σ_j w'_j Π_f (f_i·f'_j) (N,) from the factors' Gram matrices, O(N N' Σ d_f): i over the rows of
+    ``factors`` (N, d_f), j over the rows of ``others`` = (w' (N',), factors' (N', d_f)). With L_i = f₀ ⊗ f₁
+    and R_i = f₂ ⊗ f₃, h_i = L_iᵀ (Σ_j w'_j L_j R_jᵀ) R_i."""
     w_all, factors_all = others
-    total = w.new_zeros(())
-    for start in range(0, w.shape[0], block):
+    out = []
+    for start in range(0, factors[0].shape[0], block):
         prod = None
         for f, f_all in zip(factors, factors_all):
             g = f[start:start + block] @ f_all.T
             prod = g if prod is None else prod * g
-        total = total + (w[start:start + block, None] * prod * w_all[None, :]).sum()
-    return total
+        out.append(prod @ w_all)
+    return torch.cat(out) if out else w_all.new_zeros(0)
 
 
 class TreeSweep(SweepEngine):
@@ -152,7 +154,7 @@ class TreeSweep(SweepEngine):
     # steps --------------------------------------------------------------------------------------------
     def _update(self, umat, vmat, left, right, factors):
         """Gradient steps on B = umat @ vmat and its truncated SVD: (U, s normalised, Vh)."""
-        if self._implicit_cheaper(umat.shape[0], vmat.shape[1], self._part.total):
+        if self._implicit_cheaper(umat.shape[0], vmat.shape[1], sum(f.shape[1] for f in factors), self._part.total):
             uu, s, vh, n_zero = self._implicit_step_svd(umat, vmat, left, right, factors)
         else:
             merged, n_zero = self._optimise(umat, vmat, left, right)
@@ -228,24 +230,32 @@ class TreeSweep(SweepEngine):
         scale = torch.linalg.vector_norm(merged)
         merged = merged / scale
 
+        def rows(idx):
+            return (left, right) if idx is None else (left[idx], right[idx])
+
         def sample_sum_of(merged, idx, step):
-            sub_left, sub_right = (left, right) if idx is None else (left[idx], right[idx])
+            sub_left, sub_right = rows(idx)
             psi = ((sub_left @ umat) * (sub_right @ vmat.T)).sum(1) / scale if step == 0 else None
             return merged_gradient_sum(merged, sub_left, sub_right, psi)
 
-        return self.update.optimise(merged, sample_sum_of, self._part, left.device, "a tree edge")
+        def amplitudes_of(direction, idx):
+            sub_left, sub_right = rows(idx)
+            return ((sub_left @ direction) * sub_right).sum(1)
 
-    def _implicit_cheaper(self, m: int, k: int, n_samples: int) -> bool:
-        """One gradient step on a large merged matrix: is the implicit (never formed) update cheaper?
+        return self.update.optimise(merged, sample_sum_of, amplitudes_of, self._part, left.device, "a tree edge")
+
+    def _implicit_cheaper(self, m: int, k: int, factor_dims: int, n_samples: int) -> bool:
+        """One gradient step on a large merged (m, k) matrix: is the implicit (never formed) update cheaper?
 
         Forming the gradient costs N·m·k; the randomized SVD of the implicit update 4 products of
-        N·(m + k)·r (r = max_bond + 10, one power iteration)."""
+        N·(m + k)·r (r = max_bond + 10, one power iteration) plus the Gram rows of the step size, N²·(Σ d_f + 2)
+        for factors of total dimension ``factor_dims`` (N: the rows of a step, all ranks)."""
         update = self.update
         if update.n_steps != 1 or not linalg.randomized_pays(m, k, self.max_bond):
             return False
         n = n_samples if update.batch_size is None else min(n_samples, update.batch_size)
         r = self.max_bond + 10
-        return 4 * n * (m + k) * r < n * m * k + 4 * m * k * r
+        return 4 * n * (m + k) * r + n * n * (factor_dims + 2) < n * m * k + 4 * m * k * r
 
     def _implicit_step_svd(self, umat, vmat, left, right, factors):
         """One gradient step B' = B − η ∂L/∂B and its truncated SVD without forming the (m, k) matrices.
@@ -268,11 +278,18 @@ class TreeSweep(SweepEngine):
         w = w[:, 0]
         n_used, n_zero = distributed.sum_ints(int(psi.shape[0]) - n_zero_local, n_zero_local)
         n = max(n_used, 1)
-        gram = weighted_gram_norm2(w, factors, (distributed.all_gather_rows(w),
-                                                tuple(distributed.all_gather_rows(f) for f in factors)))
+        # h_i = L_iᵀ S R_i with S = Σ_j w_j L_j R_jᵀ over all ranks' rows: ‖S‖² = Σ_i w_i h_i, and along
+        # G = 2B − (2/n) S the amplitudes move by g_i = L_iᵀ G R_i = 2ψ_i − (2/n) h_i (for the line search)
+        h = weighted_gram_rows(factors, (distributed.all_gather_rows(w),
+                                         tuple(distributed.all_gather_rows(f) for f in factors)))
+        gram = (w * h).sum()
         distributed.all_reduce_sum(gram)
-        grad_norm2 = 4.0 / n ** 2 * gram - 4.0
-        eta = self.update.step_size(math.sqrt(max(float(grad_norm2), 0.0)))
+        grad_norm2 = max(float(4.0 / n ** 2 * gram - 4.0), 0.0)  # ‖G‖² = 4 − 8⟨B, S⟩/n + 4‖S‖²/n², ⟨B, S⟩ = n
+
+        def search(eta_max):  # ⟨B, G⟩ = 2‖B‖² − (2/n) Σ_i w_i ψ_i = 0
+            return line_search(psi, 2.0 * psi - (2.0 / n) * h, n_used, (1.0, 0.0, grad_norm2), eta_max)
+
+        eta = self.update.step_size(math.sqrt(grad_norm2), search)
         c_b, c_g = 1.0 - 2.0 * eta, 2.0 * eta / n
         w = w[:, None]
 
