@@ -152,16 +152,30 @@ class TreeSweep(SweepEngine):
         return out
 
     # steps --------------------------------------------------------------------------------------------
-    def _update(self, umat, vmat, left, right, factors):
-        """Gradient steps on B = umat @ vmat and its truncated SVD: (U, s normalised, Vh)."""
+    def _update(self, umat, vmat, left, right, factors, absorb: str | None):
+        """Gradient steps on B = umat @ vmat, then its truncated split B ≈ X Y: ``absorb="left"``: Y has
+        orthonormal rows and X the (unit-norm) weight; ``"right"``: X orthonormal columns, Y the weight;
+        None: (U, s, Vh) with s normalised. A small explicit matrix whose isometry side is its smaller side is
+        split by :func:`~bornmachine.linalg.truncated_split` (an eigendecomposition of the smaller Gram
+        matrix, about twice as fast as an SVD there)."""
         if self._implicit_cheaper(umat.shape[0], vmat.shape[1], sum(f.shape[1] for f in factors), self._part.total):
             uu, s, vh, n_zero = self._implicit_step_svd(umat, vmat, left, right, factors)
         else:
             merged, n_zero = self._optimise(umat, vmat, left, right)
+            self._zero = max(self._zero, n_zero)
+            m, k = merged.shape
+            gram_side_smaller = (absorb == "right" and m <= k) or (absorb == "left" and k <= m)
+            if gram_side_smaller and not linalg.randomized_pays(m, k, self.max_bond):
+                return linalg.truncated_split(merged, self.max_bond, self.cutoff, absorb)
             uu, s, vh, _ = linalg.truncated_svd(merged, self.max_bond, self.cutoff, method="auto",
                                                 generator=self.update.generator, start=vmat.T)
         self._zero = max(self._zero, n_zero)
-        return uu, s / torch.linalg.vector_norm(s), vh
+        s = s / torch.linalg.vector_norm(s)
+        if absorb == "left":
+            return uu * s[None, :], vh
+        if absorb == "right":
+            return uu, s[:, None] * vh
+        return uu, s, vh
 
     def _step(self, u: int, down: bool) -> None:
         """Merge internal node u with its parent w; the centre moves to u (down) or w (up)."""
@@ -179,14 +193,14 @@ class TreeSweep(SweepEngine):
         right = (self._get(inside, o)[:, :, None] * self._get(outside, w)[:, None, :]).reshape(left.shape[0], c * p)
         factors = (self._get(inside, int(tree.children[u, 0])), self._get(inside, int(tree.children[u, 1])),
                    self._get(inside, o), self._get(outside, w))
-        uu, s, vh = self._update(tu.reshape(a * b, e), tw.reshape(e, c * p), left, right, factors)
-        r = s.shape[0]
-        if down:
-            new_u, new_w = (uu * s[None, :]).reshape(a, b, r), vh.reshape(r, c, p)
-            outside[u] = self._keep(right @ vh.T)
-        else:
-            new_u, new_w = uu.reshape(a, b, r), (s[:, None] * vh).reshape(r, c, p)
-            inside[u] = self._keep(left @ uu)
+        x_, y_ = self._update(tu.reshape(a * b, e), tw.reshape(e, c * p), left, right, factors,
+                              absorb="left" if down else "right")
+        r = x_.shape[1]
+        new_u, new_w = x_.reshape(a, b, r), y_.reshape(r, c, p)
+        if down:  # Y = Vh is the isometry towards u
+            outside[u] = self._keep(right @ y_.T)
+        else:  # X = U is the isometry towards w
+            inside[u] = self._keep(left @ x_)
         t[u - n] = new_u
         t[w - n] = new_w if j == 0 else new_w.permute(1, 0, 2).contiguous()
 
@@ -204,23 +218,24 @@ class TreeSweep(SweepEngine):
         left, right = self._pair(r0), self._pair(r1)
         vmat = root[:, :, 0] @ t1.reshape(c * d, d1).T  # (d0, c·d)
         factors = tuple(self._get(inside, int(tree.children[v, i])) for v in (r0, r1) for i in (0, 1))
-        uu, s, vh = self._update(t0.reshape(a * b, d0), vmat, left, right, factors)
-        r = s.shape[0]
-        eye = torch.eye(r, dtype=self._dtype, device=self.model.device).unsqueeze(2)
-        if mode == "down0":
-            t[r0 - n], t[tree.root - n] = (uu * s[None, :]).reshape(a, b, r), eye
-            t[r1 - n] = vh.T.reshape(c, d, r)
-            outside[r0] = self._keep(right @ vh.T)
-        elif mode == "across":
-            t[r0 - n], t[tree.root - n] = uu.reshape(a, b, r), eye
-            t[r1 - n] = (s[:, None] * vh).T.reshape(c, d, r)
-            inside[r0] = self._keep(left @ uu)
-            outside[r1] = inside[r0]
-        else:
-            t[r0 - n], t[tree.root - n] = uu.reshape(a, b, r), torch.diag(s).unsqueeze(2)
-            t[r1 - n] = vh.T.reshape(c, d, r)
+        if mode == "up1":  # root matrix = diag of the Schmidt values between two isometries
+            uu, s, vh = self._update(t0.reshape(a * b, d0), vmat, left, right, factors, absorb=None)
+            t[r0 - n], t[tree.root - n] = uu.reshape(a, b, -1), torch.diag(s).unsqueeze(2)
+            t[r1 - n] = vh.T.reshape(c, d, -1)
             inside[r0] = self._keep(left @ uu)
             inside[r1] = self._keep(right @ vh.T)
+            return
+        x_, y_ = self._update(t0.reshape(a * b, d0), vmat, left, right, factors,
+                              absorb="left" if mode == "down0" else "right")
+        r = x_.shape[1]
+        t[r0 - n], t[tree.root - n] = x_.reshape(a, b, r), torch.eye(r, dtype=self._dtype,
+                                                                       device=self.model.device).unsqueeze(2)
+        t[r1 - n] = y_.T.reshape(c, d, r)
+        if mode == "down0":
+            outside[r0] = self._keep(right @ y_.T)
+        else:  # "across"
+            inside[r0] = self._keep(left @ x_)
+            outside[r1] = inside[r0]
 
     # the local update, explicit and implicit -----------------------------------------------------------
     def _optimise(self, umat, vmat, left, right):
