@@ -77,7 +77,8 @@ class LocalUpdate:
     Parameters
     ----------
     lr : step size η. n_steps : steps per merged tensor. batch_size : int or None (full batch).
-    max_step : float or None, trust region: η is reduced so that η‖∂L/∂B‖ ≤ max_step (‖B‖ = 1), so a
+    max_step : float or None, trust region (‖B‖ = 1): a step with lr‖∂L/∂B‖ > max_step is replaced by the
+        step of length ≤ max_step that minimises the local NLL along −∂L/∂B (:func:`line_search`), so a
         sample of tiny amplitude (∂L/∂B ∝ 1/ψ) cannot wipe out the tensor in one step; None: plain steps.
     generator : torch.Generator of the minibatch draws (alike on every rank).
     """
