@@ -9,7 +9,13 @@ the same run. ``--with-mps`` adds the MPS sweep at the same D for reference.
 lr, trust region (max_step, default 0.3), sweeps and cutoff; test NLL (nats per image, 1000 test images) at equal max bond and at
 (nominally) equal parameter count, with wall times.
 
+``targets``: the three ratios of issue 13 in one run against a 1024³ matmul of the same run: log_prob of
+4000 images at D = 16 and exact sampling at D = 16 (both counting 2·a·b·c flops per internal node (a, b, c)
+per image), and one sweep over 1000 images of the TTN at D = 8 against the snake MPS at D = 9 (about equal
+parameter counts; both after two sweeps from bond 2, best of two timed sweeps).
+
 Usage:
+  python benchmarks/bench_ttn.py targets
   python benchmarks/bench_ttn.py speed [--bonds 16 32] [--n-images 1000] [--with-mps]
   python benchmarks/bench_ttn.py quality [--bonds 8 16 32] [--n-train 1000] [--sweeps 3] [--lr 0.05]
 """
@@ -20,6 +26,7 @@ import torch
 
 from bornmachine import MPS, TTN, datasets
 from bornmachine import SweepTrainer
+from bornmachine.distributed import Shard
 from common import best_time, header, matmul_gflops, peak_memory_mib, reset_peak_memory
 
 
@@ -58,6 +65,33 @@ def speed(args):
             print(f"{'MPS':>5} {bond:3d} {mps.n_params:9d} {record['time_s']:8.1f} {peak_memory_mib():9.0f} "
                   f"{1000 / t_s:10.0f} {t_lp:10.2f} {flops / t_lp / 1e9:8.2f} {flops / t_lp / 1e9 / ref:9.2f}",
                   flush=True)
+
+
+def timed_sweep(model, bond, x):
+    """Best of two sweeps over x at cap ``bond`` after two sweeps from the model's start (bonds grown)."""
+    trainer = SweepTrainer(model, max_bond=bond, n_sweeps=2)
+    trainer.fit(x, progress=False)
+    part = Shard(0, x.shape[0], x.shape[0])
+    return best_time(lambda: trainer.engine.sweep(x, part), repeats=2)
+
+
+def targets(args):
+    header("TTN speed targets (issue 13), cpu float64, 2D bisection tree of 28x28")
+    ref = matmul_gflops(torch.float64)
+    x, _ = data(4000)
+    model = TTN((28, 28), 16, generator=torch.Generator().manual_seed(0)).canonicalize()
+    flops = 2.0 * model.n_params  # per image: Σ_nodes 2·a·b·c
+    t_lp = best_time(lambda: model.log_prob(x), repeats=3)
+    t_s = best_time(lambda: model.sample(2000, generator=torch.Generator().manual_seed(1)), repeats=2)
+    t_ttn = timed_sweep(TTN((28, 28), 2, generator=torch.Generator().manual_seed(0)), 8, x[:1000])
+    t_mps = timed_sweep(MPS((28, 28), 2, ordering="snake", generator=torch.Generator().manual_seed(0)), 9, x[:1000])
+    print(f"matmul 1024^3: {ref:.1f} GFLOP/s", flush=True)
+    print(f"log_prob, 4000 images, D=16: {t_lp:.3f} s, {4000 * flops / t_lp / 1e9:.2f} GFLOP/s = "
+          f"{4000 * flops / t_lp / 1e9 / ref:.1%} of matmul (target >= 30 %)")
+    print(f"exact samples, D=16: {2000 / t_s:.0f} /s, {2000 * flops / t_s / 1e9:.2f} GFLOP/s = "
+          f"{2000 * flops / t_s / 1e9 / ref:.1%} of matmul (target >= 20 %)")
+    print(f"one sweep over 1000 images: TTN D=8 {t_ttn:.2f} s, snake MPS D=9 {t_mps:.2f} s, ratio "
+          f"{t_ttn / t_mps:.2f} (target <= 1.25)", flush=True)
 
 
 def train_one(model, bond, args, train, test):
@@ -102,6 +136,7 @@ def quality(args):
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="what", required=True)
+    sub.add_parser("targets")
     p = sub.add_parser("speed")
     p.add_argument("--bonds", type=int, nargs="+", default=[16, 32])
     p.add_argument("--n-images", type=int, default=1000)
@@ -118,7 +153,7 @@ def main():
     p.add_argument("--orderings", nargs="+", default=["row_major"])
     args = parser.parse_args()
     torch.set_num_threads(1)
-    speed(args) if args.what == "speed" else quality(args)
+    {"targets": targets, "speed": speed, "quality": quality}[args.what](args)
 
 
 if __name__ == "__main__":
