@@ -1,6 +1,6 @@
 """Data parallelism with torch.distributed: ranks, data shards, sums over processes.
 
-The trainers (:mod:`bornmachine.training`, :mod:`bornmachine.tree_training`, :mod:`rbm.training`)
+The trainers (:mod:`bornmachine.training` with its sweep engines, :mod:`rbm.training`)
 call these helpers unconditionally. Without an initialised process group every helper is the
 single-process identity (rank 0 of 1, the whole data set, sums that return their input), so one
 code path serves both. Under ``torchrun --nproc_per_node=P`` every rank passes the *whole* data set

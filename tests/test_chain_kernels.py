@@ -1,4 +1,5 @@
-"""Tests of the pure chain kernels in ``bornmachine.kernels`` against the brute-force oracle.
+"""Tests of the pure chain kernels (``bornmachine.chain_kernels``) and the shared linear algebra
+(``bornmachine.linalg``) against the brute-force oracle.
 
 The kernels take and return plain tensors (no model object), so every test builds its chain by hand
 (``conftest.gaussian_tensors``: i.i.d. N(0, 1) entries, mixed signs, full-rank bonds) and compares
