@@ -16,26 +16,14 @@ import pytest
 import torch
 
 import oracle
+from helpers import ALPHAS, ATOL, P_MIN, RTOL, as_np, assert_allclose, configs, gen
 from conftest import gaussian_tensors
 
-from bornmachine import MPS, datasets, load
-from bornmachine import SweepTrainer
+from bornmachine import MPS, SweepTrainer, datasets, load
 from bornmachine.estimate import Estimate
-
-P_MIN = 1e-3  # chi-squared p-value threshold (fixed seeds: the outcome is deterministic)
-RTOL, ATOL = 1e-10, 1e-12
-ALPHAS = [0.5, 1, 2, 3.7, float("inf")]
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def configs(n: int) -> torch.Tensor:
-    return torch.from_numpy(oracle.all_configs(n))
-
 
 def chain_psi(m) -> np.ndarray:
     """Dense Psi of the model's stored tensors, indexed by chain-order configurations."""
@@ -49,15 +37,6 @@ def natural_psi(m) -> np.ndarray:
 
 def natural_p(m) -> np.ndarray:
     return oracle.probabilities(natural_psi(m))
-
-
-def as_np(t) -> np.ndarray:
-    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-
-
-def assert_allclose(actual, expected, rtol=RTOL, atol=ATOL):
-    np.testing.assert_allclose(as_np(actual).astype(np.float64), np.asarray(expected, dtype=np.float64),
-                               rtol=rtol, atol=atol)
 
 
 # --- the oracle itself --------------------------------------------------------------------------

@@ -14,35 +14,14 @@ import pytest
 import torch
 
 import oracle
+from helpers import ALPHAS, ATOL, P_MIN, RTOL, as_np, assert_allclose, configs, gen
 from conftest import gaussian_tensors
 
-from bornmachine import MPS, TTN, Tree, datasets, load
+from bornmachine import MPS, TTN, GradientTrainer, SweepTrainer, Tree, datasets, load
 from bornmachine.estimate import Estimate
-from bornmachine import GradientTrainer, SweepTrainer
-
-P_MIN = 1e-3
-RTOL, ATOL = 1e-10, 1e-12
-ALPHAS = [0.5, 1, 2, 3.7, float("inf")]
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def configs(n: int) -> torch.Tensor:
-    return torch.from_numpy(oracle.all_configs(n))
-
-
-def as_np(t) -> np.ndarray:
-    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-
-
-def assert_allclose(actual, expected, rtol=RTOL, atol=ATOL):
-    np.testing.assert_allclose(as_np(actual).astype(np.float64), np.asarray(expected, dtype=np.float64),
-                               rtol=rtol, atol=atol)
-
 
 def dense_psi(m: TTN) -> np.ndarray:
     """Ψ over all 2**n configurations (site 0 = most significant bit), contracted with numpy."""
