@@ -267,12 +267,16 @@ class ChainSweep(SweepEngine):
             rank_of = linalg.inverse_permutation(order)
             edges = torch.tensor(linalg.block_bounds(counts), device=order.device)
 
+        last = [None, None]  # the minibatch of the current step and its rows: gradient and line search share them
+
         def restrict(idx):  # this rank's rows of a minibatch (None: all), still in code order, and their counts
             if idx is None:
                 return left, right, counts
-            rows = rank_of[idx].sort().values
-            cuts = torch.searchsorted(rows, edges).tolist()
-            return left[rows], right[rows], [b - a for a, b in zip(cuts, cuts[1:])]
+            if last[0] is not idx:
+                rows = rank_of[idx].sort().values
+                cuts = torch.searchsorted(rows, edges).tolist()
+                last[:] = idx, (left[rows], right[rows], [b - a for a, b in zip(cuts, cuts[1:])])
+            return last[1]
 
         def sample_sum_of(merged, idx, step):
             grad_sum, n_used, n_zero, psi = nll_gradient_sum(*_with_merged(restrict(idx), merged))

@@ -160,6 +160,7 @@ class TreeSweep(SweepEngine):
         matrix, about twice as fast as an SVD there)."""
         if self._implicit_cheaper(umat.shape[0], vmat.shape[1], sum(f.shape[1] for f in factors), self._part.total):
             uu, s, vh, n_zero = self._implicit_step_svd(umat, vmat, left, right, factors)
+            self._zero = max(self._zero, n_zero)
         else:
             merged, n_zero = self._optimise(umat, vmat, left, right)
             self._zero = max(self._zero, n_zero)
@@ -169,7 +170,6 @@ class TreeSweep(SweepEngine):
                 return linalg.truncated_split(merged, self.max_bond, self.cutoff, absorb)
             uu, s, vh, _ = linalg.truncated_svd(merged, self.max_bond, self.cutoff, method="auto",
                                                 generator=self.update.generator, start=vmat.T)
-        self._zero = max(self._zero, n_zero)
         s = s / torch.linalg.vector_norm(s)
         if absorb == "left":
             return uu * s[None, :], vh
