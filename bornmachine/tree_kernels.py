@@ -148,37 +148,156 @@ def _level_groups(tree: Tree, tensors: Tensors):
         yield from groups.values()
 
 
-def inside_vectors(tree: Tree, tensors: Tensors, x: torch.Tensor, keep: bool = True):
-    """Bottom-up amplitude vectors of every node for a batch x (N, n).
+#: Internal nodes with at least this many tensor entries are contracted one by one (their GEMM is large
+#: enough to run near matmul speed); smaller nodes of one level and shape share one batched product.
+_LARGE_NODE = 1024
+#: Elements of the intermediate of one row block of :func:`_contract_nodes` (2 MiB in float64: it stays in
+#: the CPU's cache between the GEMM that writes it and the pass that reduces it).
+_BLOCK_ELEMENTS = 1 << 18
+#: Rows per block of :func:`log_amplitude` (bounds its memory: about rows·Σ_v d_v numbers).
+_ROW_BLOCK = 4096
 
-    Returns ``(vectors, log_scale)``: ``vectors[v]`` is (N, d_v), the contraction of the subtree of v
+
+def _contract_nodes(t: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor) -> torch.Tensor:
+    """out[g, p, i] = Σ_ab t[g, a, b, p] u0[g, a, i] u1[g, b, i] for G nodes: t (G, d0, d1, dp), u0 (G, d0, N),
+    u1 (G, d1, N) → (G, dp, N).
+
+    Samples run along the last (contiguous) axis: the larger child leg is contracted by a GEMM
+    (d_other·dp, d_big) @ (d_big, rows), which on CPU runs near matmul speed in this layout, and the smaller
+    leg by one in-place multiply and a sum, over blocks of rows small enough to stay in cache."""
+    if t.shape[2] > t.shape[1]:  # contract the larger leg (the GEMM's inner dimension) first
+        t, u0, u1 = t.transpose(1, 2), u1, u0
+    g, d_big, d_small, dp = t.shape
+    n_rows = u0.shape[2]
+    if n_rows == 0:
+        return u0.new_zeros(g, dp, 0)
+    lhs = t.permute(0, 2, 3, 1).reshape(g, d_small * dp, d_big)
+    in_place = not (torch.is_grad_enabled() and (t.requires_grad or u0.requires_grad or u1.requires_grad))
+    block = max(64, _BLOCK_ELEMENTS // (g * d_small * dp))
+    out, parts = u0.new_empty(g, dp, n_rows), []
+    for start in range(0, n_rows, block):
+        rows = slice(start, start + block)
+        w = torch.bmm(lhs, u0[:, :, rows]) if g > 1 else (lhs[0] @ u0[0, :, rows]).unsqueeze(0)
+        w = w.view(g, d_small, dp, -1)
+        factor = u1[:, :, None, rows]
+        if in_place:
+            torch.sum(w.mul_(factor), 1, out=out[:, :, rows])
+        else:  # autograd: no in-place writes
+            parts.append((w * factor).sum(1))
+    return out if in_place else torch.cat(parts, 2)
+
+
+#: Subtrees of at most this many sites are evaluated by table lookup (all 2^k configurations contracted once).
+_TABLE_SITES = 8
+
+
+def _subtree_leaves(tree: Tree) -> list[list[int]]:
+    """The sites below every node in depth-first (left-to-right) order."""
+    leaves: list[list[int]] = [[s] for s in range(tree.n_sites)] + [[] for _ in range(tree.n_sites - 1)]
+    for v in tree.internal:
+        leaves[v] = leaves[int(tree.children[v, 0])] + leaves[int(tree.children[v, 1])]
+    return leaves
+
+
+def subtree_tables(tree: Tree, tensors: Tensors, max_sites: int = _TABLE_SITES) -> dict:
+    """Lookup tables of the internal nodes whose subtree has k ≤ ``max_sites`` sites.
+
+    Returns {node: (table (d_v, 2^k), log_norm (2^k,))}: column i of the table is the normalised vector of
+    the subtree on its parent leg for the configuration whose bits, read in depth-first order (first site
+    most significant), spell i, and log_norm[i] the log of the norm taken out. Nodes of one height, shape
+    and subtree sizes are contracted together; O(Σ_v 2^k d0 d1 dp).
+    """
+    n = tree.n_sites
+    dtype, device = tensors[0].dtype, tensors[0].device
+    sizes = [len(leaves) for leaves in _subtree_leaves(tree)]
+    leaf = (torch.eye(2, dtype=dtype, device=device), torch.zeros(2, dtype=dtype, device=device))
+    tables: dict = {}
+    for level in tree.levels:
+        groups = defaultdict(list)
+        for v in level:
+            c0, c1 = int(tree.children[v, 0]), int(tree.children[v, 1])
+            if sizes[v] <= max_sites:
+                groups[(tuple(tensors[v - n].shape), sizes[c0], sizes[c1])].append(v)
+        for (_, k0, k1), nodes in groups.items():
+            t = torch.stack([tensors[v - n] for v in nodes])
+            parts = [[tables.get(int(tree.children[v, s]), leaf) for v in nodes] for s in (0, 1)]
+            tab0, tab1 = (torch.stack([p[0] for p in part]) for part in parts)
+            ln0, ln1 = (torch.stack([p[1] for p in part]) for part in parts)
+            out = torch.einsum("gai,gbj,gabp->gpij", tab0, tab1, t).reshape(len(nodes), t.shape[3], -1)
+            norm = (out * out).sum(1).sqrt()
+            log_norm = (ln0[:, :, None] + ln1[:, None, :]).reshape(len(nodes), -1) + torch.log(norm)
+            out = out / norm.clamp_min(_tiny(dtype)).unsqueeze(1)
+            for i, v in enumerate(nodes):
+                tables[v] = (out[i], log_norm[i])
+    return tables
+
+
+#: Sampling draws a table subtree from the weights of all its 2^k configurations (a pass over 2^k × rows):
+#: smaller tables than for amplitudes pay there.
+_SAMPLE_TABLE_SITES = 4
+
+
+def _table_sites(n_rows: int) -> int:
+    """Table subtrees pay while they have fewer configurations than there are rows."""
+    return min(_TABLE_SITES, max(0, n_rows.bit_length() - 2))
+
+
+def inside_vectors(tree: Tree, tensors: Tensors, x: torch.Tensor, keep: bool = True, tables: dict | None = None):
+    """Bottom-up amplitude vectors of every node for a batch x (N, n), samples along the last axis.
+
+    Returns ``(vectors, log_scale)``: ``vectors[v]`` is (d_v, N), the contraction of the subtree of v
     with x, divided by its norm (leaves: one-hot e_{x_s}); ``log_scale`` (N,) accumulates the logs of
-    all norms taken out, so Ψ(x) = root value × exp(log_scale). Nodes of one height and tensor shape
-    are contracted together (one batched matmul per group). With ``keep=False`` vectors are dropped
+    all norms taken out, so Ψ(x) = root value × exp(log_scale). Small subtrees are read from
+    ``tables`` (:func:`subtree_tables`, built here if None), larger nodes contracted one by one, the rest
+    of one height and shape together (:func:`_contract_nodes`). With ``keep=False`` vectors are dropped
     once used (lower memory); only the root's remains. Differentiable w.r.t. ``tensors``.
     """
     n = tree.n_sites
     dtype, device = tensors[0].dtype, tensors[0].device
     n_samples = x.shape[0]
     tiny = _tiny(dtype)
-    onehot = torch.nn.functional.one_hot(x.to(device=device, dtype=torch.int64), 2).to(dtype)  # (N, n, 2)
-    vectors: list[torch.Tensor | None] = [onehot[:, s] for s in range(n)] + [None] * (n - 1)
+    if tables is None:
+        tables = subtree_tables(tree, tensors, _table_sites(n_samples))
+    x = x.to(device=device, dtype=torch.int64)
+    bits = x.T.to(dtype)  # (n, N)
+    vectors: list[torch.Tensor | None] = list(torch.stack([1.0 - bits, bits], dim=1).unbind(0)) + [None] * (n - 1)
     log_scale = torch.zeros(n_samples, dtype=dtype, device=device)
+    # table nodes: the vectors of those whose parent is contracted (all of them with keep=True)
+    subtree_leaves = _subtree_leaves(tree)
+    by_size = defaultdict(list)
+    for v in tables:
+        top = int(tree.parent[v]) not in tables
+        if keep or top:
+            by_size[len(subtree_leaves[v])].append((v, top))
+    for k, nodes in by_size.items():
+        leaves = torch.tensor([subtree_leaves[v] for v, _ in nodes], device=device)  # (F, k)
+        powers = 2 ** torch.arange(k - 1, -1, -1, device=device)
+        index = (x[:, leaves] * powers).sum(2)  # (N, F)
+        for f, (v, top) in enumerate(nodes):
+            table, log_norm = tables[v]
+            vectors[v] = table.index_select(1, index[:, f])
+            if top:
+                log_scale = log_scale + log_norm[index[:, f]]
     for group in _level_groups(tree, tensors):
+        group = [v for v in group if v not in tables]
+        if not group:
+            continue
         c0 = [int(tree.children[v, 0]) for v in group]
         c1 = [int(tree.children[v, 1]) for v in group]
-        d0, d1, dp = tensors[group[0] - n].shape
-        g = len(group)
-        t = torch.stack([tensors[v - n] for v in group]) if g > 1 else tensors[group[0] - n].unsqueeze(0)
-        u0 = torch.stack([vectors[c] for c in c0]) if g > 1 else vectors[c0[0]].unsqueeze(0)  # (G, N, d0)
-        u1 = torch.stack([vectors[c] for c in c1]) if g > 1 else vectors[c1[0]].unsqueeze(0)  # (G, N, d1)
-        outer = (u0.unsqueeze(3) * u1.unsqueeze(2)).reshape(g, n_samples, d0 * d1)  # in_c0 ⊗ in_c1
-        out = torch.bmm(outer, t.reshape(g, d0 * d1, dp))  # one GEMM per group: O(N d0 d1 dp)
-        norm = torch.linalg.vector_norm(out, dim=2)
-        log_scale = log_scale + torch.log(norm).sum(0)
-        out = out / norm.clamp_min(tiny).unsqueeze(2)
-        for i, v in enumerate(group):
-            vectors[v] = out[i]
+        if tensors[group[0] - n].numel() >= _LARGE_NODE:
+            batches = [[i] for i in range(len(group))]
+        else:
+            batches = [list(range(len(group)))]
+        for batch in batches:
+            t, u0, u1 = (torch.stack([items[i] for i in batch]) if len(batch) > 1 else items[batch[0]].unsqueeze(0)
+                         for items in ([tensors[v - n] for v in group], [vectors[c] for c in c0],
+                                       [vectors[c] for c in c1]))
+            out = _contract_nodes(t, u0, u1)  # (G, dp, N)
+            norm = (out * out).sum(1).sqrt()  # (G, N); vector_norm over a non-contiguous axis is ~10x slower
+            log_scale = log_scale + torch.log(norm).sum(0)
+            out = out / norm.clamp_min(tiny).unsqueeze(1)
+            for i, o in zip(batch, out.unbind(0)):
+                vectors[group[i]] = o
         if not keep:
             for c in c0 + c1:
                 vectors[c] = None
@@ -186,10 +305,18 @@ def inside_vectors(tree: Tree, tensors: Tensors, x: torch.Tensor, keep: bool = T
 
 
 def log_amplitude(tree: Tree, tensors: Tensors, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sign and ln|Ψ(x)| for x (N, n), O(N n D³); a zero amplitude gives sign 0 and −inf."""
-    vectors, log_scale = inside_vectors(tree, tensors, x, keep=False)
-    root = vectors[tree.root][:, 0]
-    return torch.sign(root), log_scale + torch.log(root.abs())
+    """Sign and ln|Ψ(x)| for x (N, n), O(N n D³), in blocks of rows; a zero amplitude gives sign 0 and −inf."""
+    tables = subtree_tables(tree, tensors, _table_sites(x.shape[0]))
+    signs, logs = [], []
+    for start in range(0, x.shape[0], _ROW_BLOCK):
+        vectors, log_scale = inside_vectors(tree, tensors, x[start:start + _ROW_BLOCK], keep=False, tables=tables)
+        root = vectors[tree.root][0]
+        signs.append(torch.sign(root))
+        logs.append(log_scale + torch.log(root.abs()))
+    if not signs:
+        empty = torch.zeros(0, dtype=tensors[0].dtype, device=tensors[0].device)
+        return empty, empty
+    return torch.cat(signs), torch.cat(logs)
 
 
 def log_norm(tree: Tree, tensors: Tensors) -> torch.Tensor:
@@ -333,46 +460,129 @@ def _categorical(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return (cum < thresh[:, None]).sum(1).clamp_max(weights.shape[1] - 1)
 
 
+def _categorical_columns(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Index k ~ weights[k, i] / Σ_k weights[k, i] for each column i, from uniforms u (N,)."""
+    cum = torch.cumsum(weights.double(), dim=0)
+    return (cum < (u * cum[-1])[None, :]).sum(0).clamp_max(weights.shape[0] - 1)
+
+
+def _row_blocks(tree: Tree, n_rows: int, chunk: int, generator, device):
+    """Blocks [start, start + rows) of ``chunk`` rows with their uniforms (rows, 2n − 1) float64, drawn from
+    ``generator`` block after block."""
+    for start in range(0, n_rows, chunk):
+        rows = min(chunk, n_rows - start)
+        yield start, rows, torch.rand(rows, 2 * tree.n_sites - 1, generator=generator, dtype=torch.float64,
+                                      device=generator_device(generator, device)).to(device)
+
+
 def sample(tree: Tree, tensors: Tensors, n_samples: int, generator: torch.Generator | None = None,
            chunk: int = 4096):
     """Exact independent samples from p = Ψ² of tensors canonical at the root (unit norm).
 
-    Returns x (n_samples, n) int64 and ln p(x) (n_samples,) float64, O(N n D³), vectorised over
-    samples (see :func:`conditional_sample` for the algorithm).
+    Returns x (n_samples, n) int64 and ln p(x) (n_samples,) float64, vectorised over samples, samples
+    along the last axis. Top-down from the root, a node u is entered with a unit vector v on its parent
+    leg (the state of its subtree is Σ_p v_p S_p): with M = t_u·v (d0, d1, N), child 0's state is the
+    mixture over k of the columns M[:, k] with weights ‖M[:, k]‖² (canonical form: child 1's subtree
+    states are orthonormal); draw k, sample child 0's subtree from M[:, k], then child 1's from
+    a0ᵀ M, a0 the amplitude vector of the drawn child-0 configuration, and return the node's amplitude
+    vector. A subtree of a lookup table (:func:`subtree_tables`; a leaf is one of 2 configurations) is
+    drawn in one step from the weights (table_iᵀ v)² e^{2 ln_i} of its 2^k configurations. O(N n D³).
+    Rows are processed in blocks of ``chunk``, each drawing its uniforms, (rows, 2n − 1) float64, from
+    ``generator`` in turn.
     """
-    return conditional_sample(tree, tensors, None, None, generator, n_samples=n_samples, chunk=chunk)
+    n_samples = int(n_samples)
+    tables = subtree_tables(tree, tensors, min(_SAMPLE_TABLE_SITES, _table_sites(min(n_samples, chunk))))
+    parts = [_sample_free_block(tree, tensors, tables, u)
+             for _, _, u in _row_blocks(tree, n_samples, chunk, generator, tensors[0].device)]
+    if not parts:
+        return (torch.zeros(0, tree.n_sites, dtype=torch.int64, device=tensors[0].device),
+                torch.zeros(0, dtype=torch.float64, device=tensors[0].device))
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def conditional_sample(tree: Tree, tensors: Tensors, x: torch.Tensor | None, known: torch.Tensor | None,
-                       generator: torch.Generator | None = None, n_samples: int | None = None,
-                       chunk: int = 4096):
+def _sample_free_block(tree: Tree, tensors: Tensors, tables: dict, u: torch.Tensor):
+    """:func:`sample` on one block of rows with its uniforms u (rows, 2n − 1)."""
+    n = tree.n_sites
+    dtype, device = tensors[0].dtype, tensors[0].device
+    tiny = _tiny(dtype)
+    n_rows = u.shape[0]
+    out = torch.zeros(n, n_rows, dtype=torch.int64, device=device)
+    subtree_leaves = _subtree_leaves(tree)
+    leaf_table = (torch.eye(2, dtype=dtype, device=device), torch.zeros(2, dtype=dtype, device=device))
+    log_scale = torch.zeros(n_rows, dtype=dtype, device=device)
+
+    def normalised(vec):
+        return vec / (vec * vec).sum(0).sqrt().clamp_min(tiny)[None, :]
+
+    def draw_subtree(c, vec):
+        """All sites below table node (or leaf) c in one draw; returns the configuration's vector (d_c, rows)."""
+        nonlocal log_scale
+        table, log_norm = tables.get(c, leaf_table)
+        amp = table.T @ vec  # (2^k, rows)
+        weights = amp * amp * torch.exp(2.0 * (log_norm - log_norm.max()))[:, None]
+        config = _categorical_columns(weights, u[:, c])
+        k = len(subtree_leaves[c])
+        shifts = torch.arange(k - 1, -1, -1, device=device)
+        out[subtree_leaves[c]] = (config[None, :] >> shifts[:, None]) & 1
+        log_scale = log_scale + log_norm[config]
+        return table.index_select(1, config)
+
+    def descend(c, vec):
+        """Sample below child c from its parent-leg vector (d_c, rows): a table subtree at once (its vector
+        returned), an internal node pushed onto the stack (None returned)."""
+        vec = normalised(vec)
+        if c < n or c in tables:
+            return draw_subtree(c, vec)
+        stack.append([c, 0, vec, None, None])
+        return None
+
+    # explicit stack of frames [node, stage, v, M, a0]; results are passed back through `ret`
+    stack: list = []
+    ret = descend(tree.root, torch.ones(1, n_rows, dtype=dtype, device=device))
+    while stack:
+        frame = stack[-1]
+        v_node, stage = frame[0], frame[1]
+        t = tensors[v_node - n]
+        d0, d1, dp = t.shape
+        c0, c1 = int(tree.children[v_node, 0]), int(tree.children[v_node, 1])
+        if stage == 0:
+            m = (t.reshape(d0 * d1, dp) @ frame[2]).view(d0, d1, n_rows)
+            frame[1], frame[3] = 1, m
+            k = _categorical_columns((m * m).sum(0), u[:, v_node])
+            ret = descend(c0, m.gather(1, k.view(1, 1, -1).expand(d0, 1, n_rows)).squeeze(1))
+        elif stage == 1:
+            frame[1], frame[4] = 2, ret
+            ret = descend(c1, (frame[3] * ret[:, None, :]).sum(0))
+        else:  # the amplitude vector of the drawn subtree configuration
+            a = _contract_nodes(t.unsqueeze(0), frame[4].unsqueeze(0), ret.unsqueeze(0))[0]
+            norm = (a * a).sum(0).sqrt()
+            log_scale = log_scale + torch.log(norm)
+            ret = a / norm.clamp_min(tiny)[None, :]
+            stack.pop()
+    # ret: the normalised root amplitude (±1); Ψ(x) = ret · exp(log_scale)
+    return out.T.contiguous(), 2.0 * (log_scale.double() + torch.log(ret[0].abs().double()))
+
+
+def conditional_sample(tree: Tree, tensors: Tensors, x: torch.Tensor, known: torch.Tensor,
+                       generator: torch.Generator | None = None, chunk: int = 4096):
     """Sample the unknown sites of each row exactly from p(x_unknown | x_known).
 
     ``tensors`` canonical at the root; x (N, n) int64 (values at unknown sites ignored), known (N, n)
-    bool; ``known=None`` draws ``n_samples`` unconditional samples. Returns the completed x and
-    ln p(x_unknown | x_known) (N,) float64. Rows are processed in blocks of ``chunk``, each drawing
-    its uniforms, (rows, 2n − 1) float64, from ``generator`` in turn.
+    bool. Returns the completed x and ln p(x_unknown | x_known) (N,) float64. Rows are processed in
+    blocks of ``chunk``, each drawing its uniforms, (rows, 2n − 1) float64, from ``generator`` in turn.
 
-    Algorithm (depth-first, one batched step per node): a node u is entered with a unit vector v on
-    its parent leg, the conditional state of its subtree being Σ_p v_p S_p. With M = t_u·v
-    (N, d0, d1) and E0, E1 the children's environments, the marginal of child 0's unknown leaves is
-    the mixture Σ_k (q_k·S0)² with q_k the columns of M L, L Lᵀ = E1 (L = I when nothing below child 1
-    is known, by the isometry of canonical form), of weights q_kᵀ E0 q_k: draw k, sample child 0's
+    Algorithm (depth-first, one batched step per node, as :func:`sample` with environments): with
+    M = t_u·v (N, d0, d1) and E0, E1 the children's environments, the marginal of child 0's unknown
+    leaves is the mixture Σ_k (q_k·S0)² with q_k the columns of M L, L Lᵀ = E1 (L = I when nothing below
+    child 1 is known, by the isometry of canonical form), of weights q_kᵀ E0 q_k: draw k, sample child 0's
     subtree from the pure vector q_k, then child 1's from r = a0ᵀ M, a0 the amplitude vector of the
     drawn child-0 configuration. Every draw is exact; costs O(N D³) per node without known sites and
     O(N D⁴) (environments, batched eigh) where known and unknown sites mix.
     """
-    device = tensors[0].device
-    n_rows = int(n_samples) if known is None else x.shape[0]
-    parts = []
-    for start in range(0, n_rows, chunk):
-        rows = min(chunk, n_rows - start)
-        u = torch.rand(rows, 2 * tree.n_sites - 1, generator=generator, dtype=torch.float64,
-                       device=generator_device(generator, device)).to(device)
-        if known is None:
-            parts.append(_sample_block(tree, tensors, None, None, u))
-        else:
-            parts.append(_sample_block(tree, tensors, x[start:start + rows], known[start:start + rows], u))
+    parts = [_sample_block(tree, tensors, x[start:start + rows], known[start:start + rows], u)
+             for start, rows, u in _row_blocks(tree, x.shape[0], chunk, generator, tensors[0].device)]
+    if not parts:
+        return x.clone(), torch.zeros(0, dtype=torch.float64, device=x.device)
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
@@ -382,13 +592,8 @@ def _sample_block(tree: Tree, tensors: Tensors, x, known, u):
     dtype, device = tensors[0].dtype, tensors[0].device
     tiny = _tiny(dtype)
     n_rows = u.shape[0]
-    if known is None:
-        envs = [("id", None)] * (2 * n - 1)
-        scales = None
-        out = torch.zeros(n_rows, n, dtype=torch.int64, device=device)
-    else:
-        envs, scales = environments(tree, tensors, x, known)
-        out = x.clone()
+    envs, scales = environments(tree, tensors, x, known)
+    out = x.clone()
     factors: dict[int, torch.Tensor] = {}  # L with L Lᵀ = E for mixed environments, computed lazily
 
     def factor(c):
@@ -399,9 +604,7 @@ def _sample_block(tree: Tree, tensors: Tensors, x, known, u):
 
     def leaf(s, q):
         p1 = (q[:, 1] ** 2 / (q * q).sum(1).clamp_min(tiny)).double()
-        bit = (u[:, s] < p1).long()
-        if known is not None:
-            bit = torch.where(known[:, s], x[:, s], bit)
+        bit = torch.where(known[:, s], x[:, s], (u[:, s] < p1).long())
         out[:, s] = bit
         return torch.nn.functional.one_hot(bit, 2).to(dtype)
 
@@ -468,12 +671,11 @@ def _sample_block(tree: Tree, tensors: Tensors, x, known, u):
         stack.pop()
     # ret: the normalised root amplitude (±1); Ψ(x) = ret · exp(log_scale)
     logp = 2.0 * (log_scale.double() + torch.log(ret[:, 0].abs().double()))
-    if known is not None:
-        kind, val = envs[tree.root]
-        if kind == "mixed":
-            logp = logp - (scales[tree.root] + torch.log(val[:, 0, 0])).double()
-        elif kind == "pure":
-            logp = torch.zeros_like(logp)
+    kind, val = envs[tree.root]
+    if kind == "mixed":
+        logp = logp - (scales[tree.root] + torch.log(val[:, 0, 0])).double()
+    elif kind == "pure":
+        logp = torch.zeros_like(logp)
     return out, logp
 
 

@@ -221,6 +221,37 @@ def test_probabilities_vs_dense(small_ttn):
     assert m.nll(x[::5]) == pytest.approx(-np.mean(np.log(oracle.probabilities(psi))[::5]), rel=RTOL)
 
 
+@pytest.mark.parametrize("max_sites", [0, 1, 2, 3, 5, 12])
+def test_amplitudes_with_every_table_size(small_ttn, max_sites):
+    """Table lookup of small subtrees (2^k configurations contracted once) and the contraction of the
+    nodes above agree with the dense state for every split between the two, rows in blocks too."""
+    from bornmachine import tree_kernels
+
+    m = small_ttn
+    x = configs(m.n_sites)
+    tables = tree_kernels.subtree_tables(m.tree, m.tensors, max_sites)
+    assert all(len(m.tree.sites_below(v)) <= max_sites for v in tables)
+    for keep in (False, True):
+        vectors, log_scale = tree_kernels.inside_vectors(m.tree, m.tensors, x, keep=keep, tables=tables)
+        root = vectors[m.tree.root][0]
+        assert_allclose(log_scale + torch.log(root.abs()), np.log(np.abs(dense_psi(m))))
+    for v in m.tree.internal:  # keep=True: every node's vector, unit norm
+        assert vectors[v].shape == (m.tensors[v - m.n_sites].shape[2], x.shape[0])
+        assert_allclose(torch.linalg.vector_norm(vectors[v], dim=0), np.ones(x.shape[0]))
+
+
+@pytest.mark.parametrize("table_sites", [0, 3, 8])
+def test_sampler_with_every_table_size(monkeypatch, table_sites):
+    from bornmachine import tree_kernels
+
+    monkeypatch.setattr(tree_kernels, "_SAMPLE_TABLE_SITES", table_sites)
+    m = gaussian_ttn(8, 4, "balanced", seed=3)
+    samples, lp = m.sample(20000, generator=gen(5))
+    pval = oracle.chi2_test(as_np(samples), oracle.probabilities(dense_psi(m)))
+    assert pval > P_MIN, f"chi2 p-value {pval:.2e} <= {P_MIN}"
+    assert_allclose(lp, m.log_prob(samples), rtol=1e-9, atol=1e-10)
+
+
 def test_images_and_dtypes():
     m = gaussian_ttn((3, 4), 3, None, seed=2)
     x = oracle.all_configs(12)[::37]

@@ -104,7 +104,7 @@ class TreeSweep(SweepEngine):
         self._env = self.env_dtype or model.dtype  # storage of the environments; arithmetic in the model's dtype
         with torch.no_grad():
             inside, _ = tree_kernels.inside_vectors(tree, model.tensors, x)
-        self._inside = [v.to(self._env) for v in inside]
+        self._inside = [v.T.to(self._env).contiguous() for v in inside]  # (N, d_v) per node
         self._outside = {tree.root: torch.ones(x.shape[0], 1, dtype=self._env, device=model.device)}
         self._zero = 0
         n = tree.n_sites
