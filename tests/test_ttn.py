@@ -649,9 +649,9 @@ def test_implicit_update_matches_explicit(lr):
     umat = torch.linalg.qr(torch.randn(256, 8, generator=g, dtype=torch.float64))[0]
     spectrum = torch.logspace(0, -2, 8, dtype=torch.float64)[:, None]
     vmat = torch.randn(8, 256, generator=g, dtype=torch.float64) * spectrum
-    factors = [torch.rand(50, 16, generator=g, dtype=torch.float64) for _ in range(4)]
-    left = (factors[0][:, :, None] * factors[1][:, None, :]).reshape(50, 256)
-    right = (factors[2][:, :, None] * factors[3][:, None, :]).reshape(50, 256)
+    factors = [torch.rand(16, 50, generator=g, dtype=torch.float64) for _ in range(4)]  # samples last
+    left = (factors[0][:, None, :] * factors[1][None, :, :]).reshape(256, 50)
+    right = (factors[2][:, None, :] * factors[3][None, :, :]).reshape(256, 50)
     assert linalg.randomized_pays(256, 256, 8) and engine._implicit_cheaper(256, 256, 64, 50)
     engine._part = Shard(0, 50, 50)  # one process: all rows
     u, s, vh, zero = engine._implicit_step_svd(umat, vmat, left, right, factors)
@@ -812,7 +812,7 @@ def test_both_engines_leave_out_the_same_zero_amplitude_samples():
     psi = torch.tensor([1e-160, 0.0, 0.5, -2.0], dtype=torch.float64)
     left = torch.ones(4, 1, dtype=torch.float64)
     right = psi[:, None].clone()  # with B = 1: ψ_i = left_i · B · right_i = right_i
-    _, used_tree, zero_tree, _ = merged_gradient_sum(torch.ones(1, 1, dtype=torch.float64), left, right)
+    _, used_tree, zero_tree, _ = merged_gradient_sum(torch.ones(1, 1, dtype=torch.float64), left.T, right.T)
     merged = torch.ones(1, 2, 2, 1, dtype=torch.float64)  # every code block has B[:, s, t, :] = 1
     _, used_chain, zero_chain, _ = nll_gradient_sum(left, merged, right, [4, 0, 0, 0])
     assert (used_tree, zero_tree) == (used_chain, zero_chain) == (2, 2)

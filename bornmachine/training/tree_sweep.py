@@ -60,30 +60,41 @@ def merged_gradient_sum(merged: torch.Tensor, left: torch.Tensor, right: torch.T
     """The sample sum Σ_i left_i right_iᵀ / ψ_i in the NLL gradient w.r.t. the merged matrix B (A, C),
     ψ_i = left_iᵀ B right_i, over the given samples.
 
-    left (N, A), right (N, C); ``psi`` (N,) if already known. Samples of zero amplitude are left out
-    (:func:`~bornmachine.training.local_update.divide_by_amplitudes`).
+    left (A, N), right (C, N), samples along the last axis; ``psi`` (N,) if already known. Samples of zero
+    amplitude are left out (:func:`~bornmachine.training.local_update.divide_by_amplitudes`).
     Returns (sum (A, C), number of samples used, number left out, ψ (N,)).
     """
     if psi is None:
-        psi = ((left @ merged) * right).sum(1)
-    weighted, n_zero = divide_by_amplitudes(right, psi)
-    return left.T @ weighted, int(psi.shape[0]) - n_zero, n_zero, psi
+        psi = amplitudes(merged, left, right)
+    weighted, n_zero = divide_by_amplitudes(right.T, psi)  # (N, C), stored column-major
+    return left @ weighted, int(psi.shape[0]) - n_zero, n_zero, psi
+
+
+def amplitudes(merged: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """ψ_i = left_iᵀ B right_i (N,) for B (A, C), left (A, N), right (C, N)."""
+    return ((merged.T @ left) * right).sum(0)
 
 
 def _normalised(v: torch.Tensor) -> torch.Tensor:
-    return v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
+    """Columns (samples) of v (d, N) scaled to unit norm."""
+    return v / (v * v).sum(0, keepdim=True).sqrt().clamp_min(torch.finfo(v.dtype).tiny)
+
+
+def _pair_product(va: torch.Tensor, vb: torch.Tensor) -> torch.Tensor:
+    """va ⊗ vb per sample: (d_a, N), (d_b, N) → (d_a·d_b, N)."""
+    return (va[:, None, :] * vb[None, :, :]).reshape(va.shape[0] * vb.shape[0], va.shape[1])
 
 
 def weighted_gram_rows(factors, others, block: int = 1024) -> torch.Tensor:
-    """h_i = Σ_j w'_j Π_f (f_i·f'_j) (N,) from the factors' Gram matrices, O(N N' Σ d_f): i over the rows of
-    ``factors`` (N, d_f), j over the rows of ``others`` = (w' (N',), factors' (N', d_f)). With L_i = f₀ ⊗ f₁
+    """h_i = Σ_j w'_j Π_f (f_i·f'_j) (N,) from the factors' Gram matrices, O(N N' Σ d_f): i over the samples of
+    ``factors`` (d_f, N), j over those of ``others`` = (w' (N',), factors' (d_f, N')). With L_i = f₀ ⊗ f₁
     and R_i = f₂ ⊗ f₃, h_i = L_iᵀ (Σ_j w'_j L_j R_jᵀ) R_i."""
     w_all, factors_all = others
     out = []
-    for start in range(0, factors[0].shape[0], block):
+    for start in range(0, factors[0].shape[1], block):
         prod = None
         for f, f_all in zip(factors, factors_all):
-            g = f[start:start + block] @ f_all.T
+            g = f[:, start:start + block].T @ f_all
             prod = g if prod is None else prod * g
         out.append(prod @ w_all)
     return torch.cat(out) if out else w_all.new_zeros(0)
@@ -104,8 +115,8 @@ class TreeSweep(SweepEngine):
         self._env = self.env_dtype or model.dtype  # storage of the environments; arithmetic in the model's dtype
         with torch.no_grad():
             inside, _ = tree_kernels.inside_vectors(tree, model.tensors, x)
-        self._inside = [v.T.to(self._env).contiguous() for v in inside]  # (N, d_v) per node
-        self._outside = {tree.root: torch.ones(x.shape[0], 1, dtype=self._env, device=model.device)}
+        self._inside = [v.to(self._env) for v in inside]  # (d_v, N) per node
+        self._outside = {tree.root: torch.ones(1, x.shape[0], dtype=self._env, device=model.device)}
         self._zero = 0
         n = tree.n_sites
         r0, r1 = (int(c) for c in tree.children[tree.root])
@@ -137,10 +148,9 @@ class TreeSweep(SweepEngine):
         return _normalised(v).to(self._env)
 
     def _pair(self, node: int) -> torch.Tensor:
-        """in_{child0} ⊗ in_{child1} of a node, (N, d_c0·d_c1)."""
+        """in_{child0} ⊗ in_{child1} of a node, (d_c0·d_c1, N)."""
         tree = self.model.tree
-        va, vb = self._get(self._inside, int(tree.children[node, 0])), self._get(self._inside, int(tree.children[node, 1]))
-        return (va[:, :, None] * vb[:, None, :]).reshape(va.shape[0], -1)
+        return _pair_product(*(self._get(self._inside, int(tree.children[node, s])) for s in (0, 1)))
 
     def _subtree(self, v: int) -> list:
         """Actions for the Euler tour below internal node v, in execution order."""
@@ -158,7 +168,7 @@ class TreeSweep(SweepEngine):
         None: (U, s, Vh) with s normalised. A small explicit matrix whose isometry side is its smaller side is
         split by :func:`~bornmachine.linalg.truncated_split` (an eigendecomposition of the smaller Gram
         matrix, about twice as fast as an SVD there)."""
-        if self._implicit_cheaper(umat.shape[0], vmat.shape[1], sum(f.shape[1] for f in factors), self._part.total):
+        if self._implicit_cheaper(umat.shape[0], vmat.shape[1], sum(f.shape[0] for f in factors), self._part.total):
             uu, s, vh, n_zero = self._implicit_step_svd(umat, vmat, left, right, factors)
             self._zero = max(self._zero, n_zero)
         else:
@@ -190,7 +200,7 @@ class TreeSweep(SweepEngine):
         _, c, p = tw.shape
         inside, outside = self._inside, self._outside
         left = self._pair(u)
-        right = (self._get(inside, o)[:, :, None] * self._get(outside, w)[:, None, :]).reshape(left.shape[0], c * p)
+        right = _pair_product(self._get(inside, o), self._get(outside, w))
         factors = (self._get(inside, int(tree.children[u, 0])), self._get(inside, int(tree.children[u, 1])),
                    self._get(inside, o), self._get(outside, w))
         x_, y_ = self._update(tu.reshape(a * b, e), tw.reshape(e, c * p), left, right, factors,
@@ -198,9 +208,9 @@ class TreeSweep(SweepEngine):
         r = x_.shape[1]
         new_u, new_w = x_.reshape(a, b, r), y_.reshape(r, c, p)
         if down:  # Y = Vh is the isometry towards u
-            outside[u] = self._keep(right @ y_.T)
+            outside[u] = self._keep(y_ @ right)
         else:  # X = U is the isometry towards w
-            inside[u] = self._keep(left @ x_)
+            inside[u] = self._keep(x_.T @ left)
         t[u - n] = new_u
         t[w - n] = new_w if j == 0 else new_w.permute(1, 0, 2).contiguous()
 
@@ -222,8 +232,8 @@ class TreeSweep(SweepEngine):
             uu, s, vh = self._update(t0.reshape(a * b, d0), vmat, left, right, factors, absorb=None)
             t[r0 - n], t[tree.root - n] = uu.reshape(a, b, -1), torch.diag(s).unsqueeze(2)
             t[r1 - n] = vh.T.reshape(c, d, -1)
-            inside[r0] = self._keep(left @ uu)
-            inside[r1] = self._keep(right @ vh.T)
+            inside[r0] = self._keep(uu.T @ left)
+            inside[r1] = self._keep(vh @ right)
             return
         x_, y_ = self._update(t0.reshape(a * b, d0), vmat, left, right, factors,
                               absorb="left" if mode == "down0" else "right")
@@ -232,9 +242,9 @@ class TreeSweep(SweepEngine):
                                                                        device=self.model.device).unsqueeze(2)
         t[r1 - n] = y_.T.reshape(c, d, r)
         if mode == "down0":
-            outside[r0] = self._keep(right @ y_.T)
+            outside[r0] = self._keep(y_ @ right)
         else:  # "across"
-            inside[r0] = self._keep(left @ x_)
+            inside[r0] = self._keep(x_.T @ left)
             outside[r1] = inside[r0]
 
     # the local update, explicit and implicit -----------------------------------------------------------
@@ -246,16 +256,15 @@ class TreeSweep(SweepEngine):
         merged = merged / scale
 
         def rows(idx):
-            return (left, right) if idx is None else (left[idx], right[idx])
+            return (left, right) if idx is None else (left[:, idx], right[:, idx])
 
         def sample_sum_of(merged, idx, step):
             sub_left, sub_right = rows(idx)
-            psi = ((sub_left @ umat) * (sub_right @ vmat.T)).sum(1) / scale if step == 0 else None
+            psi = ((umat.T @ sub_left) * (vmat @ sub_right)).sum(0) / scale if step == 0 else None
             return merged_gradient_sum(merged, sub_left, sub_right, psi)
 
         def amplitudes_of(direction, idx):
-            sub_left, sub_right = rows(idx)
-            return ((sub_left @ direction) * sub_right).sum(1)
+            return amplitudes(direction, *rows(idx))
 
         return self.update.optimise(merged, sample_sum_of, amplitudes_of, self._part, left.device, "a tree edge")
 
@@ -285,10 +294,10 @@ class TreeSweep(SweepEngine):
         """
         idx = self.update.minibatch(self._part, left.device)
         if idx is not None:
-            left, right, factors = left[idx], right[idx], tuple(f[idx] for f in factors)
+            left, right, factors = left[:, idx], right[:, idx], tuple(f[:, idx] for f in factors)
         norm = torch.sqrt(((umat.T @ umat) * (vmat @ vmat.T)).sum())
         umat = umat / norm
-        psi = ((left @ umat) * (right @ vmat.T)).sum(1)
+        psi = ((umat.T @ left) * (vmat @ right)).sum(0)
         w, n_zero_local = divide_by_amplitudes(torch.ones_like(psi)[:, None], psi)
         w = w[:, 0]
         n_used, n_zero = distributed.sum_ints(int(psi.shape[0]) - n_zero_local, n_zero_local)
@@ -296,7 +305,7 @@ class TreeSweep(SweepEngine):
         # h_i = L_iᵀ S R_i with S = Σ_j w_j L_j R_jᵀ over all ranks' rows: ‖S‖² = Σ_i w_i h_i, and along
         # G = 2B − (2/n) S the amplitudes move by g_i = L_iᵀ G R_i = 2ψ_i − (2/n) h_i (for the line search)
         h = weighted_gram_rows(factors, (distributed.all_gather_rows(w),
-                                         tuple(distributed.all_gather_rows(f) for f in factors)))
+                                         tuple(distributed.all_gather_rows(f.T).T for f in factors)))
         gram = (w * h).sum()
         distributed.all_reduce_sum(gram)
         grad_norm2 = max(float(4.0 / n ** 2 * gram - 4.0), 0.0)  # ‖G‖² = 4 − 8⟨B, S⟩/n + 4‖S‖²/n², ⟨B, S⟩ = n
@@ -313,10 +322,10 @@ class TreeSweep(SweepEngine):
             return t
 
         def matmul(om):
-            return c_b * (umat @ (vmat @ om)) + c_g * summed(left.T @ (w * (right @ om)))
+            return c_b * (umat @ (vmat @ om)) + c_g * summed(left @ (w * (right.T @ om)))
 
         def rmatmul(q):
-            return c_b * (vmat.T @ (umat.T @ q)) + c_g * summed(right.T @ (w * (left @ q)))
+            return c_b * (vmat.T @ (umat.T @ q)) + c_g * summed(right @ (w * (left.T @ q)))
 
         uu, s, vh = linalg.randomized_svd(matmul, rmatmul, (umat.shape[0], vmat.shape[1]), self.max_bond,
                                           self.cutoff, dtype=umat.dtype, device=umat.device,
