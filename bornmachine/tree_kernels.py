@@ -10,6 +10,12 @@ order. "Canonical at the root" means every non-root tensor, reshaped (d_child0·
 has orthonormal columns (an isometry towards the root) and the root tensor has unit norm, so Σ Ψ² = 1
 and every subtree's states on its parent leg are orthonormal.
 
+Per-sample vectors of nodes (inside vectors, sampling states) hold the samples along the last axis,
+(d, N): a node's contraction is then a GEMM of shape (d·d', D) @ (D, N), which runs near matmul speed
+on CPU (measured: 70 % of a 1024³ matmul at D = 16, against 25–30 % for the transposed layout).
+Subtrees of a few sites are contracted once for all their 2^k configurations (:func:`subtree_tables`)
+and looked up.
+
 Every function works on any device and real dtype, keeps running log-norms (no raw products of many
 factors) and leaves its inputs unchanged. Logs are natural.
 """

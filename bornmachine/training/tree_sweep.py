@@ -109,7 +109,8 @@ class TreeSweep(SweepEngine):
         tree = model.tree
         if len(tree.internal) < 2:
             raise ValueError("two-site tree training needs two adjacent internal nodes (n_sites >= 3)")
-        model.canonicalize(tree.root)
+        if model.center != tree.root:  # after a sweep the model is canonical at the root already
+            model.canonicalize(tree.root)
         self._part = part
         self._dtype = model.dtype
         self._env = self.env_dtype or model.dtype  # storage of the environments; arithmetic in the model's dtype
@@ -147,10 +148,10 @@ class TreeSweep(SweepEngine):
     def _keep(self, v: torch.Tensor) -> torch.Tensor:
         return _normalised(v).to(self._env)
 
-    def _pair(self, node: int) -> torch.Tensor:
-        """in_{child0} ⊗ in_{child1} of a node, (d_c0·d_c1, N)."""
+    def _children(self, node: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inside vectors (d, N) of a node's two children."""
         tree = self.model.tree
-        return _pair_product(*(self._get(self._inside, int(tree.children[node, s])) for s in (0, 1)))
+        return self._get(self._inside, int(tree.children[node, 0])), self._get(self._inside, int(tree.children[node, 1]))
 
     def _subtree(self, v: int) -> list:
         """Actions for the Euler tour below internal node v, in execution order."""
@@ -199,10 +200,8 @@ class TreeSweep(SweepEngine):
         a, b, e = tu.shape
         _, c, p = tw.shape
         inside, outside = self._inside, self._outside
-        left = self._pair(u)
-        right = _pair_product(self._get(inside, o), self._get(outside, w))
-        factors = (self._get(inside, int(tree.children[u, 0])), self._get(inside, int(tree.children[u, 1])),
-                   self._get(inside, o), self._get(outside, w))
+        factors = self._children(u) + (self._get(inside, o), self._get(outside, w))
+        left, right = _pair_product(*factors[:2]), _pair_product(*factors[2:])
         x_, y_ = self._update(tu.reshape(a * b, e), tw.reshape(e, c * p), left, right, factors,
                               absorb="left" if down else "right")
         r = x_.shape[1]
@@ -225,9 +224,9 @@ class TreeSweep(SweepEngine):
         t0, t1, root = t[r0 - n], t[r1 - n], t[tree.root - n]
         a, b, d0 = t0.shape
         c, d, d1 = t1.shape
-        left, right = self._pair(r0), self._pair(r1)
+        factors = self._children(r0) + self._children(r1)
+        left, right = _pair_product(*factors[:2]), _pair_product(*factors[2:])
         vmat = root[:, :, 0] @ t1.reshape(c * d, d1).T  # (d0, c·d)
-        factors = tuple(self._get(inside, int(tree.children[v, i])) for v in (r0, r1) for i in (0, 1))
         if mode == "up1":  # root matrix = diag of the Schmidt values between two isometries
             uu, s, vh = self._update(t0.reshape(a * b, d0), vmat, left, right, factors, absorb=None)
             t[r0 - n], t[tree.root - n] = uu.reshape(a, b, -1), torch.diag(s).unsqueeze(2)
