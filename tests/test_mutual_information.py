@@ -58,7 +58,8 @@ def test_symmetric_nonnegative_zero_diagonal_and_bits():
 def test_identical_pixels_share_their_entropy():
     x = np.zeros((8, 2), dtype=np.uint8)
     x[:2] = 1  # p = 1/4, the two pixels equal
-    assert float(pairwise_mutual_information(x)[0, 1]) == pytest.approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)))
+    entropy = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    assert float(pairwise_mutual_information(x)[0, 1]) == pytest.approx(entropy)
 
 
 def test_any_array_type_and_images():
