@@ -281,8 +281,9 @@ class Tree:
             ids = np.flatnonzero(alive)
             h = height[ids]
             allowed = np.zeros((int(h.max()) + 1,) * 2, dtype=bool)  # by the heights of the two blocks
-            for ha in np.unique(h).tolist():
-                for hb in np.unique(h).tolist():
+            present = np.unique(h).tolist()
+            for ha in present:
+                for hb in present:
                     allowed[ha, hb] = kraft + 2 ** (max(ha, hb) + 1) - 2 ** ha - 2 ** hb <= capacity
             score = weight[np.ix_(ids, ids)] / (size[ids, None] * size[None, ids])
             score[~allowed[h[:, None], h[None, :]]] = -np.inf

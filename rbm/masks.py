@@ -200,7 +200,7 @@ def from_data(data, n_hidden: int, fan_in: int) -> torch.Tensor:
     ``fan_in − 1`` non-constant pixels of largest I with it. So seeds are distinct while
     ``n_hidden`` ≤ the number of non-constant pixels (beyond, every such pixel seeds in turn, as
     channels share a window in the local masks), each new seed lies outside the earlier fields
-    while any pixel is uncovered, and constant pixels get no weight.
+    while any non-constant pixel is uncovered, and constant pixels get no weight.
 
     Parameters
     ----------
@@ -228,8 +228,7 @@ def from_data(data, n_hidden: int, fan_in: int) -> torch.Tensor:
     n_covered = np.zeros(x.shape[1], dtype=np.int64)
     mask = np.zeros((x.shape[1], n_hidden), dtype=bool)
     for j in range(n_hidden):
-        c = candidates
-        seed = c[np.lexsort((-total[c], n_covered[c], n_seeded[c]))[0]]
+        seed = candidates[np.lexsort((-total[candidates], n_covered[candidates], n_seeded[candidates]))[0]]
         field = np.append(np.argsort(-partner_score[seed], kind="stable")[:fan_in - 1], seed)
         mask[field, j] = True
         n_seeded[seed] += 1
