@@ -25,7 +25,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--hidden", type=int, nargs="+", default=[4, 8, 16, 32, 64],
                    help="budgets, as the parameter counts of dense RBMs with these hidden counts")
-    p.add_argument("--kinds", nargs="+", default=list(masks.KINDS), choices=masks.KINDS)
+    p.add_argument("--kinds", nargs="+", default=list(masks.PAPER_KINDS), choices=masks.PAPER_KINDS)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--lrs", type=float, nargs="+", default=[0.1, 0.3], help="initial learning rates to try")
     p.add_argument("--ais-chains", type=int, default=100)

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import torch
 
-from . import datasets, distributed
+from . import datasets, distributed, orderings
 from .io import load as load_model
 from .mps import MPS
 from .training import GradientTrainer, SweepTrainer
@@ -33,6 +33,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def choice_name(text: str) -> str:
+    """An argparse ``type`` for names: ``from-data`` and ``from_data`` alike (hyphens become underscores)."""
+    return text.replace("-", "_")
+
+
 def _load_data(name: str, limit: int | None):
     """(train, test, image shape or None) for ``--data`` (:func:`bornmachine.datasets.by_name`)."""
     train, shape = datasets.by_name(name, split="train", limit=limit)
@@ -40,14 +45,18 @@ def _load_data(name: str, limit: int | None):
     return train, test, shape
 
 
-def _build_model(args, sites):
-    """A bond-2 MPS or TTN over ``sites`` (an image shape (H, W) or a number of sites)."""
+def _build_model(args, sites, train):
+    """A bond-2 MPS or TTN over ``sites`` (an image shape (H, W) or a number of sites); ``from_data``
+    orderings and trees come from the training rows ``train``."""
     if args.model == "ttn":
+        from .tree import Tree
         from .ttn import TTN
 
-        return TTN(sites, 2, dtype=_dtype(args.dtype), device=args.device,
+        tree = Tree.from_data(train) if args.tree == "from_data" else args.tree
+        return TTN(sites, 2, tree=tree, dtype=_dtype(args.dtype), device=args.device,
                    generator=torch.Generator().manual_seed(args.seed))
-    return MPS(sites, 2, ordering=args.ordering, dtype=_dtype(args.dtype), device=args.device,
+    ordering = orderings.from_data(train) if args.ordering == "from_data" else args.ordering
+    return MPS(sites, 2, ordering=ordering, dtype=_dtype(args.dtype), device=args.device,
                generator=torch.Generator().manual_seed(args.seed))
 
 
@@ -69,7 +78,7 @@ def _train(args) -> int:
     train, test, shape = _load_data(args.data, args.limit)
     model_path = os.path.join(args.out, "model.npz")
     checkpoint = os.path.join(args.out, "checkpoint.npz")
-    model = _build_model(args, shape or train.shape[1])
+    model = _build_model(args, shape or train.shape[1], train)
     if args.trainer == "sweep":
         trainer = SweepTrainer(model, max_bond=args.max_bond, cutoff=args.cutoff, lr=args.lr,
                                n_steps=args.steps, batch_size=args.batch_size, n_sweeps=args.sweeps, seed=args.seed,
@@ -172,8 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="mnist5k", help=DATA_HELP)
     p.add_argument("--model", choices=("mps", "ttn"), default="mps",
                    help="matrix product state (chain) or tree tensor network")
-    p.add_argument("--ordering", default="row_major",
-                   help="MPS pixel order along the chain: row_major, snake, column_major or hilbert")
+    p.add_argument("--ordering", default="row_major", type=choice_name,
+                   help="MPS pixel order along the chain: row_major, snake, column_major, hilbert or from-data "
+                        "(Fiedler ordering of the training data's mutual information, see "
+                        "bornmachine.orderings.from_data); saved with the model")
+    p.add_argument("--tree", default=None, type=choice_name,
+                   help="TTN tree: bisection, balanced, caterpillar or from-data (merges of the training data's "
+                        "mutual information, see bornmachine.Tree.from_data); saved with the model. When not "
+                        "given: bisection for images, balanced otherwise")
     p.add_argument("--trainer", choices=("sweep", "gradient"), default="sweep",
                    help="two-site sweeps with SVD truncation (bonds grow up to --max-bond), or Adam on "
                         "all tensors at fixed bond --max-bond")

@@ -24,7 +24,8 @@ class MPS(BornMachine):
         Maximal bond dimension D; bond k gets min(D, 2^(k+1), 2^(n-k-1)).
     ordering : None, str or permutation
         Which pixel sits at each chain position (see :mod:`bornmachine.orderings`):
-        ``"row_major"`` (default), ``"snake"``, ``"column_major"``, ``"hilbert"`` or a permutation.
+        ``"row_major"`` (default), ``"snake"``, ``"column_major"``, ``"hilbert"`` or a permutation
+        (e.g. ``orderings.from_data(data)``, learned from the data's mutual information).
         Data, ``sites`` arguments and samples always use natural (row-major pixel) indices;
         bonds are chain positions (bond k joins chain positions k and k+1).
     dtype, device : torch dtype and device (float64, CPU by default).

@@ -17,13 +17,18 @@ Ways to build one (all validated, with errors that name the offending site or no
   post-order (children before parents), so the root is ``2n − 2``.
 * ``Tree.from_parent(parent)``: a parent array of length 2n−1 (``-1`` for the root); internal node
   numbers are kept, children are ordered by node number.
+* ``Tree.from_data(data)``: bottom-up from the pairwise mutual information of a data set (the blocks
+  sharing the most information merge first), its height held to a bound.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 import torch
+
+from .mutual_information import pairwise_mutual_information
 
 NAMES = ("bisection", "balanced", "caterpillar")
 
@@ -231,6 +236,70 @@ class Tree:
             return (split(r0, r1, c0, mid), split(r0, r1, mid, c1))
 
         return cls.from_nested(split(0, h, 0, w), h * w)
+
+    @classmethod
+    def from_data(cls, data, *, max_height: int | None = None) -> "Tree":
+        """Agglomerate the sites bottom-up by mutual information, with a height bound.
+
+        Every site starts as a block; each step merges the two blocks of largest average pairwise
+        mutual information Σ_{i∈A, j∈B} I_ij / (|A| |B|) (I from
+        :func:`~bornmachine.mutual_information.pairwise_mutual_information`) among the pairs the
+        balance rule allows. Balance rule: the tree's height stays ≤ ``max_height``. Blocks of heights
+        h_b can still be joined under a root of height ≤ H iff Σ_b 2^{h_b} ≤ 2^H (Kraft's inequality),
+        so a merge is allowed when the sum after it stays ≤ 2^H; merging the two lowest blocks always
+        is, so the greedy never gets stuck. Internal node n + k is the k-th merge, its children the two
+        blocks in node-id order.
+
+        Parameters
+        ----------
+        data : (N, n) or (N, H, W) binary array, numpy or torch (sites = pixels, row-major), n ≥ 2.
+        max_height : int, optional
+            Height bound, at least ⌈log₂ n⌉ (that value gives a perfectly balanced depth); default
+            ⌈log₂ n⌉ + 2. ``n − 1`` lifts the bound (pure information-driven merges).
+        """
+        mi = pairwise_mutual_information(data).cpu().numpy()
+        n = _check_n(mi.shape[0])
+        lowest = math.ceil(math.log2(n))
+        if max_height is None:
+            max_height = lowest + 2
+        if isinstance(max_height, bool) or not isinstance(max_height, (int, np.integer)):
+            raise TypeError(f"max_height must be an integer, got {type(max_height).__name__}")
+        if max_height < lowest:
+            raise ValueError(f"max_height = {max_height} is below ceil(log2 {n}) = {lowest}, the least height "
+                             f"of a binary tree over {n} sites")
+        capacity = 2 ** int(max_height)  # Python ints: exact for any height
+        n_nodes = 2 * n - 1
+        weight = np.zeros((n_nodes, n_nodes))  # Σ of pairwise MI between the sites of two blocks
+        weight[:n, :n] = mi
+        size = np.ones(n_nodes)
+        height = np.zeros(n_nodes, dtype=np.int64)
+        alive = np.zeros(n_nodes, dtype=bool)
+        alive[:n] = True
+        kraft = n  # Σ 2^height over the blocks
+        children = []
+        for node in range(n, n_nodes):
+            ids = np.flatnonzero(alive)
+            h = height[ids]
+            allowed = np.zeros((int(h.max()) + 1,) * 2, dtype=bool)  # by the heights of the two blocks
+            present = np.unique(h).tolist()
+            for ha in present:
+                for hb in present:
+                    allowed[ha, hb] = kraft + 2 ** (max(ha, hb) + 1) - 2 ** ha - 2 ** hb <= capacity
+            score = weight[np.ix_(ids, ids)] / (size[ids, None] * size[None, ids])
+            score[~allowed[h[:, None], h[None, :]]] = -np.inf
+            np.fill_diagonal(score, -np.inf)
+            i, j = sorted(np.unravel_index(int(np.argmax(score)), score.shape))
+            a, b = int(ids[i]), int(ids[j])
+            children.append((a, b))
+            weight[node] = weight[a] + weight[b]
+            weight[:, node] = weight[node]
+            weight[node, node] = 0.0
+            size[node] = size[a] + size[b]
+            height[node] = max(height[a], height[b]) + 1
+            alive[[a, b]] = False
+            alive[node] = True
+            kraft += 2 ** int(height[node]) - 2 ** int(height[a]) - 2 ** int(height[b])
+        return cls(np.array(children, dtype=np.int64))
 
     # ---------------------------------------------------------------------------------------------
     # queries

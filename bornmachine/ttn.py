@@ -40,8 +40,9 @@ class TTN(BornMachine):
     tree : None, str, nested pairs, parent array or :class:`~bornmachine.tree.Tree`
         None: recursive bisection of the image into compact blocks for an (H, W) shape, balanced
         bisection of the chain otherwise; ``"bisection"``, ``"balanced"``, ``"caterpillar"`` (MPS-like);
-        nested pairs of sites such as ``((0, 1), (2, (3, 4)))``; or a parent array of length 2n − 1
-        (``-1`` for the root, entries 0…n−1 are the sites). Every site must appear exactly once.
+        nested pairs of sites such as ``((0, 1), (2, (3, 4)))``; a parent array of length 2n − 1
+        (``-1`` for the root, entries 0…n−1 are the sites), or a Tree such as ``Tree.from_data(data)``
+        (merges of the data's mutual information). Every site must appear exactly once.
     dtype, device : torch dtype and device (float64, CPU by default).
     generator : torch.Generator for the random initial tensors.
 

@@ -114,3 +114,17 @@ def parse_sites(n_sites) -> tuple[int, tuple[int, ...] | None]:
         shape = tuple(check_positive_int(int(s) if isinstance(s, np.integer) else s, "shape entry") for s in n_sites)
         return int(np.prod(shape)), shape
     return check_positive_int(n_sites, "n_sites"), None
+
+
+def as_binary_data(data, *, name: str = "data", device=None) -> torch.Tensor:
+    """A data set as a (N, n) int64 tensor of 0/1 values: rows (N, n) or images (N, H, W) (flattened
+    row-major), numpy or torch, any integer/bool/float dtype. ``ValueError`` for another number of
+    dimensions, no rows, or values other than 0 and 1; ``TypeError`` for non-arrays."""
+    if not isinstance(data, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(data).__name__}")
+    if data.ndim not in (2, 3):
+        raise ValueError(f"{name} has shape {tuple(data.shape)}; expected rows (N, n) or images (N, H, W)")
+    if data.shape[0] == 0 or int(np.prod(data.shape[1:])) == 0:
+        raise ValueError(f"{name} has shape {tuple(data.shape)}; it needs at least one row and one pixel")
+    shape = tuple(int(s) for s in data.shape[1:])
+    return as_binary(data, int(np.prod(shape)), name=name, device=device, shape=shape)

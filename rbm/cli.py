@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from bornmachine import datasets, distributed
-from bornmachine.cli import DATA_HELP, HelpFormatter
+from bornmachine.cli import DATA_HELP, HelpFormatter, choice_name
 
 from . import masks
 from .io import load
@@ -55,7 +55,9 @@ def _image_shape(shape_arg, data_shape, n_visible: int) -> tuple[int, int]:
     return shape
 
 
-def _build_rbm(args, n_visible: int, shape, generator) -> RBM:
+def _build_rbm(args, x, shape, generator) -> RBM:
+    """The RBM the options ask for; a ``from_data`` mask comes from the training rows ``x``."""
+    n_visible = x.shape[1]
     dtype = torch.float32 if args.float32 else torch.float64
     if args.params is not None:
         if args.hidden is not None:
@@ -63,7 +65,8 @@ def _build_rbm(args, n_visible: int, shape, generator) -> RBM:
         window_1d = args.window if args.mask == "local_1d" else None
         window_2d = args.window if args.mask in ("local_2d", "random") and args.window is not None else 5
         arch = masks.matched(args.params, [args.mask], shape, window_1d=window_1d, stride_1d=args.stride,
-                             window_2d=window_2d, stride_2d=args.stride, seed=args.seed)[args.mask]
+                             window_2d=window_2d, stride_2d=args.stride, seed=args.seed, data=x,
+                             fan_in=args.fan_in)[args.mask]
         return arch.build(dtype=dtype, generator=generator)
     if args.hidden is None:
         raise ValueError("pass --hidden N (or --params N for a parameter budget)")
@@ -74,6 +77,8 @@ def _build_rbm(args, n_visible: int, shape, generator) -> RBM:
         if args.edges is None:
             raise ValueError("--mask random needs --edges N")
         mask = masks.random(n_visible, n_hidden, args.edges, args.seed)
+    elif args.mask == "from_data":
+        mask = masks.from_data(x, n_hidden, args.fan_in or 25)
     elif args.mask == "local_1d":
         if args.window is None:
             raise ValueError("--mask local_1d needs --window N (fragment length in pixels)")
@@ -94,7 +99,7 @@ def _train_here(args) -> int:
     valid = datasets.by_name(args.data, split=args.valid, limit=args.limit)[0] if args.valid else None
     shape = _image_shape(args.shape, data_shape, x.shape[1])
     gen = torch.Generator().manual_seed(args.seed)
-    rbm = _build_rbm(args, x.shape[1], shape, gen)
+    rbm = _build_rbm(args, x, shape, gen)
     if main:
         print(f"model: {rbm!r}", flush=True)
     trainer = CDTrainer(rbm, k=args.k, persistent=not args.cd, lr=args.lr, lr_decay=args.lr_decay,
@@ -184,7 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=int, default=None, help="number of hidden units (or give --params)")
     t.add_argument("--params", type=int, default=None,
                    help="parameter budget instead of --hidden (picks the hidden count, see rbm.masks.matched)")
-    t.add_argument("--mask", choices=masks.KINDS, default="dense", help="connectivity of the weights")
+    t.add_argument("--mask", choices=masks.KINDS, default="dense", type=choice_name,
+                   help="connectivity of the weights; from_data (or from-data): receptive fields of --fan-in "
+                        "pixels from the training rows' mutual information (rbm.masks.from_data)")
+    t.add_argument("--fan-in", type=int, default=None,
+                   help="pixels per hidden unit of a from_data mask (when not given: 25, the 5x5 window; "
+                        "with --params: the fan-in of the local masks)")
     t.add_argument("--window", type=int, default=None,
                    help="local window (1D: pixels, required; 2D: side, 5 when not given; with --params and "
                         "--mask random: the 2D window whose hidden count the random mask copies)")

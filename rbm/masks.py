@@ -12,6 +12,9 @@ Kinds (the four architectures of Cheng, Chen & Wang, Entropy 2018, Fig. 4):
 * :func:`local_1d` – each hidden unit sees a contiguous fragment of the row-major pixel vector.
 * :func:`local_2d` – each hidden unit sees a rectangular window of the image.
 
+Beyond the paper, :func:`from_data` (kind ``"from_data"``) builds receptive fields from the data's
+pairwise mutual information: each hidden unit sees a seed pixel and its most informative partners.
+
 Local windows sit on a grid of positions with a ``stride``; they may overlap (stride < window) and
 are clipped at the borders. ``padding="valid"`` puts the first window at the first pixel and adds one
 clipped window at the end when the stride does not tile the image; ``padding="same"`` centres a
@@ -28,15 +31,18 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from bornmachine.validation import check_positive_int
+from bornmachine.mutual_information import pairwise_mutual_information
+from bornmachine.validation import as_binary_data, check_positive_int
 
 from .model import RBM, make_generator
 
-__all__ = ["KINDS", "Architecture", "dense", "random", "local_1d", "local_2d", "matched", "n_params",
-           "positions_1d"]
+__all__ = ["KINDS", "PAPER_KINDS", "Architecture", "dense", "random", "local_1d", "local_2d", "from_data",
+           "matched", "n_params", "positions_1d"]
 
+#: The four architectures of the paper (the default of :func:`matched`; they need no data).
+PAPER_KINDS = ("dense", "random", "local_1d", "local_2d")
 #: Mask kinds understood by :func:`matched` and the CLI.
-KINDS = ("dense", "random", "local_1d", "local_2d")
+KINDS = PAPER_KINDS + ("from_data",)
 _PADDINGS = ("valid", "same")
 
 
@@ -184,6 +190,52 @@ def local_2d(shape: Sequence[int], window, stride=1, *, n_hidden: int | None = N
     return torch.from_numpy(m)
 
 
+def from_data(data, n_hidden: int, fan_in: int) -> torch.Tensor:
+    """Receptive fields from mutual information: a seed pixel and its ``fan_in − 1`` best partners.
+
+    With I the pairwise mutual information of the pixels
+    (:func:`bornmachine.mutual_information.pairwise_mutual_information`), hidden unit ``j`` takes as
+    seed the non-constant pixel that has been a seed least often, then lies in the fewest earlier
+    fields, then has the largest total information Σ_k I_ik; its field is the seed and the
+    ``fan_in − 1`` non-constant pixels of largest I with it. So seeds are distinct while
+    ``n_hidden`` ≤ the number of non-constant pixels (beyond, every such pixel seeds in turn, as
+    channels share a window in the local masks), each new seed lies outside the earlier fields
+    while any non-constant pixel is uncovered, and constant pixels get no weight.
+
+    Parameters
+    ----------
+    data : (N, n_visible) or (N, H, W) binary array, numpy or torch (pixels row-major).
+    n_hidden : int ≥ 1
+    fan_in : int ≥ 1, at most the number of non-constant pixels.
+
+    Returns
+    -------
+    (n_visible, n_hidden) bool tensor with exactly ``n_hidden · fan_in`` True entries.
+    """
+    x = as_binary_data(data)
+    n_hidden = check_positive_int(n_hidden, "n_hidden")
+    fan_in = check_positive_int(fan_in, "fan_in")
+    varying = (x.amin(0) != x.amax(0)).cpu().numpy()
+    if fan_in > varying.sum():
+        raise ValueError(f"fan_in = {fan_in} exceeds the {int(varying.sum())} non-constant pixels of the data "
+                         f"(constant pixels get no weight), so {n_hidden} x {fan_in} weights cannot be placed")
+    mi = pairwise_mutual_information(x).cpu().numpy()
+    partner_score = np.where(varying[None, :], mi, -np.inf)
+    np.fill_diagonal(partner_score, -np.inf)
+    total = mi.sum(axis=1)
+    candidates = np.flatnonzero(varying)
+    n_seeded = np.zeros(x.shape[1], dtype=np.int64)
+    n_covered = np.zeros(x.shape[1], dtype=np.int64)
+    mask = np.zeros((x.shape[1], n_hidden), dtype=bool)
+    for j in range(n_hidden):
+        seed = candidates[np.lexsort((-total[candidates], n_covered[candidates], n_seeded[candidates]))[0]]
+        field = np.append(np.argsort(-partner_score[seed], kind="stable")[:fan_in - 1], seed)
+        mask[field, j] = True
+        n_seeded[seed] += 1
+        n_covered[field] += 1
+    return torch.from_numpy(mask)
+
+
 # --------------------------------------------------------------------------------------------------
 # architectures at equal parameter count
 # --------------------------------------------------------------------------------------------------
@@ -222,10 +274,10 @@ class Architecture:
         return f"{self.kind}({opts}), {self.n_hidden} hidden, {self.n_params} params"
 
 
-def matched(n_params: int, kinds: Sequence[str] = KINDS, shape: Sequence[int] = (28, 28), *,
+def matched(n_params: int, kinds: Sequence[str] = PAPER_KINDS, shape: Sequence[int] = (28, 28), *,
             window_1d: int | None = None, stride_1d: int = 1, window_2d=5, stride_2d=1,
-            padding: str = "valid", balanced: bool = True, seed: int = 0, tol: float = 0.01,
-            ) -> dict[str, Architecture]:
+            padding: str = "valid", balanced: bool = True, seed: int = 0, data=None, fan_in: int | None = None,
+            tol: float = 0.01) -> dict[str, Architecture]:
     """One architecture per kind, all with (nearly) the same number of parameters.
 
     How the sizes are chosen (the common budget ``P`` is ``n_params``, or — when ``"dense"`` is among
@@ -241,17 +293,20 @@ def matched(n_params: int, kinds: Sequence[str] = KINDS, shape: Sequence[int] = 
       edges (balanced fan-ins: a 2D-local RBM with scrambled connections), so its count is exactly ``P``.
       (On images so small that those edges would not fit, the hidden count is raised to the smallest
       that holds them.)
+    * ``from_data``: :func:`from_data` fields of ``fan_in`` pixels (default: the fan-in of the 1D
+      fragments) from ``data``; ``n_hidden = round((P - n_visible) / (fan_in + 1))``.
 
     Parameters
     ----------
     n_params : int
         Target parameter count (weights + biases).
-    kinds : sequence of {"dense", "random", "local_1d", "local_2d"}
+    kinds : sequence of :data:`KINDS` (default :data:`PAPER_KINDS`)
     shape : (H, W)
         Image shape; n_visible = H · W.
     window_1d, stride_1d, window_2d, stride_2d, padding : mask options (see :func:`local_1d`,
         :func:`local_2d`).
     balanced, seed : options of :func:`random`.
+    data, fan_in : the data set (N, H·W) or (N, H, W) and fan-in of ``from_data`` (data required for it).
     tol : float
         Largest allowed relative difference between any count and ``P`` (default 1 %).
 
@@ -330,6 +385,15 @@ def matched(n_params: int, kinds: Sequence[str] = KINDS, shape: Sequence[int] = 
         opts = {"n_edges": n_edges, "seed": seed, "balanced": balanced}
         out["random"] = Architecture("random", n_visible, n_h,
                                      random(n_visible, n_h, n_edges, seed, balanced=balanced), opts)
+    if "from_data" in kinds:
+        if data is None:
+            raise ValueError("kind 'from_data' needs the data: pass data=")
+        fan_in = window_1d if fan_in is None else check_positive_int(fan_in, "fan_in")
+        n_h = max(1, round((budget - n_visible) / (fan_in + 1)))
+        x = as_binary_data(data)
+        if x.shape[1] != n_visible:
+            raise ValueError(f"data have {x.shape[1]} pixels but shape {(h, w)} has {n_visible}")
+        out["from_data"] = Architecture("from_data", n_visible, n_h, from_data(x, n_h, fan_in), {"fan_in": fan_in})
 
     for arch in out.values():
         if abs(arch.n_params - budget) > tol * budget:

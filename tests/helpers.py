@@ -26,3 +26,28 @@ def as_np(t) -> np.ndarray:
 def assert_allclose(actual, expected, rtol=RTOL, atol=ATOL):
     np.testing.assert_allclose(as_np(actual).astype(np.float64), np.asarray(expected, dtype=np.float64),
                                rtol=rtol, atol=atol)
+
+
+class MarkovChain:
+    """A binary Markov chain over ``n`` sites: p(x_0 = 1) = ``p_one``; site k+1 flips site k with
+    probability ``flip[x_k]``. Synthetic data with a known 1D structure for the from-data tests."""
+
+    def __init__(self, n: int, flip=(0.1, 0.2), p_one: float = 0.4):
+        self.n, self.flip, self.p_one = n, np.asarray(flip, dtype=np.float64), p_one
+
+    def sample(self, n_rows: int, seed: int) -> np.ndarray:
+        """(n_rows, n) uint8 samples in chain order."""
+        rng = np.random.default_rng(seed)
+        x = np.empty((n_rows, self.n), dtype=np.uint8)
+        x[:, 0] = rng.random(n_rows) < self.p_one
+        for k in range(1, self.n):
+            x[:, k] = x[:, k - 1] ^ (rng.random(n_rows) < self.flip[x[:, k - 1]])
+        return x
+
+    def log_prob(self, x) -> np.ndarray:
+        """(N,) exact ln p of rows in chain order."""
+        x = np.asarray(x, dtype=np.int64)
+        first = np.where(x[:, 0] == 1, np.log(self.p_one), np.log1p(-self.p_one))
+        flip = self.flip[x[:, :-1]]
+        steps = np.where(x[:, 1:] != x[:, :-1], np.log(flip), np.log1p(-flip))
+        return first + steps.sum(axis=1)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from bornmachine import MPS, datasets, load, orderings
+from bornmachine import MPS, Tree, datasets, load, orderings
 from bornmachine.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,6 +177,20 @@ def test_train_mnist5k_subset_float32_and_ordering(tmp_path, capsys):
     assert result["train_nll"] == pytest.approx(rows[0][1], abs=2e-3)
     assert result["test_nll"] == pytest.approx(rows[0][2], abs=2e-3)
     assert result["n_params"] == model.n_params and result["max_bond"] == max(model.bond_dims)
+
+
+@pytest.mark.parametrize("model, option", [("mps", "--ordering"), ("ttn", "--tree")])
+def test_train_from_data_structure_is_computed_from_the_training_rows_and_saved(tmp_path, capsys, model, option):
+    out_dir = tmp_path / model
+    code, out, err = run(["train", "--data", "bars-and-stripes", "--model", model, option, "from-data", "--max-bond", 4,
+                          "--sweeps", 1, "--n-samples", 4, "--quiet", "--out", out_dir], capsys)
+    assert code == 0, err
+    saved = load(out_dir / "model.npz")
+    train, _ = datasets.by_name("bars-and-stripes", split="train")
+    if model == "mps":
+        assert saved.ordering.tolist() == orderings.from_data(train).tolist()
+    else:
+        assert saved.tree == Tree.from_data(train)
 
 
 def test_train_gradient_trainer_with_progress_bar(tmp_path, capsys):
@@ -353,7 +367,8 @@ def test_train_on_data_files_and_sized_bars_and_stripes(tmp_path, capsys, flat):
 
 def test_train_rejects_bad_settings(tmp_path, capsys):
     for extra, word in ((["--max-bond", "0"], "max_bond"), (["--lr", "-1"], "lr"), (["--cutoff", "2"], "cutoff"),
-                        (["--sweeps", "0"], "n_sweeps"), (["--ordering", "spiral"], "spiral")):
+                        (["--sweeps", "0"], "n_sweeps"), (["--ordering", "spiral"], "spiral"),
+                        (["--model", "ttn", "--tree", "oak"], "oak")):
         code, out, err = run(["train", "--data", "bars-and-stripes", "--quiet", "--out", tmp_path / "r"] + extra,
                              capsys)
         assert code != 0, extra

@@ -108,3 +108,19 @@ def test_python_dash_m_on_mnist5k(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "train NLL" in proc.stdout and "(exact)" in proc.stdout
     assert rbm.load(out).n_visible == 784
+
+
+def test_train_with_a_from_data_mask(tmp_path, tiny_data, capsys):
+    from rbm import masks
+
+    train = np.load(tiny_data)["train"]
+    for extra, n_hidden in ((["--hidden", "4"], 4), (["--params", "61"], 13)):  # 61 = 9 + 13 * (3 + 1)
+        out = tmp_path / f"{n_hidden}.npz"
+        argv = ["train", "--data", str(tiny_data), "--mask", "from-data", "--fan-in", "3", "--epochs", "1",
+                "--shape", "3", "3", "--out", str(out), "--no-progress"] + extra
+        assert main(argv) == 0, capsys.readouterr().err
+        model = rbm.load(out)
+        assert model.n_hidden == n_hidden and model.mask.equal(masks.from_data(train, n_hidden, 3))
+    assert main(["train", "--data", str(tiny_data), "--mask", "from_data", "--hidden", "2", "--fan-in", "10",
+                 "--epochs", "1", "--no-progress"]) == 2
+    assert "fan_in = 10 exceeds" in capsys.readouterr().err

@@ -139,3 +139,75 @@ def test_mask_is_enforced_after_training_steps():
     CDTrainer(r, lr=0.5, batch_size=10, n_epochs=3, eval_every=0, seed=0).fit(data, progress=False)
     assert torch.all(r.W[~m] == 0)
     assert torch.all(r.W[m] != 0)
+
+
+# ------------------------------------------------------------------------------------------------
+def blocks_data(n_rows: int = 1000, seed: int = 0) -> np.ndarray:
+    """12 pixels: three blocks of four noisy copies of a hidden bit (0-3, 4-7, 8-11), then pixels
+    12 (always 0) and 13 (always 1)."""
+    rng = np.random.default_rng(seed)
+    z = rng.random((n_rows, 3)) < 0.5
+    x = np.repeat(z, 4, axis=1) ^ (rng.random((n_rows, 12)) < 0.05)
+    return np.concatenate([x, np.zeros((n_rows, 1)), np.ones((n_rows, 1))], axis=1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("n_hidden", [3, 5, 12, 20])
+def test_from_data_exact_count_and_no_constant_pixel(n_hidden):
+    m = masks.from_data(blocks_data(), n_hidden, 4)
+    assert m.dtype == torch.bool and m.shape == (14, n_hidden)
+    assert int(m.sum()) == n_hidden * 4 and (m.sum(0) == 4).all()
+    assert not m[12:].any()
+
+
+def test_from_data_fields_follow_the_information_and_seeds_spread():
+    x = blocks_data()
+    m = masks.from_data(x, 3, 4)
+    assert sorted(tuple(c.tolist()) for c in columns(m)) == [(0, 1, 2, 3), (4, 5, 6, 7), (8, 9, 10, 11)]
+    wide = masks.from_data(x, 12, 3)
+    for j, field in enumerate(columns(wide)):
+        earlier = wide[:, :j].any(1).numpy()
+        if not earlier[:12].all():  # a new seed lies outside the earlier fields while any pixel is uncovered
+            assert not earlier[field].all()
+        assert np.ptp(field // 4) == 0  # the partners come from the seed's block
+
+
+def test_from_data_seeds_are_distinct_then_repeat_evenly():
+    x = blocks_data()
+    seeds = masks.from_data(x, 12, 1)  # fan_in 1: each field is its seed
+    assert seeds[:12].sum(1).tolist() == [1] * 12
+    repeated = masks.from_data(x, 20, 1).sum(1)[:12]
+    assert set(repeated.tolist()) == {1, 2} and int(repeated.sum()) == 20
+
+
+def test_from_data_accepts_any_array_type_and_images():
+    x = blocks_data(200)
+    expected = masks.from_data(x, 4, 3)
+    for data in (torch.from_numpy(x), x.astype(bool), torch.from_numpy(x).to(torch.int32), x.reshape(200, 2, 7)):
+        assert torch.equal(masks.from_data(data, 4, 3), expected)
+
+
+def test_from_data_errors():
+    x = blocks_data(100)
+    with pytest.raises(ValueError, match="fan_in = 13 exceeds the 12 non-constant pixels"):
+        masks.from_data(x, 2, 13)
+    with pytest.raises(ValueError, match="fan_in"):
+        masks.from_data(x, 2, 0)
+    with pytest.raises(TypeError, match="n_hidden"):
+        masks.from_data(x, 2.5, 3)
+    with pytest.raises(ValueError, match="binary"):
+        masks.from_data(x * 2, 2, 3)
+    with pytest.raises(ValueError, match="expected rows"):
+        masks.from_data(x[0], 2, 3)
+
+
+def test_matched_offers_from_data_at_the_same_budget():
+    x = blocks_data(300)[:, :12]
+    archs = masks.matched(300, ["local_1d", "from_data"], shape=(3, 4), window_1d=4, data=x)
+    a = archs["from_data"]
+    assert a.options == {"fan_in": 4} and int(a.mask.sum()) == 4 * a.n_hidden
+    assert abs(a.n_params - archs["local_1d"].n_params) <= 0.01 * 300
+    assert "from_data" in masks.KINDS and list(masks.matched(20000)) == list(masks.PAPER_KINDS)
+    with pytest.raises(ValueError, match="needs the data"):
+        masks.matched(300, ["from_data"], shape=(3, 4))
+    with pytest.raises(ValueError, match="12 pixels but shape"):
+        masks.matched(300, ["from_data"], shape=(4, 4), data=x)

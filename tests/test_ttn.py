@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import oracle
-from helpers import ALPHAS, ATOL, P_MIN, RTOL, as_np, assert_allclose, configs, gen
+from helpers import ALPHAS, ATOL, P_MIN, RTOL, MarkovChain, as_np, assert_allclose, configs, gen
 from conftest import gaussian_tensors
 
 from bornmachine import MPS, TTN, GradientTrainer, SweepTrainer, Tree, datasets, load
@@ -200,6 +200,71 @@ def test_bad_from_tensors():
     bad[0][0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         TTN.from_tensors(bad, tree=m.tree)
+
+
+# --- Tree.from_data --------------------------------------------------------------------------------
+
+def star_data(n: int = 16, n_rows: int = 2000, seed: int = 0) -> np.ndarray:
+    """Noisy copies of one hidden bit, pixel k flipped with probability rising in k: MI falls with
+    k, so unconstrained average-linkage merges grow one block pixel by pixel (a caterpillar)."""
+    rng = np.random.default_rng(seed)
+    z = rng.random(n_rows) < 0.5
+    return (z[:, None] ^ (rng.random((n_rows, n)) < np.linspace(0.01, 0.3, n))).astype(np.uint8)
+
+
+def test_from_data_is_a_valid_tree_of_contiguous_chain_blocks():
+    tree = Tree.from_data(MarkovChain(16).sample(2000, 0))
+    assert tree.n_sites == 16 and sorted(tree.leaf_order) == list(range(16))
+    for v in tree.internal:  # a Markov chain's blocks are runs of consecutive sites
+        sites = tree.sites_below(v)
+        assert sites == list(range(sites[0], sites[-1] + 1))
+
+
+@pytest.mark.parametrize("max_height", [4, 5, 7, 15])
+def test_from_data_height_bound(max_height):
+    x = star_data()
+    tree = Tree.from_data(x, max_height=max_height)
+    assert sorted(tree.leaf_order) == list(range(16))
+    height = int(tree.height[tree.root])
+    assert height <= max_height
+    if max_height == 15:
+        assert height == 15  # unconstrained: the caterpillar the bound prevents
+    assert int(Tree.from_data(x).height[tree.root]) <= math.ceil(math.log2(16)) + 2  # the default bound
+
+
+def test_from_data_merges_the_strongest_pairs_first():
+    rng = np.random.default_rng(0)
+    x = (rng.random((3000, 8)) < 0.5).astype(np.uint8)
+    for (a, b), q in zip([(5, 2), (0, 7), (3, 6)], [0.0, 0.05, 0.15]):  # copies with rising noise
+        x[:, b] = x[:, a] ^ (rng.random(3000) < q)
+    tree = Tree.from_data(x)
+    assert [tuple(tree.children[8 + k]) for k in range(3)] == [(2, 5), (0, 7), (3, 6)]
+
+
+def test_from_data_tree_in_a_ttn_matches_brute_force(tmp_path):
+    x = np.random.default_rng(1).integers(0, 2, (300, 3, 3))
+    x[:, 2] = x[:, 0]  # bottom row copies the top row
+    tree = Tree.from_data(x)
+    m = gaussian_ttn((3, 3), 3, tree, seed=3)
+    assert m.tree == tree
+    psi = dense_psi(m)
+    assert_allclose(m.log_prob(configs(9)), np.log(oracle.probabilities(psi)))
+    m.save(tmp_path / "ttn.npz")
+    assert load(tmp_path / "ttn.npz").tree == tree
+
+
+def test_from_data_rejects_bad_arguments():
+    x = star_data(8, 100)
+    with pytest.raises(ValueError, match="below ceil\\(log2 8\\) = 3"):
+        Tree.from_data(x, max_height=2)
+    with pytest.raises(TypeError, match="max_height must be an integer"):
+        Tree.from_data(x, max_height=4.0)
+    with pytest.raises(ValueError, match="at least 2 sites"):
+        Tree.from_data(x[:, :1])
+    with pytest.raises(ValueError, match="binary"):
+        Tree.from_data(x + 1)
+    with pytest.raises(ValueError, match="expected rows"):
+        Tree.from_data(x[None, None])
 
 
 # --- exact probabilities ------------------------------------------------------------------------
