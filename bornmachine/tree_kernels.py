@@ -520,13 +520,16 @@ def _sample_free_block(tree: Tree, tensors: Tensors, tables: dict, u: torch.Tens
     def normalised(vec):
         return vec / (vec * vec).sum(0).sqrt().clamp_min(tiny)[None, :]
 
+    weighted_tables: dict = {}  # node → (2^k, d_c): table columns scaled by e^{ln_i − max ln}, transposed
+
     def draw_subtree(c, vec):
         """All sites below table node (or leaf) c in one draw; returns the configuration's vector (d_c, rows)."""
         nonlocal log_scale
         table, log_norm = tables.get(c, leaf_table)
-        amp = table.T @ vec  # (2^k, rows)
-        weights = amp * amp * torch.exp(2.0 * (log_norm - log_norm.max()))[:, None]
-        config = _categorical_columns(weights, u[:, c])
+        if c not in weighted_tables:
+            weighted_tables[c] = (table * torch.exp(log_norm - log_norm.max())[None, :]).T
+        amp = weighted_tables[c] @ vec  # (2^k, rows): amplitudes up to one factor per table
+        config = _categorical_columns(amp * amp, u[:, c])
         k = len(subtree_leaves[c])
         shifts = torch.arange(k - 1, -1, -1, device=device)
         out[subtree_leaves[c]] = (config[None, :] >> shifts[:, None]) & 1

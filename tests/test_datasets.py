@@ -333,13 +333,35 @@ def test_fashion_mnist_mismatched_files(tmp_path):
         datasets.load_fashion_mnist("test", directory=tmp_path)
 
 
-@pytest.mark.skipif(not Path(datasets.FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz").is_file(),
-                    reason="Debian's dataset-fashion-mnist is not installed")
-def test_fashion_mnist_debian_files():
-    x, y = datasets.load_fashion_mnist("test")
-    assert x.shape == (10000, 784) and x.dtype == np.uint8
-    assert set(np.unique(x)) == {0, 1}
-    assert np.bincount(y, minlength=10).tolist() == [1000] * 10
+FASHION_MNIST_INSTALLED = all(Path(datasets.FASHION_MNIST_DIR, f"{kind}-{part}-idx{dim}-ubyte.gz").is_file()
+                              for kind in ("train", "t10k") for part, dim in (("images", 3), ("labels", 1)))
+# .ci/run installs the package (apt-get, as root); elsewhere these tests say why they skip
+needs_fashion_mnist = pytest.mark.skipif(not FASHION_MNIST_INSTALLED, reason="Debian's dataset-fashion-mnist is "
+                                         "not installed (apt-get install dataset-fashion-mnist)")
+
+
+@needs_fashion_mnist
+@pytest.mark.parametrize("split, n_rows, first_labels, mean_intensity",
+                         [("train", 60000, [9, 0, 0, 3, 0], 0.28604), ("test", 10000, [9, 2, 1, 1, 6], 0.28685)])
+def test_fashion_mnist_debian_files(split, n_rows, first_labels, mean_intensity):
+    """The real files: 60000/10000 images of 784 pixels, 10 balanced classes, the published mean
+    intensity (0.2860 train), threshold binarisation to {0, 1} in uint8."""
+    raw, y = datasets.load_fashion_mnist(split, binarize=None)
+    assert raw.shape == (n_rows, 784) and raw.dtype == np.uint8 and int(raw.max()) == 255
+    assert raw.mean() / 255 == pytest.approx(mean_intensity, abs=1e-5)
+    assert y.shape == (n_rows,) and y[:5].tolist() == first_labels
+    assert np.bincount(y, minlength=10).tolist() == [n_rows // 10] * 10
+    x, y2 = datasets.load_fashion_mnist(split)
+    assert x.shape == raw.shape and x.dtype == np.uint8 and set(np.unique(x)) == {0, 1}
+    assert np.array_equal(y, y2) and np.array_equal(x, datasets.binarize(raw, "threshold"))
+
+
+@needs_fashion_mnist
+def test_fashion_mnist_by_name_and_all_split():
+    x, _ = datasets.by_name("fashion-mnist", split="all", limit=70000)
+    assert x.shape == (70000, 784)
+    head, _ = datasets.by_name("fashion-mnist", split="test", limit=5)
+    assert head.shape == (5, 784) and np.array_equal(head, x[60000:60005])
 
 
 # --------------------------------------------------------------------------- synthetic
