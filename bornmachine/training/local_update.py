@@ -21,15 +21,16 @@ def zero_amplitude_floor(dtype: torch.dtype) -> float:
     return math.sqrt(torch.finfo(dtype).tiny)
 
 
-def divide_by_amplitudes(rows: torch.Tensor, psi: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """``rows[i] / psi[i]`` (N, d) for samples of non-zero amplitude; rows of samples with
-    |ψ_i| ≤ :func:`zero_amplitude_floor` become zero (their NLL is infinite; they are left out of the
-    gradient and counted). Returns (weighted rows, number left out)."""
+def divide_by_amplitudes(rows: torch.Tensor, psi: torch.Tensor, samples_axis: int = 0) -> tuple[torch.Tensor, int]:
+    """``rows[i] / psi[i]`` for samples of non-zero amplitude, rows (N, d) (or (d, N) with
+    ``samples_axis=1``); entries of samples with |ψ_i| ≤ :func:`zero_amplitude_floor` become zero (their NLL
+    is infinite; they are left out of the gradient and counted). Returns (weighted rows, number left out)."""
     floor = zero_amplitude_floor(psi.dtype)
+    shape = (-1, 1) if samples_axis == 0 else (1, -1)
     if psi.numel() and float(psi.abs().min()) > floor:  # the usual case: one host read, no mask
-        return rows / psi[:, None], 0
+        return rows / psi.view(shape), 0
     ok = psi.abs() > floor
-    return rows * (ok / torch.where(ok, psi, 1.0))[:, None], int((~ok).sum())
+    return rows * (ok / torch.where(ok, psi, 1.0)).view(shape), int((~ok).sum())
 
 
 def nll_gradient(merged: torch.Tensor, sample_sum: torch.Tensor, n_used: int) -> torch.Tensor:

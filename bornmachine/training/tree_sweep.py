@@ -66,8 +66,8 @@ def merged_gradient_sum(merged: torch.Tensor, left: torch.Tensor, right: torch.T
     """
     if psi is None:
         psi = amplitudes(merged, left, right)
-    weighted, n_zero = divide_by_amplitudes(right.T, psi)  # (N, C), stored column-major
-    return left @ weighted, int(psi.shape[0]) - n_zero, n_zero, psi
+    weighted, n_zero = divide_by_amplitudes(right, psi, samples_axis=1)
+    return left @ weighted.T, int(psi.shape[0]) - n_zero, n_zero, psi
 
 
 def amplitudes(merged: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
