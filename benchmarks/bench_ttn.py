@@ -12,7 +12,8 @@ lr, trust region (max_step, default 0.3), sweeps and cutoff; test NLL (nats per 
 ``targets``: the three ratios of issue 13 in one run against a 1024³ matmul of the same run: log_prob of
 4000 images at D = 16 and exact sampling at D = 16 (both counting 2·a·b·c flops per internal node (a, b, c)
 per image), and one sweep over 1000 images of the TTN at D = 8 against the snake MPS at D = 9 (about equal
-parameter counts; both after two sweeps from bond 2, best of two timed sweeps).
+parameter counts; both after two sweeps from bond 2, best of two timed sweeps). For sampling it also
+prints the time of the two GEMMs per node the algorithm needs (a floor under the sampler's time).
 
 Usage:
   python benchmarks/bench_ttn.py targets
@@ -24,7 +25,7 @@ import time
 
 import torch
 
-from bornmachine import MPS, TTN, datasets
+from bornmachine import MPS, TTN, datasets, tree_kernels
 from bornmachine import SweepTrainer
 from bornmachine.distributed import Shard
 from common import best_time, header, matmul_gflops, peak_memory_mib, reset_peak_memory
@@ -75,6 +76,24 @@ def timed_sweep(model, bond, x):
     return best_time(lambda: trainer.engine.sweep(x, part), repeats=2)
 
 
+def sampling_gemm_bound(model, n_samples):
+    """Seconds of the two GEMMs exact sampling needs at every node above the lookup tables (top-down
+    M = t·v, (d0·d1, dp) @ (dp, N), and the bottom-up amplitude, (d1·dp, d0) @ (d0, N)), on random
+    vectors of the right shapes: a floor under the sampler's time, whatever its other passes cost."""
+    tables = tree_kernels.subtree_tables(model.tree, model.tensors, tree_kernels._SAMPLE_TABLE_SITES)
+    n = model.n_sites
+    total = 0.0
+    for v in model.tree.internal:
+        if v in tables:
+            continue
+        t = model.tensors[v - n]
+        d0, d1, dp = t.shape
+        top, left = t.reshape(d0 * d1, dp), t.permute(1, 2, 0).reshape(d1 * dp, d0)
+        vp, v0 = torch.randn(dp, n_samples, dtype=t.dtype), torch.randn(d0, n_samples, dtype=t.dtype)
+        total += best_time(lambda: (top @ vp, left @ v0), repeats=2)
+    return total
+
+
 def targets(args):
     header("TTN speed targets (issue 13), cpu float64, 2D bisection tree of 28x28")
     ref = matmul_gflops(torch.float64)
@@ -90,6 +109,10 @@ def targets(args):
           f"{4000 * flops / t_lp / 1e9 / ref:.1%} of matmul (target >= 30 %)")
     print(f"exact samples, D=16: {2000 / t_s:.0f} /s, {2000 * flops / t_s / 1e9:.2f} GFLOP/s = "
           f"{2000 * flops / t_s / 1e9 / ref:.1%} of matmul (target >= 20 %)")
+    t_gemm = sampling_gemm_bound(model, 2000)
+    print(f"  floor: its two GEMMs per node alone take {t_gemm:.3f} s (at most {2000 * flops / t_gemm / 1e9 / ref:.1%} "
+          f"of matmul); the other {max(t_s - t_gemm, 0):.3f} s are passes over the (d0·d1, N) intermediates, "
+          "draws and table lookups")
     print(f"one sweep over 1000 images: TTN D=8 {t_ttn:.2f} s, snake MPS D=9 {t_mps:.2f} s, ratio "
           f"{t_ttn / t_mps:.2f} (target <= 1.25)", flush=True)
 
