@@ -15,17 +15,23 @@ per image), and one sweep over 1000 images of the TTN at D = 8 against the snake
 parameter counts; both after two sweeps from bond 2, best of two timed sweeps). For sampling it also
 prints the time of the two GEMMs per node the algorithm needs (a floor under the sampler's time).
 
+``restructure``: the adaptive tree (``SweepTrainer(restructure=)``) on mnist5k (``--n-train`` rows, 1000 test
+images, trainer defaults, from bond 2, max bond ``--bond``): a random tree (``Tree.random``, balanced over
+randomly permuted pixels) fixed, with ``restructure="mi"`` and ``"nll"``, against the 2D bisection tree; test
+NLL and rewirings per sweep (``--runs`` picks some).
+
 Usage:
   python benchmarks/bench_ttn.py targets
   python benchmarks/bench_ttn.py speed [--bonds 16 32] [--n-images 1000] [--with-mps]
   python benchmarks/bench_ttn.py quality [--bonds 8 16 32] [--n-train 1000] [--sweeps 3] [--lr 0.05]
+  python benchmarks/bench_ttn.py restructure [--bond 8] [--n-train 4000] [--sweeps 6] [--runs mi fixed nll bisection]
 """
 import argparse
 import time
 
 import torch
 
-from bornmachine import MPS, TTN, datasets, tree_kernels
+from bornmachine import MPS, TTN, Tree, datasets, tree_kernels
 from bornmachine import SweepTrainer
 from bornmachine.distributed import Shard
 from common import best_time, header, matmul_gflops, peak_memory_mib, reset_peak_memory
@@ -156,6 +162,32 @@ def quality(args):
         report(f"MPS {args.orderings[0][:3]} =par", matched, mps, *train_one(mps, matched, args, train, test))
 
 
+RESTRUCTURE_RUNS = {"fixed": ("random", None), "mi": ("random", "mi"), "nll": ("random", "nll"),
+                    "bisection": ("bisection", None)}
+
+
+def restructure(args):
+    header(f"adaptive tree on mnist5k ({args.n_train} train / 1000 test, D={args.bond}, {args.sweeps} sweeps, "
+           "trainer defaults, from bond 2)")
+    train, test = data(args.n_train)
+    for name in args.runs:
+        tree, criterion = RESTRUCTURE_RUNS[name]
+        if tree == "random":
+            tree = Tree.random(784, torch.Generator().manual_seed(args.tree_seed))
+        model = TTN((28, 28), 2, tree=tree, generator=torch.Generator().manual_seed(0))
+        trainer = SweepTrainer(model, max_bond=args.bond, n_sweeps=args.sweeps, seed=0, restructure=criterion)
+
+        def report(record, name=name):
+            print(f"{name:>10} sweep {record['epoch']}: test NLL {record['valid_nll']:.2f} train NLL "
+                  f"{record['train_nll']:.2f} rewired {record.get('rewired', 0)} {record['time_s']:.0f} s", flush=True)
+
+        history = trainer.fit(train, valid=test, callback=report, progress=False)
+        curve = " ".join(f"{r['valid_nll']:.2f}" for r in history)
+        print(f"{name:>10} final test NLL {history[-1]['valid_nll']:.2f}  per sweep: {curve}  "
+              f"({sum(r['time_s'] for r in history):.0f} s, height {int(model.tree.height[model.tree.root])})",
+              flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="what", required=True)
@@ -174,9 +206,15 @@ def main():
     p.add_argument("--cutoff", type=float, default=1e-7)
     p.add_argument("--max-step", type=float, default=0.3, help="SweepTrainer trust region, same for both models")
     p.add_argument("--orderings", nargs="+", default=["row_major"])
+    p = sub.add_parser("restructure")
+    p.add_argument("--bond", type=int, default=8)
+    p.add_argument("--n-train", type=int, default=4000)
+    p.add_argument("--sweeps", type=int, default=6)
+    p.add_argument("--tree-seed", type=int, default=0, help="seed of the random tree")
+    p.add_argument("--runs", nargs="+", default=list(RESTRUCTURE_RUNS), choices=list(RESTRUCTURE_RUNS))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"targets": targets, "speed": speed, "quality": quality}[args.what](args)
+    {"targets": targets, "speed": speed, "quality": quality, "restructure": restructure}[args.what](args)
 
 
 if __name__ == "__main__":

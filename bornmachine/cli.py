@@ -52,7 +52,12 @@ def _build_model(args, sites, train):
         from .tree import Tree
         from .ttn import TTN
 
-        tree = Tree.from_data(train) if args.tree == "from_data" else args.tree
+        if args.tree == "from_data":
+            tree = Tree.from_data(train)
+        elif args.tree == "random":
+            tree = Tree.random(int(np.prod(train.shape[1:])), torch.Generator().manual_seed(args.seed))
+        else:
+            tree = args.tree
         return TTN(sites, 2, tree=tree, dtype=_dtype(args.dtype), device=args.device,
                    generator=torch.Generator().manual_seed(args.seed))
     ordering = orderings.from_data(train) if args.ordering == "from_data" else args.ordering
@@ -78,11 +83,15 @@ def _train(args) -> int:
     train, test, shape = _load_data(args.data, args.limit)
     model_path = os.path.join(args.out, "model.npz")
     checkpoint = os.path.join(args.out, "checkpoint.npz")
+    restructure = None if args.restructure == "none" else args.restructure
+    if restructure is not None and (args.model != "ttn" or args.trainer != "sweep"):
+        raise ValueError("--restructure rewires a TTN's tree during sweeps: use it with --model ttn "
+                         "(and the sweep trainer)")
     model = _build_model(args, shape or train.shape[1], train)
     if args.trainer == "sweep":
         trainer = SweepTrainer(model, max_bond=args.max_bond, cutoff=args.cutoff, lr=args.lr,
                                n_steps=args.steps, batch_size=args.batch_size, n_sweeps=args.sweeps, seed=args.seed,
-                               max_step=args.max_step)
+                               max_step=args.max_step, restructure=restructure)
     else:
         if args.max_bond != 2:
             model = _resize(model, args)
@@ -187,8 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "bornmachine.orderings.from_data); saved with the model")
     p.add_argument("--tree", default=None, type=choice_name,
                    help="TTN tree: bisection, balanced, caterpillar or from-data (merges of the training data's "
-                        "mutual information, see bornmachine.Tree.from_data); saved with the model. When not "
+                        "mutual information, see bornmachine.Tree.from_data) or random (balanced over pixels "
+                        "permuted by --seed, bornmachine.Tree.random); saved with the model. When not "
                         "given: bisection for images, balanced otherwise")
+    p.add_argument("--restructure", choices=("none", "nll", "mi"), default="none",
+                   help="TTN sweep trainer: rewire the tree at each two-node step to the pairing of lowest "
+                        "local NLL (nll) or bond entropy (mi), the adaptive tree; the saved model has the new tree")
     p.add_argument("--trainer", choices=("sweep", "gradient"), default="sweep",
                    help="two-site sweeps with SVD truncation (bonds grow up to --max-bond), or Adam on "
                         "all tensors at fixed bond --max-bond")

@@ -11,6 +11,7 @@ Ways to build one (all validated, with errors that name the offending site or no
 * ``Tree.bisection((H, W))``: recursive bisection of the image along its longer side (rows first on
   ties) into compact blocks, for any H×W (the default for 2D data).
 * ``Tree.balanced(n)``: balanced bisection of the chain 0…n−1 (the default for 1D data).
+* ``Tree.random(n, generator)``: balanced bisection of a random permutation of the sites.
 * ``Tree.caterpillar(n or order)``: ``((((o0, o1), o2), o3), …)``, the MPS-like tree; the internal
   node covering the first k+1 sites of ``order`` carries the MPS bond k.
 * ``Tree.from_nested(((0, 1), (2, (3, 4))))``: nested pairs of sites; internal nodes are numbered in
@@ -194,14 +195,14 @@ class Tree:
     def balanced(cls, n_sites: int) -> "Tree":
         """Balanced bisection of the chain 0…n−1 (left half ⌊n/2⌋ sites)."""
         n = _check_n(n_sites)
+        return cls.from_nested(_bisect(list(range(n))), n)
 
-        def split(a, b):
-            if b - a == 1:
-                return a
-            mid = a + (b - a) // 2
-            return (split(a, mid), split(mid, b))
-
-        return cls.from_nested(split(0, n), n)
+    @classmethod
+    def random(cls, n_sites: int, generator: torch.Generator | None = None) -> "Tree":
+        """Balanced bisection of a random permutation of the sites (``torch.randperm`` with ``generator``):
+        a tree of the least height that ignores the data's geometry (e.g. a start for ``restructure``)."""
+        n = _check_n(n_sites)
+        return cls.from_nested(_bisect(torch.randperm(n, generator=generator).tolist()), n)
 
     @classmethod
     def caterpillar(cls, order) -> "Tree":
@@ -388,6 +389,14 @@ def _check_n(n) -> int:
     if n < 2:
         raise ValueError(f"a TTN needs at least 2 sites, got {n}")
     return int(n)
+
+
+def _bisect(order: list[int]):
+    """Nested pairs of a balanced bisection of ``order`` (left half ⌊k/2⌋ sites)."""
+    if len(order) == 1:
+        return order[0]
+    mid = len(order) // 2
+    return (_bisect(order[:mid]), _bisect(order[mid:]))
 
 
 def _collect(node, leaves: list[int]) -> None:

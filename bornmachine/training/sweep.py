@@ -7,11 +7,14 @@ import math
 
 import torch
 
+from .. import tree_kernels
+from ..tree import Tree
 from ..validation import check_positive_int
 from .born import BornTrainer
 from .chain_sweep import ChainSweep
 from .engine import SweepEngine
 from .local_update import LocalUpdate
+from .tree_restructure import CRITERIA, RestructuringTreeSweep
 from .tree_sweep import TreeSweep
 
 #: The engines by the name a model class gives in its ``sweep_engine`` attribute.
@@ -51,6 +54,11 @@ class SweepTrainer(BornTrainer):
         dtype). ``torch.float32`` halves their memory for a float64 model; every contraction, the
         merged tensor, its gradient and the split stay in the model's dtype (environments are converted
         on use). Like the device, not a checkpointed setting.
+    restructure : None, "nll" or "mi" (TTN only), the adaptive tree: at each two-node step try the three
+        pairings of the four branches around the merged tensor and keep the one of lowest local NLL after
+        the truncated split ("nll") or lowest entropy of the new bond ("mi"); see
+        :mod:`~bornmachine.training.tree_restructure`. The model's ``tree`` changes (and is checkpointed);
+        records then add ``rewired`` (rewirings in the sweep).
     """
 
     checkpoint_name = "a sweep"
@@ -58,7 +66,8 @@ class SweepTrainer(BornTrainer):
 
     def __init__(self, model, *, max_bond: int = 32, cutoff: float = 1e-7, lr: float = 0.05,
                  n_steps: int = 1, batch_size: int | None = None, n_sweeps: int = 4, seed: int = 0,
-                 max_step: float | None = 0.3, env_dtype: torch.dtype | None = None):
+                 max_step: float | None = 0.3, env_dtype: torch.dtype | None = None,
+                 restructure: str | None = None):
         super().__init__(model, check_positive_int(n_sweeps, "n_sweeps"), seed)
         engine = engine_for(model)
         self.max_bond = check_positive_int(max_bond, "max_bond")
@@ -77,8 +86,17 @@ class SweepTrainer(BornTrainer):
         if env_dtype is not None and env_dtype not in (torch.float32, torch.float64):
             raise ValueError(f"env_dtype must be torch.float32 or torch.float64, got {env_dtype}")
         self.env_dtype = env_dtype
+        if restructure is not None and restructure not in CRITERIA:
+            raise ValueError(f"restructure must be None or one of {CRITERIA}, got {restructure!r}")
+        if restructure is not None and engine is not TreeSweep:
+            raise ValueError(f"restructure={restructure!r} rewires a tree: it needs a TTN, not a "
+                             f"{type(model).__name__} (an MPS's chain has no pairings to choose)")
+        self.restructure = restructure
         self.update = LocalUpdate(self.lr, self.n_steps, self.batch_size, self.max_step, self.generator)
-        self.engine = engine(model, self.update, self.max_bond, self.cutoff, env_dtype)
+        if restructure is None:
+            self.engine = engine(model, self.update, self.max_bond, self.cutoff, env_dtype)
+        else:
+            self.engine = RestructuringTreeSweep(model, self.update, self.max_bond, self.cutoff, env_dtype, restructure)
 
     @property
     def n_sweeps(self) -> int:
@@ -87,11 +105,11 @@ class SweepTrainer(BornTrainer):
     def hyper_parameters(self) -> dict:
         return {"max_bond": self.max_bond, "cutoff": self.cutoff, "lr": self.lr, "n_steps": self.n_steps,
                 "batch_size": self.batch_size, "n_sweeps": self.n_sweeps, "seed": self.seed,
-                "max_step": self.max_step,
+                "max_step": self.max_step, "restructure": self.restructure,
                 "env_dtype": None if self.env_dtype is None else str(self.env_dtype).replace("torch.", "")}
 
     def _trajectory_keys(self) -> tuple[str, ...]:
-        return ("max_bond", "cutoff", "lr", "n_steps", "batch_size", "max_step", "seed", "n_sites")
+        return ("max_bond", "cutoff", "lr", "n_steps", "batch_size", "max_step", "seed", "restructure", "n_sites")
 
     def _label(self) -> str:
         return "sweep"
@@ -99,7 +117,29 @@ class SweepTrainer(BornTrainer):
     def _run_epoch(self, x_train: torch.Tensor, epoch: int) -> dict:
         if self.model.n_sites < 2:
             raise ValueError("two-site training needs at least 2 sites")
-        return {"zero_prob": self.engine.sweep(x_train, self._part)}
+        record = {"zero_prob": self.engine.sweep(x_train, self._part)}
+        if self.restructure is not None:
+            record["rewired"] = self.engine.n_rewired
+        return record
+
+    def _state(self) -> tuple[dict, dict]:
+        meta, arrays = super()._state()
+        if self.restructure is not None:  # the tree training has rewired
+            arrays["tree_children"] = self.model.tree.internal_children()
+        return meta, arrays
+
+    def _load_state(self, meta: dict, arrays: dict, where: str) -> None:
+        if self.restructure is not None:
+            tree = Tree(arrays["tree_children"])
+            if tree.n_sites != self.model.n_sites:
+                raise ValueError(f"{where} holds a tree over {tree.n_sites} sites, the model has {self.model.n_sites}")
+            self.model.tree = tree
+        super()._load_state(meta, arrays, where)
+        if self.restructure is not None:
+            try:
+                tree_kernels.check_tensors(self.model.tree, self.model.tensors)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{where} holds tensors that do not fit its tree: {err}") from err
 
     def _release(self) -> None:
         self.engine.release()

@@ -125,7 +125,7 @@ class TreeSweep(SweepEngine):
             plan = [("root", "down0"), ("visit", r0), ("root", "across"), ("visit", r1), ("root", "up1")]
         else:
             plan = self._subtree(tree.root)
-        actions = plan[::-1]
+        self._actions = actions = plan[::-1]  # a stack; a rewiring step edits it
         try:
             with torch.no_grad():
                 while actions:
