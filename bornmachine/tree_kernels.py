@@ -497,9 +497,10 @@ def sample(tree: Tree, tensors: Tensors, n_samples: int, generator: torch.Genera
     ``generator`` in turn.
     """
     n_samples = int(n_samples)
-    tables = subtree_tables(tree, tensors, min(_SAMPLE_TABLE_SITES, _table_sites(min(n_samples, chunk))))
-    parts = [_sample_free_block(tree, tensors, tables, u)
-             for _, _, u in _row_blocks(tree, n_samples, chunk, generator, tensors[0].device)]
+    with torch.no_grad():  # samples are not differentiable: the blocks work in place
+        tables = subtree_tables(tree, tensors, min(_SAMPLE_TABLE_SITES, _table_sites(min(n_samples, chunk))))
+        parts = [_sample_free_block(tree, tensors, tables, u)
+                 for _, _, u in _row_blocks(tree, n_samples, chunk, generator, tensors[0].device)]
     if not parts:
         return (torch.zeros(0, tree.n_sites, dtype=torch.int64, device=tensors[0].device),
                 torch.zeros(0, dtype=torch.float64, device=tensors[0].device))
@@ -559,9 +560,10 @@ def _sample_free_block(tree: Tree, tensors: Tensors, tables: dict, u: torch.Tens
             frame[1], frame[3] = 1, m
             k = _categorical_columns((m * m).sum(0), u[:, v_node])
             ret = descend(c0, m.gather(1, k.view(1, 1, -1).expand(d0, 1, n_rows)).squeeze(1))
-        elif stage == 1:
+        elif stage == 1:  # M is not needed after this: reduced in place
             frame[1], frame[4] = 2, ret
-            ret = descend(c1, (frame[3] * ret[:, None, :]).sum(0))
+            m, frame[3] = frame[3], None
+            ret = descend(c1, m.mul_(ret[:, None, :]).sum(0))
         else:  # the amplitude vector of the drawn subtree configuration
             a = _contract_nodes(t.unsqueeze(0), frame[4].unsqueeze(0), ret.unsqueeze(0))[0]
             norm = (a * a).sum(0).sqrt()
