@@ -54,9 +54,11 @@ from .partition import estimate_log_z
 
 __all__ = ["CDTrainer", "centered_gradient", "centered_step"]
 
+_ADAM_BETA2, _ADAM_EPS = 0.999, 1e-8
+
 # Hyper-parameters that shape the training trajectory: a checkpoint resumes only if they agree.
 _TRAJECTORY_KEYS = ("k", "persistent", "lr", "lr_decay", "momentum", "weight_decay", "batch_size", "n_chains",
-                    "init_visible_bias", "shuffle", "centering", "centering_rate", "patience")
+                    "init_visible_bias", "shuffle", "centering", "centering_rate", "adaptive", "patience")
 
 
 class CDTrainer(Trainer):
@@ -72,11 +74,12 @@ class CDTrainer(Trainer):
         True: PCD (chains persist across updates); False: CD-k (chains restart at the minibatch).
     lr : float > 0
         Learning rate (step per minibatch-mean gradient).
-    lr_decay : {"none", "linear"}
-        ``"linear"``: epoch ``e`` (0-based) uses ``lr · (1 - e / n_epochs)`` (Tieleman 2008), which
-        settles the noisy end of PCD; the schedule then depends on ``n_epochs``.
+    lr_decay : {"linear", "none"}
+        ``"linear"`` (default): epoch ``e`` (0-based) uses ``lr · (1 - e / n_epochs)`` (Tieleman 2008),
+        which settles the noisy end of PCD; the schedule then depends on ``n_epochs`` (a finished run
+        is extended only with ``"none"``).
     momentum : float in [0, 1)
-        Heavy-ball momentum on all parameters.
+        Heavy-ball momentum on all parameters (with ``adaptive``: Adam's β₁).
     weight_decay : float ≥ 0
         L2 penalty coefficient on ``W`` (not on biases).
     batch_size : int ≥ 1
@@ -92,6 +95,10 @@ class CDTrainer(Trainer):
         Centered gradient (see the module docstring); False: the plain CD gradient.
     centering_rate : float in (0, 1]
         Moving-average rate of the hidden offset λ per update.
+    adaptive : bool
+        Adam's per-parameter step (Kingma & Ba 2015: β₁ = ``momentum``, β₂ = 0.999, ε = 1e-8, bias
+        corrected) instead of heavy-ball momentum: weights of sparse masks, whose gradients are tiny near
+        W = 0, move as fast as dense ones (use a smaller ``lr``, e.g. 0.01).
     patience : int ≥ 1 or None
         With validation data: stop after this many epochs without a lower validation NLL and keep
         the parameters of the best one (None: train all ``n_epochs``, keep the last parameters).
@@ -123,11 +130,11 @@ class CDTrainer(Trainer):
         The epoch whose parameters early stopping keeps (see ``patience``).
     """
 
-    def __init__(self, rbm: RBM, *, k: int = 1, persistent: bool = True, lr: float = 0.01, lr_decay: str = "none",
+    def __init__(self, rbm: RBM, *, k: int = 1, persistent: bool = True, lr: float = 0.1, lr_decay: str = "linear",
                  momentum: float = 0.5,
-                 weight_decay: float = 1e-4, batch_size: int = 100, n_epochs: int = 10, n_chains: int | None = None,
+                 weight_decay: float = 1e-4, batch_size: int = 100, n_epochs: int = 20, n_chains: int | None = None,
                  init_visible_bias: bool = True, shuffle: bool = True, centering: bool = True,
-                 centering_rate: float = 0.01, patience: int | None = None, eval_every: int = 1, log_z: str = "auto",
+                 centering_rate: float = 0.01, adaptive: bool = False, patience: int | None = None, eval_every: int = 1, log_z: str = "auto",
                  exact_max_units: int = 20, ais_chains: int = 100, ais_betas: int = 1000, seed: int | None = 0,
                  generator: torch.Generator | None = None):
         if not isinstance(rbm, RBM):
@@ -149,6 +156,7 @@ class CDTrainer(Trainer):
         self.centering = bool(centering)
         self.centering_rate = _check_float(centering_rate, "centering_rate", low=0.0, high=1.0, low_open=True,
                                            high_closed=True)
+        self.adaptive = bool(adaptive)
         self.patience = check_positive_int(patience, "patience") if patience is not None else None
         if isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) or eval_every < 0:
             raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
@@ -165,6 +173,8 @@ class CDTrainer(Trainer):
         self.seed = seed
         self.history: list[dict] = []
         self._velocity: list[torch.Tensor] | None = None
+        self._second: list[torch.Tensor] | None = None  # Adam's second moments (``adaptive``)
+        self._n_updates = 0
         self._chains: torch.Tensor | None = None
         self._eval_seed: int | None = None
         self._offsets: tuple[torch.Tensor, torch.Tensor] | None = None  # (μ (n_visible,), λ (n_hidden,))
@@ -177,7 +187,8 @@ class CDTrainer(Trainer):
                 "momentum": self.momentum,
                 "weight_decay": self.weight_decay, "batch_size": self.batch_size, "n_epochs": self.n_epochs,
                 "n_chains": self.n_chains, "init_visible_bias": self.init_visible_bias, "shuffle": self.shuffle,
-                "centering": self.centering, "centering_rate": self.centering_rate, "patience": self.patience,
+                "centering": self.centering, "centering_rate": self.centering_rate, "adaptive": self.adaptive,
+                "patience": self.patience,
                 "eval_every": self.eval_every, "log_z": self.log_z, "exact_max_units": self.exact_max_units,
                 "ais_chains": self.ais_chains, "ais_betas": self.ais_betas, "seed": self.seed}
 
@@ -221,6 +232,8 @@ class CDTrainer(Trainer):
         if self.init_visible_bias:
             rbm.b = base_rate_bias(x, pseudocount=1.0)
         self._velocity = [torch.zeros_like(p) for p in rbm.parameters()]
+        self._second = [torch.zeros_like(p) for p in rbm.parameters()] if self.adaptive else None
+        self._n_updates = 0
         self._chains = (bernoulli(torch.sigmoid(rbm.b).expand(self.n_chains, -1), self.generator)
                         if self.persistent else None)
         self._eval_seed = int(torch.randint(0, 2 ** 62, (1,), generator=self.generator,
@@ -274,16 +287,30 @@ class CDTrainer(Trainer):
         grad_w = grad_w - self.weight_decay * W
         if not rbm.is_dense:
             grad_w.masked_fill_(~rbm._mask, 0.0)
-        vel = self._velocity
-        for v_, g_ in zip(vel, (grad_w, grad_b, grad_c)):
-            v_.mul_(self.momentum).add_(g_, alpha=lr)
+        step = self._direction((grad_w, grad_b, grad_c), lr)
         try:
-            rbm.add_(*(centered_step(*vel, *self._offsets) if self.centering else vel))
+            rbm.add_(*(centered_step(*step, *self._offsets) if self.centering else step))
         except ValueError as err:
             raise ValueError(f"training diverged at epoch {self.epoch + 1} ({err}); lower lr") from err
         if self.centering:
             self._offsets[1].lerp_(h_data, self.centering_rate)
         return vk
+
+    def _direction(self, grads, lr: float) -> list[torch.Tensor]:
+        """The ascent step from the gradients (W, b, c): heavy-ball momentum, or Adam with ``adaptive``."""
+        self._n_updates += 1
+        if not self.adaptive:
+            for v_, g_ in zip(self._velocity, grads):
+                v_.mul_(self.momentum).add_(g_, alpha=lr)
+            return self._velocity
+        beta1, beta2, t = self.momentum, _ADAM_BETA2, self._n_updates
+        scale = lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
+        steps = []
+        for m_, s_, g_ in zip(self._velocity, self._second, grads):
+            m_.lerp_(g_, 1.0 - beta1)
+            s_.mul_(beta2).addcmul_(g_, g_, value=1.0 - beta2)
+            steps.append(scale * m_ / (s_.sqrt() + _ADAM_EPS))
+        return steps
 
     # ---------------------------------------------------------------------------------------------
     # evaluation
@@ -331,7 +358,10 @@ class CDTrainer(Trainer):
             arrays["chains"] = self._chains.cpu().numpy()
         if self._offsets is not None:
             arrays["offset_visible"], arrays["offset_hidden"] = (t.cpu().numpy() for t in self._offsets)
-        meta = {"eval_seed": self._eval_seed, "dtype": str(rbm.dtype).replace("torch.", "")}
+        if self._second is not None:
+            arrays.update({f"second_{name}": t.cpu().numpy() for name, t in zip(("W", "b", "c"), self._second)})
+        meta = {"eval_seed": self._eval_seed, "dtype": str(rbm.dtype).replace("torch.", ""),
+                "n_updates": self._n_updates}
         if self._best is not None:
             meta["best_valid_nll"], meta["best_epoch"] = self._best[:2]
             arrays.update({f"best_{name}": t.cpu().numpy() for name, t in zip(("W", "b", "c"), self._best[2])})
@@ -344,6 +374,8 @@ class CDTrainer(Trainer):
             velocity = [arrays[f"velocity_{name}"] for name in ("W", "b", "c")]
             eval_seed = int(meta["eval_seed"])
             offsets = (arrays["offset_visible"], arrays["offset_hidden"]) if self.centering else None
+            second = [arrays[f"second_{name}"] for name in ("W", "b", "c")] if self.adaptive else None
+            n_updates = int(meta["n_updates"])
             best = ((float(meta["best_valid_nll"]), int(meta["best_epoch"]),
                      tuple(arrays[f"best_{name}"] for name in ("W", "b", "c"))) if "best_epoch" in meta else None)
         except (KeyError, TypeError, ValueError) as err:
@@ -357,7 +389,9 @@ class CDTrainer(Trainer):
             raise ValueError(f"{where} is a corrupt checkpoint (persistent chains missing or of the wrong shape)")
         rbm.set_parameters(torch.from_numpy(W), torch.from_numpy(b), torch.from_numpy(c))
         self._velocity = [self._tensor(v) for v in velocity]
-        for v_, p_ in zip(self._velocity, rbm.parameters()):
+        self._second = None if second is None else [self._tensor(v) for v in second]
+        self._n_updates = n_updates
+        for v_, p_ in zip(self._velocity + (self._second or []), rbm.parameters() * 2):
             if v_.shape != p_.shape:
                 raise ValueError(f"{where} is a corrupt checkpoint (momentum buffer of shape {tuple(v_.shape)})")
         self._chains = self._tensor(arrays["chains"]) if self.persistent else None

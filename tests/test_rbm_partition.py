@@ -52,7 +52,7 @@ def trained():
     """An RBM (16 visible, 10 hidden) trained by PCD on prototype data, with its data and exact log Z."""
     data = prototype_data(16, 400, 0)
     r = RBM(16, 10, generator=gen(0))
-    CDTrainer(r, lr=0.1, batch_size=20, n_epochs=25, eval_every=0, seed=0).fit(data, progress=False)
+    CDTrainer(r, lr=0.1, lr_decay="none", batch_size=20, n_epochs=25, eval_every=0, seed=0).fit(data, progress=False)
     return r, data, exact_log_z(r).value
 
 

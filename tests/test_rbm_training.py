@@ -35,7 +35,8 @@ def test_training_decreases_exact_nll(persistent):
     both = prototype_data(12, 600, 0)
     x, valid = both[:400], both[400:]
     r = RBM(12, 6, generator=gen(0))
-    trainer = CDTrainer(r, persistent=persistent, lr=0.1, batch_size=20, n_epochs=20, eval_every=2, seed=0)
+    trainer = CDTrainer(r, persistent=persistent, lr=0.1, lr_decay="none", batch_size=20, n_epochs=20, eval_every=2,
+                        seed=0)
     hist = trainer.fit(x, valid, progress=False)
     assert [h["epoch"] for h in hist] == list(range(1, 21))
     evaluated = [h for h in hist if h["train_nll"] is not None]
@@ -65,11 +66,12 @@ def test_ais_evaluation_for_larger_models():
     assert hist[-1]["log_z_method"] == "ais" and hist[-1]["log_z_stderr"] > 0
 
 
-def _run(tmp_path, n_epochs, stop_after=None, name="ckpt.npz", **kw):
+def _run(tmp_path, n_epochs, stop_after=None, name="ckpt.npz", lr_decay="none", lr=0.1, **kw):
     x = prototype_data(12, 200, 4)
     mask = masks.local_1d(12, 5, 2)
     r = RBM(12, mask.shape[1], mask=mask, generator=gen(0))
-    trainer = CDTrainer(r, lr=0.1, momentum=0.7, batch_size=16, n_epochs=n_epochs, eval_every=1, seed=123, **kw)
+    trainer = CDTrainer(r, lr=lr, lr_decay=lr_decay, momentum=0.7, batch_size=16, n_epochs=n_epochs, eval_every=1,
+                        seed=123, **kw)
 
     def stop(record):
         if stop_after is not None and record["epoch"] == stop_after:
@@ -82,12 +84,14 @@ def _run(tmp_path, n_epochs, stop_after=None, name="ckpt.npz", **kw):
     return r, trainer
 
 
-@pytest.mark.parametrize("persistent", [True, False], ids=["PCD", "CD"])
-def test_resume_from_checkpoint_is_bit_identical(tmp_path, persistent):
-    full, full_tr = _run(tmp_path, 6, name="full.npz", persistent=persistent)
-    part, _ = _run(tmp_path, 6, stop_after=2, name="part.npz", persistent=persistent)
+@pytest.mark.parametrize("persistent, kw", [(True, {}), (False, {}), (True, {"adaptive": True, "lr": 0.01}),
+                                            (True, {"centering": False})], ids=["PCD", "CD", "adaptive", "plain"])
+def test_resume_from_checkpoint_is_bit_identical(tmp_path, persistent, kw):
+    kw = dict(kw, persistent=persistent)
+    full, full_tr = _run(tmp_path, 6, name="full.npz", **kw)
+    part, _ = _run(tmp_path, 6, stop_after=2, name="part.npz", **kw)
     assert not torch.equal(part.W, full.W)
-    resumed, res_tr = _run(tmp_path, 6, name="part.npz", persistent=persistent)  # picks up at epoch 2
+    resumed, res_tr = _run(tmp_path, 6, name="part.npz", **kw)  # picks up at epoch 2
     for a, b in zip(resumed.parameters(), full.parameters()):
         assert torch.equal(a, b)
     assert [h["epoch"] for h in res_tr.history] == list(range(1, 7))
@@ -121,14 +125,14 @@ def test_resume_refuses_other_settings_or_data(tmp_path):
         x = prototype_data(12, 200, 4)
         mask = masks.local_1d(12, 5, 2)
         r = RBM(12, mask.shape[1], mask=mask, generator=gen(0))
-        CDTrainer(r, lr=0.2, momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
+        CDTrainer(r, lr=0.2, lr_decay="none", momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
             x, checkpoint=tmp_path / "z.npz", progress=False)
     with pytest.raises(ValueError, match="other training data"):
-        CDTrainer(r, lr=0.1, momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
+        CDTrainer(r, lr=0.1, lr_decay="none", momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
             x[:100], checkpoint=tmp_path / "z.npz", progress=False)
     with pytest.raises(ValueError, match="another connection mask"):
         other = RBM(12, mask.shape[1], mask=masks.random(12, mask.shape[1], 20, seed=0), generator=gen(0))
-        CDTrainer(other, lr=0.1, momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
+        CDTrainer(other, lr=0.1, lr_decay="none", momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
             x, checkpoint=tmp_path / "z.npz", progress=False)
     r.save(tmp_path / "model.npz")
     with pytest.raises(ValueError, match="not an RBM training checkpoint"):
@@ -248,6 +252,18 @@ def test_centering_beats_plain_cd_on_a_plateau():
         nll[centering] = CDTrainer(r, lr=0.05, batch_size=20, n_epochs=10, eval_every=10, centering=centering,
                                    seed=0).fit(x, progress=False)[-1]["train_nll"]
     assert nll[True] < nll[False]
+
+
+def test_adaptive_first_step_moves_every_weight_by_lr():
+    x = prototype_data(10, 50, 12)
+    mask = masks.random(10, 6, 30, seed=0)
+    r = RBM(10, 6, mask=mask, generator=gen(0))
+    before = r.W.clone()
+    CDTrainer(r, lr=0.01, adaptive=True, centering=False, weight_decay=0.0, batch_size=50, n_epochs=1, eval_every=0,
+              init_visible_bias=False, seed=0).fit(x, progress=False)
+    step = (r.W - before).abs()
+    assert torch.all(step[~mask] == 0)
+    torch.testing.assert_close(step[mask], torch.full_like(step[mask], 0.01), rtol=1e-4, atol=0)  # Adam: lr · sign(g)
 
 
 # ------------------------------------------------------------------------------------------------
