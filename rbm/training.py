@@ -73,7 +73,8 @@ class CDTrainer(Trainer):
     persistent : bool
         True: PCD (chains persist across updates); False: CD-k (chains restart at the minibatch).
     lr : float > 0
-        Learning rate (step per minibatch-mean gradient).
+        Learning rate (Adam's step per parameter; without ``adaptive``, the factor of the minibatch-mean
+        gradient).
     lr_decay : {"linear", "none"}
         ``"linear"`` (default): epoch ``e`` (0-based) uses ``lr · (1 - e / n_epochs)`` (Tieleman 2008),
         which settles the noisy end of PCD; the schedule then depends on ``n_epochs`` (a finished run
@@ -96,9 +97,9 @@ class CDTrainer(Trainer):
     centering_rate : float in (0, 1]
         Moving-average rate of the hidden offset λ per update.
     adaptive : bool
-        Adam's per-parameter step (Kingma & Ba 2015: β₁ = ``momentum``, β₂ = 0.999, ε = 1e-8, bias
-        corrected) instead of heavy-ball momentum: weights of sparse masks, whose gradients are tiny near
-        W = 0, move as fast as dense ones (use a smaller ``lr``, e.g. 0.01).
+        True (default): Adam's per-parameter step (Kingma & Ba 2015: β₁ = ``momentum``, β₂ = 0.999,
+        ε = 1e-8, bias corrected), so weights of sparse masks, whose gradients are tiny near W = 0, move
+        as fast as dense ones; False: heavy-ball momentum (plain SGD wants a larger ``lr``, e.g. 0.1).
     patience : int ≥ 1 or None
         With validation data: stop after this many epochs without a lower validation NLL and keep
         the parameters of the best one (None: train all ``n_epochs``, keep the last parameters).
@@ -130,11 +131,11 @@ class CDTrainer(Trainer):
         The epoch whose parameters early stopping keeps (see ``patience``).
     """
 
-    def __init__(self, rbm: RBM, *, k: int = 1, persistent: bool = True, lr: float = 0.1, lr_decay: str = "linear",
+    def __init__(self, rbm: RBM, *, k: int = 1, persistent: bool = True, lr: float = 0.01, lr_decay: str = "linear",
                  momentum: float = 0.5,
                  weight_decay: float = 1e-4, batch_size: int = 100, n_epochs: int = 20, n_chains: int | None = None,
                  init_visible_bias: bool = True, shuffle: bool = True, centering: bool = True,
-                 centering_rate: float = 0.01, adaptive: bool = False, patience: int | None = None, eval_every: int = 1, log_z: str = "auto",
+                 centering_rate: float = 0.01, adaptive: bool = True, patience: int | None = None, eval_every: int = 1, log_z: str = "auto",
                  exact_max_units: int = 20, ais_chains: int = 100, ais_betas: int = 1000, seed: int | None = 0,
                  generator: torch.Generator | None = None):
         if not isinstance(rbm, RBM):

@@ -35,8 +35,8 @@ def test_training_decreases_exact_nll(persistent):
     both = prototype_data(12, 600, 0)
     x, valid = both[:400], both[400:]
     r = RBM(12, 6, generator=gen(0))
-    trainer = CDTrainer(r, persistent=persistent, lr=0.1, lr_decay="none", batch_size=20, n_epochs=20, eval_every=2,
-                        seed=0)
+    trainer = CDTrainer(r, persistent=persistent, lr=0.1, lr_decay="none", adaptive=False, batch_size=20, n_epochs=20,
+                        eval_every=2, seed=0)
     hist = trainer.fit(x, valid, progress=False)
     assert [h["epoch"] for h in hist] == list(range(1, 21))
     evaluated = [h for h in hist if h["train_nll"] is not None]
