@@ -13,9 +13,11 @@ Centering (Melchior, Fischer & Wiskott, JMLR 2016, on by default) writes the ene
 (visible) and λ (hidden), ``E = -(v-μ)ᵀW(h-λ) - b̃ᵀ(v-μ) - c̃ᵀ(h-λ)``, and ascends the gradient in
 (W, b̃, c̃): ``∇W̃ = ⟨(v-μ)(h-λ)ᵀ⟩_data - ⟨(v-μ)(h-λ)ᵀ⟩_model = ∇W - μ∇cᵀ - ∇b λᵀ``, ``∇b̃ = ∇b``,
 ``∇c̃ = ∇c``. The stored model stays an ordinary RBM (``b = b̃ - Wλ``, ``c = c̃ - Wᵀμ``), so a step
-moves it by ``ΔW``, ``Δb - ΔW λ``, ``Δc - ΔWᵀ μ`` (:func:`centered_gradient`, :func:`centered_step`); μ is the training-data
-mean, λ a moving average of the data's mean ``p(h|v)``, and moving the offsets leaves the model as
-it is. This removes the plateaus of plain CD, whose updates are dominated by the mean activities.
+moves it by ``ΔW``, ``Δb - ΔW λ``, ``Δc - ΔWᵀ μ`` (:func:`centered_gradient`, :func:`centered_step`);
+μ is the training-data mean, λ a moving average of the data's mean ``p(h|v)``, and moving the
+offsets leaves the model as it is. This removes the plateaus of plain CD, whose updates are
+dominated by the mean activities. The step is Adam's by default (``adaptive``): sparse masks, whose
+weights get tiny gradients near W = 0, otherwise stall at the independent-pixel model.
 
 Early stopping: with ``patience`` and validation data, training stops after ``patience`` epochs
 without a lower validation NLL and the model gets the parameters of its best validation epoch
@@ -23,9 +25,10 @@ without a lower validation NLL and the model gets the parameters of its best val
 
 The fit loop (history, progress, checkpoints, resume, callbacks) is the one every trainer of the package
 shares (:class:`bornmachine.training.Trainer`). Checkpoints (``fit(..., checkpoint=path)``) are written
-atomically after every epoch and hold the parameters, the momentum buffers, the persistent chains, the
-random-generator state, the history and the hyper-parameters, so that a run resumed from its checkpoint
-reaches bit-identical parameters to an uninterrupted run with the same seed. Evaluation (NLL with exact ``log Z`` when the smaller layer
+atomically after every epoch and hold the parameters, the momentum (and Adam) buffers, the centering
+offsets, the best-validation parameters, the persistent chains, the random-generator state, the
+history and the hyper-parameters, so that a run resumed from its checkpoint reaches bit-identical
+parameters to an uninterrupted run with the same seed. Evaluation (NLL with exact ``log Z`` when the smaller layer
 has ≤ ``exact_max_units`` units, AIS otherwise) draws from its own generator, seeded per epoch, so the
 evaluation cadence never changes the training trajectory.
 
@@ -122,9 +125,9 @@ class CDTrainer(Trainer):
     history : list of dict
         One record per finished epoch: ``epoch``, ``lr``, ``train_nll``, ``valid_nll`` (nats per sample, None
         when not evaluated), ``best_epoch`` (the epoch of the lowest validation NLL so far, with
-        ``patience`` and validation data, else None), ``log_z``, ``log_z_stderr``, ``log_z_method``, ``recon_error`` (mean
-        squared one-step reconstruction error on ≤ 1000 training rows), ``time_s`` (training seconds
-        of that epoch), ``eval_time_s``.
+        ``patience`` and validation data, else None), ``log_z``, ``log_z_stderr``, ``log_z_method``,
+        ``recon_error`` (mean squared one-step reconstruction error on ≤ 1000 training rows), ``time_s``
+        (training seconds of that epoch), ``eval_time_s``.
     epoch : int
         Finished epochs.
     best_epoch : int or None
@@ -135,7 +138,8 @@ class CDTrainer(Trainer):
                  momentum: float = 0.5,
                  weight_decay: float = 1e-4, batch_size: int = 100, n_epochs: int = 20, n_chains: int | None = None,
                  init_visible_bias: bool = True, shuffle: bool = True, centering: bool = True,
-                 centering_rate: float = 0.01, adaptive: bool = True, patience: int | None = None, eval_every: int = 1, log_z: str = "auto",
+                 centering_rate: float = 0.01, adaptive: bool = True, patience: int | None = None,
+                 eval_every: int = 1, log_z: str = "auto",
                  exact_max_units: int = 20, ais_chains: int = 100, ais_betas: int = 1000, seed: int | None = 0,
                  generator: torch.Generator | None = None):
         if not isinstance(rbm, RBM):
