@@ -105,6 +105,7 @@ def _train_here(args) -> int:
     trainer = CDTrainer(rbm, k=args.k, persistent=not args.cd, lr=args.lr, lr_decay=args.lr_decay,
                         momentum=args.momentum,
                         weight_decay=args.weight_decay, batch_size=args.batch_size, n_epochs=args.epochs,
+                        centering=not args.no_centering, adaptive=not args.no_adaptive, patience=args.patience,
                         eval_every=args.eval_every, log_z=args.log_z, ais_chains=args.ais_chains,
                         ais_betas=args.ais_betas, generator=gen)
 
@@ -209,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-decay", type=float, default=1e-4, help="L2 penalty on the weights")
     t.add_argument("--batch-size", type=int, default=100, help="minibatch size")
     t.add_argument("--epochs", type=int, default=10, help="passes over the training rows")
+    t.add_argument("--no-centering", action="store_true", help="plain CD gradient instead of the centered one")
+    t.add_argument("--no-adaptive", action="store_true", help="heavy-ball momentum instead of Adam's adaptive step")
+    t.add_argument("--patience", type=int, default=None,
+                   help="with --valid: stop after this many epochs without a lower validation NLL and keep the "
+                        "best epoch's parameters (none when not given)")
     t.add_argument("--eval-every", type=int, default=1, help="NLL every N epochs (0: never)")
     t.add_argument("--log-z", choices=("auto", "exact", "ais"), default="auto",
                    help="how to get log Z for the NLL (auto: exact when a layer is small enough)")

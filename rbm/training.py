@@ -9,11 +9,26 @@ returns a history (one dict per epoch). The log-likelihood gradient
 uses ``p(h|v)`` for the hidden statistics; the model term comes from ``k`` block-Gibbs sweeps that
 start at the minibatch (CD-k) or continue persistent chains across updates (PCD-k, Tieleman 2008).
 
+Centering (Melchior, Fischer & Wiskott, JMLR 2016, on by default) writes the energy with offsets μ
+(visible) and λ (hidden), ``E = -(v-μ)ᵀW(h-λ) - b̃ᵀ(v-μ) - c̃ᵀ(h-λ)``, and ascends the gradient in
+(W, b̃, c̃): ``∇W̃ = ⟨(v-μ)(h-λ)ᵀ⟩_data - ⟨(v-μ)(h-λ)ᵀ⟩_model = ∇W - μ∇cᵀ - ∇b λᵀ``, ``∇b̃ = ∇b``,
+``∇c̃ = ∇c``. The stored model stays an ordinary RBM (``b = b̃ - Wλ``, ``c = c̃ - Wᵀμ``), so a step
+moves it by ``ΔW``, ``Δb - ΔW λ``, ``Δc - ΔWᵀ μ`` (:func:`centered_gradient`, :func:`centered_step`);
+μ is the training-data mean, λ a moving average of the data's mean ``p(h|v)``, and moving the
+offsets leaves the model as it is. This removes the plateaus of plain CD, whose updates are
+dominated by the mean activities. The step is Adam's by default (``adaptive``): sparse masks, whose
+weights get tiny gradients near W = 0, otherwise stall at the independent-pixel model.
+
+Early stopping: with ``patience`` and validation data, training stops after ``patience`` epochs
+without a lower validation NLL and the model gets the parameters of its best validation epoch
+(``best_epoch``).
+
 The fit loop (history, progress, checkpoints, resume, callbacks) is the one every trainer of the package
 shares (:class:`bornmachine.training.Trainer`). Checkpoints (``fit(..., checkpoint=path)``) are written
-atomically after every epoch and hold the parameters, the momentum buffers, the persistent chains, the
-random-generator state, the history and the hyper-parameters, so that a run resumed from its checkpoint
-reaches bit-identical parameters to an uninterrupted run with the same seed. Evaluation (NLL with exact ``log Z`` when the smaller layer
+atomically after every epoch and hold the parameters, the momentum (and Adam) buffers, the centering
+offsets, the best-validation parameters, the persistent chains, the random-generator state, the
+history and the hyper-parameters, so that a run resumed from its checkpoint reaches bit-identical
+parameters to an uninterrupted run with the same seed. Evaluation (NLL with exact ``log Z`` when the smaller layer
 has ≤ ``exact_max_units`` units, AIS otherwise) draws from its own generator, seeded per epoch, so the
 evaluation cadence never changes the training trajectory.
 
@@ -40,11 +55,13 @@ from bornmachine.validation import as_binary, check_positive_int
 from .model import RBM, base_rate_bias, bernoulli, free_energy, gibbs_step, hidden_prob, make_generator, visible_prob
 from .partition import estimate_log_z
 
-__all__ = ["CDTrainer"]
+__all__ = ["CDTrainer", "centered_gradient", "centered_step"]
+
+_ADAM_BETA2, _ADAM_EPS = 0.999, 1e-8
 
 # Hyper-parameters that shape the training trajectory: a checkpoint resumes only if they agree.
 _TRAJECTORY_KEYS = ("k", "persistent", "lr", "lr_decay", "momentum", "weight_decay", "batch_size", "n_chains",
-                    "init_visible_bias", "shuffle")
+                    "init_visible_bias", "shuffle", "centering", "centering_rate", "adaptive", "patience")
 
 
 class CDTrainer(Trainer):
@@ -59,12 +76,14 @@ class CDTrainer(Trainer):
     persistent : bool
         True: PCD (chains persist across updates); False: CD-k (chains restart at the minibatch).
     lr : float > 0
-        Learning rate (step per minibatch-mean gradient).
-    lr_decay : {"none", "linear"}
-        ``"linear"``: epoch ``e`` (0-based) uses ``lr · (1 - e / n_epochs)`` (Tieleman 2008), which
-        settles the noisy end of PCD; the schedule then depends on ``n_epochs``.
+        Learning rate (Adam's step per parameter; without ``adaptive``, the factor of the minibatch-mean
+        gradient).
+    lr_decay : {"linear", "none"}
+        ``"linear"`` (default): epoch ``e`` (0-based) uses ``lr · (1 - e / n_epochs)`` (Tieleman 2008),
+        which settles the noisy end of PCD; the schedule then depends on ``n_epochs`` (a finished run
+        is extended only with ``"none"``).
     momentum : float in [0, 1)
-        Heavy-ball momentum on all parameters.
+        Heavy-ball momentum on all parameters (with ``adaptive``: Adam's β₁).
     weight_decay : float ≥ 0
         L2 penalty coefficient on ``W`` (not on biases).
     batch_size : int ≥ 1
@@ -76,6 +95,17 @@ class CDTrainer(Trainer):
         Start a fresh run with ``b`` = smoothed logits of the training-data marginals.
     shuffle : bool
         Reshuffle the training set every epoch (with the trainer's generator).
+    centering : bool
+        Centered gradient (see the module docstring); False: the plain CD gradient.
+    centering_rate : float in (0, 1]
+        Moving-average rate of the hidden offset λ per update.
+    adaptive : bool
+        True (default): Adam's per-parameter step (Kingma & Ba 2015: β₁ = ``momentum``, β₂ = 0.999,
+        ε = 1e-8, bias corrected), so weights of sparse masks, whose gradients are tiny near W = 0, move
+        as fast as dense ones; False: heavy-ball momentum (plain SGD wants a larger ``lr``, e.g. 0.1).
+    patience : int ≥ 1 or None
+        With validation data: stop after this many epochs without a lower validation NLL and keep
+        the parameters of the best one (None: train all ``n_epochs``, keep the last parameters).
     eval_every : int ≥ 0
         Evaluate the NLL every ``eval_every`` epochs and after the last one (0: never).
     log_z : {"auto", "exact", "ais"}
@@ -94,17 +124,22 @@ class CDTrainer(Trainer):
     ----------
     history : list of dict
         One record per finished epoch: ``epoch``, ``lr``, ``train_nll``, ``valid_nll`` (nats per sample, None
-        when not evaluated), ``log_z``, ``log_z_stderr``, ``log_z_method``, ``recon_error`` (mean
-        squared one-step reconstruction error on ≤ 1000 training rows), ``time_s`` (training seconds
-        of that epoch), ``eval_time_s``.
+        when not evaluated), ``best_epoch`` (the epoch of the lowest validation NLL so far, with
+        ``patience`` and validation data, else None), ``log_z``, ``log_z_stderr``, ``log_z_method``,
+        ``recon_error`` (mean squared one-step reconstruction error on ≤ 1000 training rows), ``time_s``
+        (training seconds of that epoch), ``eval_time_s``.
     epoch : int
         Finished epochs.
+    best_epoch : int or None
+        The epoch whose parameters early stopping keeps (see ``patience``).
     """
 
-    def __init__(self, rbm: RBM, *, k: int = 1, persistent: bool = True, lr: float = 0.01, lr_decay: str = "none",
+    def __init__(self, rbm: RBM, *, k: int = 1, persistent: bool = True, lr: float = 0.01, lr_decay: str = "linear",
                  momentum: float = 0.5,
-                 weight_decay: float = 1e-4, batch_size: int = 100, n_epochs: int = 10, n_chains: int | None = None,
-                 init_visible_bias: bool = True, shuffle: bool = True, eval_every: int = 1, log_z: str = "auto",
+                 weight_decay: float = 1e-4, batch_size: int = 100, n_epochs: int = 20, n_chains: int | None = None,
+                 init_visible_bias: bool = True, shuffle: bool = True, centering: bool = True,
+                 centering_rate: float = 0.01, adaptive: bool = True, patience: int | None = None,
+                 eval_every: int = 1, log_z: str = "auto",
                  exact_max_units: int = 20, ais_chains: int = 100, ais_betas: int = 1000, seed: int | None = 0,
                  generator: torch.Generator | None = None):
         if not isinstance(rbm, RBM):
@@ -123,6 +158,11 @@ class CDTrainer(Trainer):
         self.n_chains = check_positive_int(n_chains, "n_chains") if n_chains is not None else self.batch_size
         self.init_visible_bias = bool(init_visible_bias)
         self.shuffle = bool(shuffle)
+        self.centering = bool(centering)
+        self.centering_rate = _check_float(centering_rate, "centering_rate", low=0.0, high=1.0, low_open=True,
+                                           high_closed=True)
+        self.adaptive = bool(adaptive)
+        self.patience = check_positive_int(patience, "patience") if patience is not None else None
         if isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) or eval_every < 0:
             raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
         self.eval_every = int(eval_every)
@@ -138,8 +178,12 @@ class CDTrainer(Trainer):
         self.seed = seed
         self.history: list[dict] = []
         self._velocity: list[torch.Tensor] | None = None
+        self._second: list[torch.Tensor] | None = None  # Adam's second moments (``adaptive``)
+        self._n_updates = 0
         self._chains: torch.Tensor | None = None
         self._eval_seed: int | None = None
+        self._offsets: tuple[torch.Tensor, torch.Tensor] | None = None  # (μ (n_visible,), λ (n_hidden,))
+        self._best: tuple[float, int, tuple[torch.Tensor, ...]] | None = None  # (valid NLL, epoch, (W, b, c))
 
     # ---------------------------------------------------------------------------------------------
     def hyper_parameters(self) -> dict:
@@ -148,6 +192,8 @@ class CDTrainer(Trainer):
                 "momentum": self.momentum,
                 "weight_decay": self.weight_decay, "batch_size": self.batch_size, "n_epochs": self.n_epochs,
                 "n_chains": self.n_chains, "init_visible_bias": self.init_visible_bias, "shuffle": self.shuffle,
+                "centering": self.centering, "centering_rate": self.centering_rate, "adaptive": self.adaptive,
+                "patience": self.patience,
                 "eval_every": self.eval_every, "log_z": self.log_z, "exact_max_units": self.exact_max_units,
                 "ais_chains": self.ais_chains, "ais_betas": self.ais_betas, "seed": self.seed}
 
@@ -166,6 +212,18 @@ class CDTrainer(Trainer):
     def _parameters(self) -> list[torch.Tensor]:
         return list(self.rbm.parameters())
 
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch of the lowest validation NLL (kept at the end), with ``patience``; else None."""
+        return None if self._best is None else self._best[1]
+
+    def _stopped(self) -> bool:
+        return self.patience is not None and self._best is not None and self.epoch - self._best[1] >= self.patience
+
+    def _finish(self) -> None:
+        if self._best is not None:
+            self.rbm.set_parameters(*self._best[2])
+
     def _run_epoch(self, x: torch.Tensor, epoch: int) -> dict:
         lr = self.current_lr()
         self._train_epoch(x, lr, distributed.shard(x.shape[0], name="train"))
@@ -179,10 +237,14 @@ class CDTrainer(Trainer):
         if self.init_visible_bias:
             rbm.b = base_rate_bias(x, pseudocount=1.0)
         self._velocity = [torch.zeros_like(p) for p in rbm.parameters()]
+        self._second = [torch.zeros_like(p) for p in rbm.parameters()] if self.adaptive else None
+        self._n_updates = 0
         self._chains = (bernoulli(torch.sigmoid(rbm.b).expand(self.n_chains, -1), self.generator)
                         if self.persistent else None)
         self._eval_seed = int(torch.randint(0, 2 ** 62, (1,), generator=self.generator,
                                             device=self.generator.device))
+        self._offsets = (x.mean(0), hidden_prob(x, rbm.W, rbm.c).mean(0)) if self.centering else None
+        self._best = None
 
     def current_lr(self) -> float:
         """Learning rate of the next epoch (see ``lr_decay``)."""
@@ -222,26 +284,45 @@ class CDTrainer(Trainer):
         phk = hidden_prob(vk, W, c)
         grad_w = v0.T @ ph0 / n_pos - vk.T @ phk / n_neg
         grad_b = v0.sum(0) / n_pos - vk.sum(0) / n_neg
-        grad_c = ph0.sum(0) / n_pos - phk.sum(0) / n_neg
-        distributed.all_reduce_sum(grad_w, grad_b, grad_c)  # sums over samples: complete them over ranks
+        h_data = ph0.sum(0) / n_pos  # this rank's share of the minibatch's mean p(h|v)
+        grad_c = h_data - phk.sum(0) / n_neg
+        distributed.all_reduce_sum(grad_w, grad_b, grad_c, h_data)  # sums over samples: complete them over ranks
+        if self.centering:
+            grad_w = centered_gradient(grad_w, grad_b, grad_c, *self._offsets)
         grad_w = grad_w - self.weight_decay * W
         if not rbm.is_dense:
             grad_w.masked_fill_(~rbm._mask, 0.0)
-        vel = self._velocity
-        for v_, g_ in zip(vel, (grad_w, grad_b, grad_c)):
-            v_.mul_(self.momentum).add_(g_, alpha=lr)
+        step = self._direction((grad_w, grad_b, grad_c), lr)
         try:
-            rbm.add_(*vel)
+            rbm.add_(*(centered_step(*step, *self._offsets) if self.centering else step))
         except ValueError as err:
             raise ValueError(f"training diverged at epoch {self.epoch + 1} ({err}); lower lr") from err
+        if self.centering:
+            self._offsets[1].lerp_(h_data, self.centering_rate)
         return vk
+
+    def _direction(self, grads, lr: float) -> list[torch.Tensor]:
+        """The ascent step from the gradients (W, b, c): heavy-ball momentum, or Adam with ``adaptive``."""
+        self._n_updates += 1
+        if not self.adaptive:
+            for v_, g_ in zip(self._velocity, grads):
+                v_.mul_(self.momentum).add_(g_, alpha=lr)
+            return self._velocity
+        beta1, beta2, t = self.momentum, _ADAM_BETA2, self._n_updates
+        scale = lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
+        steps = []
+        for m_, s_, g_ in zip(self._velocity, self._second, grads):
+            m_.lerp_(g_, 1.0 - beta1)
+            s_.mul_(beta2).addcmul_(g_, g_, value=1.0 - beta2)
+            steps.append(scale * m_ / (s_.sqrt() + _ADAM_EPS))
+        return steps
 
     # ---------------------------------------------------------------------------------------------
     # evaluation
     # ---------------------------------------------------------------------------------------------
     def _evaluate(self, x: torch.Tensor, xv: torch.Tensor | None) -> dict:
         out = {"train_nll": None, "valid_nll": None, "log_z": None, "log_z_stderr": None, "log_z_method": None,
-               "recon_error": None, "eval_time_s": 0.0}
+               "recon_error": None, "best_epoch": self.best_epoch, "eval_time_s": 0.0}
         epoch = self.epoch + 1  # the epoch just trained (its record is not in the history yet)
         due = self.eval_every > 0 and (epoch % self.eval_every == 0 or epoch == self.n_epochs)
         if not due:
@@ -263,6 +344,10 @@ class CDTrainer(Trainer):
             out["train_nll"] = _mean_free_energy(x, W, b, c) + log_z.value
             if xv is not None:
                 out["valid_nll"] = _mean_free_energy(xv, W, b, c) + log_z.value
+        if self.patience is not None and out["valid_nll"] is not None and math.isfinite(out["valid_nll"]) and (
+                self._best is None or out["valid_nll"] < self._best[0]):
+            self._best = (out["valid_nll"], epoch, tuple(t.clone() for t in (W, b, c)))
+        out["best_epoch"] = self.best_epoch
         out["eval_time_s"] = time.perf_counter() - t0
         return out
 
@@ -276,7 +361,16 @@ class CDTrainer(Trainer):
         arrays.update({f"velocity_{name}": t.cpu().numpy() for name, t in zip(("W", "b", "c"), self._velocity)})
         if self._chains is not None:
             arrays["chains"] = self._chains.cpu().numpy()
-        return {"eval_seed": self._eval_seed, "dtype": str(rbm.dtype).replace("torch.", "")}, arrays
+        if self._offsets is not None:
+            arrays["offset_visible"], arrays["offset_hidden"] = (t.cpu().numpy() for t in self._offsets)
+        if self._second is not None:
+            arrays.update({f"second_{name}": t.cpu().numpy() for name, t in zip(("W", "b", "c"), self._second)})
+        meta = {"eval_seed": self._eval_seed, "dtype": str(rbm.dtype).replace("torch.", ""),
+                "n_updates": self._n_updates}
+        if self._best is not None:
+            meta["best_valid_nll"], meta["best_epoch"] = self._best[:2]
+            arrays.update({f"best_{name}": t.cpu().numpy() for name, t in zip(("W", "b", "c"), self._best[2])})
+        return meta, arrays
 
     def _load_state(self, meta: dict, arrays: dict, where: str) -> None:
         rbm = self.rbm
@@ -284,6 +378,11 @@ class CDTrainer(Trainer):
             W, b, c, mask = arrays["W"], arrays["b"], arrays["c"], arrays["mask"]
             velocity = [arrays[f"velocity_{name}"] for name in ("W", "b", "c")]
             eval_seed = int(meta["eval_seed"])
+            offsets = (arrays["offset_visible"], arrays["offset_hidden"]) if self.centering else None
+            second = [arrays[f"second_{name}"] for name in ("W", "b", "c")] if self.adaptive else None
+            n_updates = int(meta["n_updates"])
+            best = ((float(meta["best_valid_nll"]), int(meta["best_epoch"]),
+                     tuple(arrays[f"best_{name}"] for name in ("W", "b", "c"))) if "best_epoch" in meta else None)
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{where} is a corrupt checkpoint (missing {err})") from err
         if W.shape != (rbm.n_visible, rbm.n_hidden) or mask.shape != W.shape:
@@ -294,23 +393,46 @@ class CDTrainer(Trainer):
         if self.persistent and ("chains" not in arrays or arrays["chains"].shape != (self.n_chains, rbm.n_visible)):
             raise ValueError(f"{where} is a corrupt checkpoint (persistent chains missing or of the wrong shape)")
         rbm.set_parameters(torch.from_numpy(W), torch.from_numpy(b), torch.from_numpy(c))
-        self._velocity = [torch.from_numpy(v).to(dtype=rbm.dtype, device=rbm.device) for v in velocity]
-        for v_, p_ in zip(self._velocity, rbm.parameters()):
+        self._velocity = [self._tensor(v) for v in velocity]
+        self._second = None if second is None else [self._tensor(v) for v in second]
+        self._n_updates = n_updates
+        for v_, p_ in zip(self._velocity + (self._second or []), rbm.parameters() * 2):
             if v_.shape != p_.shape:
                 raise ValueError(f"{where} is a corrupt checkpoint (momentum buffer of shape {tuple(v_.shape)})")
-        self._chains = (torch.from_numpy(arrays["chains"]).to(dtype=rbm.dtype, device=rbm.device)
-                        if self.persistent else None)
+        self._chains = self._tensor(arrays["chains"]) if self.persistent else None
+        if offsets is not None:
+            if offsets[0].shape != (rbm.n_visible,) or offsets[1].shape != (rbm.n_hidden,):
+                raise ValueError(f"{where} is a corrupt checkpoint (centering offsets of the wrong shape)")
+            self._offsets = tuple(self._tensor(a) for a in offsets)
+        self._best = None if best is None else (best[0], best[1], tuple(self._tensor(a) for a in best[2]))
         self._eval_seed = eval_seed
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(dtype=self.rbm.dtype, device=self.rbm.device)
+
+
+def centered_gradient(grad_w: torch.Tensor, grad_b: torch.Tensor, grad_c: torch.Tensor, mu: torch.Tensor,
+                      lam: torch.Tensor) -> torch.Tensor:
+    """The centered weight gradient ``⟨(v-μ)(h-λ)ᵀ⟩_data - ⟨(v-μ)(h-λ)ᵀ⟩_model`` (n_v, n_h) from the ordinary
+    gradients ∇W (n_v, n_h), ∇b (n_v,), ∇c (n_h,) and the offsets μ (n_v,), λ (n_h,): ``∇W - μ∇cᵀ - ∇b λᵀ``."""
+    return grad_w - torch.outer(mu, grad_c) - torch.outer(grad_b, lam)
+
+
+def centered_step(dW: torch.Tensor, db: torch.Tensor, dc: torch.Tensor, mu: torch.Tensor,
+                  lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A step (dW (n_v, n_h), db̃ (n_v,), dc̃ (n_h,)) of the centered parameters as the step of the ordinary
+    ones: ``(dW, db̃ - dW λ, dc̃ - dWᵀ μ)``, with offsets μ (n_v,) and λ (n_h,) (``b = b̃ - Wλ``, ``c = c̃ - Wᵀμ``)."""
+    return dW, db - dW @ lam, dc - dW.T @ mu
 
 
 def _check_float(value, name: str, *, low: float | None = None, high: float | None = None,
-                 low_open: bool = False) -> float:
+                 low_open: bool = False, high_closed: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value) or (low is not None and (value < low or (low_open and value == low))) or (
-            high is not None and value >= high):
-        bounds = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'})"
+            high is not None and (value > high or (not high_closed and value == high))):
+        bounds = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'}{']' if high_closed else ')'}"
         raise ValueError(f"{name} must be in {bounds}, got {value}")
     return value
 

@@ -57,6 +57,16 @@ def test_train_then_evaluate(tmp_path, tiny_data, capsys):
     assert "log Z (ais)" in text and "reverse AIS" in text and "NLL bracket" in text
 
 
+def test_train_options_reach_the_trainer(tmp_path, tiny_data):
+    hist = tmp_path / "h.json"
+    assert main(["train", "--data", str(tiny_data), "--hidden", "3", "--epochs", "30", "--lr", "0.3", "--valid", "test",
+                 "--patience", "1", "--no-centering", "--no-adaptive", "--history", str(hist), "--no-progress"]) == 0
+    record = json.loads(hist.read_text())
+    hyper = record["hyper_parameters"]
+    assert hyper["patience"] == 1 and not hyper["centering"] and not hyper["adaptive"]
+    assert record["history"][-1]["best_epoch"] == len(record["history"]) - 1
+
+
 @pytest.mark.parametrize("mask", ["random", "local_2d"])
 @pytest.mark.parametrize("window", [[], ["--window", "2"]], ids=["default-window", "window-2"])
 def test_train_with_parameter_budget(tmp_path, tiny_data, mask, window):

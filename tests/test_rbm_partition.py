@@ -52,7 +52,7 @@ def trained():
     """An RBM (16 visible, 10 hidden) trained by PCD on prototype data, with its data and exact log Z."""
     data = prototype_data(16, 400, 0)
     r = RBM(16, 10, generator=gen(0))
-    CDTrainer(r, lr=0.1, batch_size=20, n_epochs=25, eval_every=0, seed=0).fit(data, progress=False)
+    CDTrainer(r, lr=0.1, lr_decay="none", adaptive=False, batch_size=20, n_epochs=25, eval_every=0, seed=0).fit(data, progress=False)
     return r, data, exact_log_z(r).value
 
 
@@ -142,7 +142,7 @@ def test_ais_trained_local_model_within_three_stderr():
     data = prototype_data(16, 400, 1)
     mask = masks.local_2d((4, 4), 2, n_hidden=14)
     r = RBM(16, 14, mask=mask, generator=gen(0))
-    CDTrainer(r, lr=0.2, batch_size=20, n_epochs=25, eval_every=0, seed=1).fit(data, progress=False)
+    CDTrainer(r, lr=0.2, adaptive=False, batch_size=20, n_epochs=25, eval_every=0, seed=1).fit(data, progress=False)
     assert torch.all(r.W[~mask] == 0)
     exact = exact_log_z(r).value
     est = ais_log_z(r, n_chains=100, n_betas=3000, data=data, generator=gen(11))

@@ -1,4 +1,5 @@
-"""CD-k / PCD training: NLL decreases, history, checkpoint + resume bit-identical, bad inputs."""
+"""CD-k / PCD training: NLL decreases, history, checkpoint + resume bit-identical, centering against brute
+force, early stopping, bad inputs."""
 from __future__ import annotations
 
 import math
@@ -7,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+import oracle
 from rbm import RBM, CDTrainer, masks
 from rbm.partition import exact_log_z
+from rbm.training import centered_gradient, centered_step
 
 
 def gen(seed: int) -> torch.Generator:
@@ -32,7 +35,8 @@ def test_training_decreases_exact_nll(persistent):
     both = prototype_data(12, 600, 0)
     x, valid = both[:400], both[400:]
     r = RBM(12, 6, generator=gen(0))
-    trainer = CDTrainer(r, persistent=persistent, lr=0.1, batch_size=20, n_epochs=20, eval_every=2, seed=0)
+    trainer = CDTrainer(r, persistent=persistent, lr=0.1, lr_decay="none", adaptive=False, batch_size=20, n_epochs=20,
+                        eval_every=2, seed=0)
     hist = trainer.fit(x, valid, progress=False)
     assert [h["epoch"] for h in hist] == list(range(1, 21))
     evaluated = [h for h in hist if h["train_nll"] is not None]
@@ -62,11 +66,12 @@ def test_ais_evaluation_for_larger_models():
     assert hist[-1]["log_z_method"] == "ais" and hist[-1]["log_z_stderr"] > 0
 
 
-def _run(tmp_path, n_epochs, stop_after=None, name="ckpt.npz", **kw):
+def _run(tmp_path, n_epochs, stop_after=None, name="ckpt.npz", lr_decay="none", lr=0.1, **kw):
     x = prototype_data(12, 200, 4)
     mask = masks.local_1d(12, 5, 2)
     r = RBM(12, mask.shape[1], mask=mask, generator=gen(0))
-    trainer = CDTrainer(r, lr=0.1, momentum=0.7, batch_size=16, n_epochs=n_epochs, eval_every=1, seed=123, **kw)
+    trainer = CDTrainer(r, lr=lr, lr_decay=lr_decay, momentum=0.7, batch_size=16, n_epochs=n_epochs, eval_every=1,
+                        seed=123, **kw)
 
     def stop(record):
         if stop_after is not None and record["epoch"] == stop_after:
@@ -79,12 +84,14 @@ def _run(tmp_path, n_epochs, stop_after=None, name="ckpt.npz", **kw):
     return r, trainer
 
 
-@pytest.mark.parametrize("persistent", [True, False], ids=["PCD", "CD"])
-def test_resume_from_checkpoint_is_bit_identical(tmp_path, persistent):
-    full, full_tr = _run(tmp_path, 6, name="full.npz", persistent=persistent)
-    part, _ = _run(tmp_path, 6, stop_after=2, name="part.npz", persistent=persistent)
+@pytest.mark.parametrize("persistent, kw", [(True, {}), (False, {}), (True, {"adaptive": True, "lr": 0.01}),
+                                            (True, {"centering": False})], ids=["PCD", "CD", "adaptive", "plain"])
+def test_resume_from_checkpoint_is_bit_identical(tmp_path, persistent, kw):
+    kw = dict(kw, persistent=persistent)
+    full, full_tr = _run(tmp_path, 6, name="full.npz", **kw)
+    part, _ = _run(tmp_path, 6, stop_after=2, name="part.npz", **kw)
     assert not torch.equal(part.W, full.W)
-    resumed, res_tr = _run(tmp_path, 6, name="part.npz", persistent=persistent)  # picks up at epoch 2
+    resumed, res_tr = _run(tmp_path, 6, name="part.npz", **kw)  # picks up at epoch 2
     for a, b in zip(resumed.parameters(), full.parameters()):
         assert torch.equal(a, b)
     assert [h["epoch"] for h in res_tr.history] == list(range(1, 7))
@@ -118,14 +125,14 @@ def test_resume_refuses_other_settings_or_data(tmp_path):
         x = prototype_data(12, 200, 4)
         mask = masks.local_1d(12, 5, 2)
         r = RBM(12, mask.shape[1], mask=mask, generator=gen(0))
-        CDTrainer(r, lr=0.2, momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
+        CDTrainer(r, lr=0.2, lr_decay="none", momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
             x, checkpoint=tmp_path / "z.npz", progress=False)
     with pytest.raises(ValueError, match="other training data"):
-        CDTrainer(r, lr=0.1, momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
+        CDTrainer(r, lr=0.1, lr_decay="none", momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
             x[:100], checkpoint=tmp_path / "z.npz", progress=False)
     with pytest.raises(ValueError, match="another connection mask"):
         other = RBM(12, mask.shape[1], mask=masks.random(12, mask.shape[1], 20, seed=0), generator=gen(0))
-        CDTrainer(other, lr=0.1, momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
+        CDTrainer(other, lr=0.1, lr_decay="none", momentum=0.7, batch_size=16, n_epochs=3, seed=123).fit(
             x, checkpoint=tmp_path / "z.npz", progress=False)
     r.save(tmp_path / "model.npz")
     with pytest.raises(ValueError, match="not an RBM training checkpoint"):
@@ -149,6 +156,10 @@ def test_callback_can_stop_early():
     ({"batch_size": 2.5}, TypeError, "batch_size"),
     ({"log_z": "magic"}, ValueError, "log_z"),
     ({"eval_every": -1}, ValueError, "eval_every"),
+    ({"centering_rate": 0.0}, ValueError, "centering_rate must be in"),
+    ({"centering_rate": 1.5}, ValueError, "centering_rate must be in"),
+    ({"patience": 0}, ValueError, "patience must be >= 1"),
+    ({"patience": 1.5}, TypeError, "patience"),
 ])
 def test_bad_hyper_parameters(kwargs, err, match):
     with pytest.raises(err, match=match):
@@ -174,3 +185,138 @@ def test_divergence_is_reported():
     r.W = torch.full((6, 3), 1.7e308, dtype=torch.float64)
     with pytest.raises(ValueError, match="training diverged at epoch 1"):
         CDTrainer(r, lr=1e10, eval_every=0, init_visible_bias=False, seed=0).fit(x, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# centering (Melchior, Fischer & Wiskott 2016)
+# ------------------------------------------------------------------------------------------------
+def _log_likelihood(V, H, data, energy) -> torch.Tensor:
+    """Mean log p(data) of the model exp(-energy(v, h)) / Z, by summing over all V (2^n_v, n_v), H (2^n_h, n_h)."""
+    neg_f = torch.logsumexp(-energy(V, H), dim=1)  # (2^n_v,) log Σ_h e^{-E}
+    idx = torch.from_numpy(oracle.config_index(data))
+    return neg_f[idx].mean() - torch.logsumexp(neg_f, dim=0)
+
+
+def test_centered_gradient_is_the_transformed_ordinary_gradient():
+    n_v, n_h = 5, 3
+    g = gen(7)
+    W0, b0, c0 = torch.randn(n_v, n_h, generator=g), torch.randn(n_v, generator=g), torch.randn(n_h, generator=g)
+    W0, b0, c0 = (t.double() for t in (W0, b0, c0))
+    mu = torch.rand(n_v, generator=g, dtype=torch.float64)
+    lam = torch.rand(n_h, generator=g, dtype=torch.float64)
+    data = prototype_data(n_v, 30, 8)
+    V = torch.from_numpy(oracle.all_configs(n_v)).double()
+    H = torch.from_numpy(oracle.all_configs(n_h)).double()
+    # ordinary parameters (W, b, c) and centered ones (W, b̃ = b + Wλ, c̃ = c + Wᵀμ) of the same model
+    W, b, c = (t.clone().requires_grad_() for t in (W0, b0, c0))
+    ordinary = _log_likelihood(V, H, data, lambda V, H: -(V @ W @ H.T + (V @ b)[:, None] + (H @ c)[None, :]))
+    grads = torch.autograd.grad(ordinary, (W, b, c))
+    Wc, bt, ct = (t.clone().requires_grad_() for t in (W0, b0 + W0 @ lam, c0 + W0.T @ mu))
+    centered = _log_likelihood(V, H, data, lambda V, H: -((V - mu) @ Wc @ (H - lam).T + ((V - mu) @ bt)[:, None]
+                                                        + ((H - lam) @ ct)[None, :]))
+    assert float(centered.detach()) == pytest.approx(float(ordinary.detach()), abs=1e-12)  # one model, two forms
+    grads_c = torch.autograd.grad(centered, (Wc, bt, ct))
+    torch.testing.assert_close(centered_gradient(*grads, mu, lam), grads_c[0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grads[1], grads_c[1], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grads[2], grads_c[2], rtol=1e-10, atol=1e-12)
+    # a step of the centered parameters moves the ordinary ones (b = b̃ - Wλ, c = c̃ - Wᵀμ) by centered_step
+    step = tuple(0.1 * t for t in grads_c)
+    dW, db, dc = centered_step(*step, mu, lam)
+    W1 = W0 + step[0]
+    torch.testing.assert_close(dW, step[0])
+    torch.testing.assert_close(b0 + db, (b0 + W0 @ lam + step[1]) - W1 @ lam, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(c0 + dc, (c0 + W0.T @ mu + step[2]) - W1.T @ mu, rtol=1e-12, atol=1e-12)
+
+
+def test_centered_training_leaves_an_ordinary_rbm():
+    x = prototype_data(12, 300, 9)
+    mask = masks.local_1d(12, 5, 2)
+    r = RBM(12, mask.shape[1], mask=mask, generator=gen(0))
+    hist = CDTrainer(r, lr=0.1, batch_size=20, n_epochs=8, eval_every=8, centering=True, seed=0).fit(
+        x, progress=False)
+    assert torch.all(r.W[~mask] == 0)
+    V = oracle.all_configs(12).astype(np.float64)
+    H = oracle.all_configs(r.n_hidden).astype(np.float64)
+    W, b, c = (t.numpy() for t in r.parameters())
+    log_unnorm = np.logaddexp.reduce((V @ b)[:, None] + (H @ c)[None, :] + V @ W @ H.T, axis=1)
+    brute = log_unnorm - np.logaddexp.reduce(log_unnorm)
+    np.testing.assert_allclose(r.log_prob(torch.from_numpy(V), exact_log_z(r)).numpy(), brute, atol=1e-10)
+    assert hist[-1]["train_nll"] == pytest.approx(-brute[oracle.config_index(x)].mean(), abs=1e-10)
+
+
+def test_centering_beats_plain_cd_on_a_plateau():
+    x = prototype_data(12, 400, 10, noise=0.1)
+    nll = {}
+    for centering in (False, True):
+        r = RBM(12, 6, generator=gen(0))
+        nll[centering] = CDTrainer(r, lr=0.05, batch_size=20, n_epochs=10, eval_every=10, centering=centering,
+                                   seed=0).fit(x, progress=False)[-1]["train_nll"]
+    assert nll[True] < nll[False]
+
+
+def test_adaptive_first_step_moves_every_weight_by_lr():
+    x = prototype_data(10, 50, 12)
+    mask = masks.random(10, 6, 30, seed=0)
+    r = RBM(10, 6, mask=mask, generator=gen(0))
+    before = r.W.clone()
+    CDTrainer(r, lr=0.01, adaptive=True, centering=False, weight_decay=0.0, batch_size=50, n_epochs=1, eval_every=0,
+              init_visible_bias=False, seed=0).fit(x, progress=False)
+    step = (r.W - before).abs()
+    assert torch.all(step[~mask] == 0)
+    torch.testing.assert_close(step[mask], torch.full_like(step[mask], 0.01), rtol=1e-4, atol=0)  # Adam: lr · sign(g)
+
+
+# ------------------------------------------------------------------------------------------------
+# early stopping
+# ------------------------------------------------------------------------------------------------
+def _overfit(tmp_path=None, stop_after=None, name="es.npz", **kw):
+    """A small training set that valid data (another sample) soon stops following."""
+    x, xv = prototype_data(10, 40, 11, noise=0.15), prototype_data(10, 200, 11, noise=0.15)[100:]
+    r = RBM(10, 8, generator=gen(0))
+    trainer = CDTrainer(r, lr=0.3, momentum=0.5, weight_decay=0.0, batch_size=10, n_epochs=60, seed=3, **kw)
+
+    def stop(record):
+        if stop_after is not None and record["epoch"] == stop_after:
+            raise KeyboardInterrupt
+
+    try:
+        trainer.fit(x, xv, checkpoint=None if tmp_path is None else tmp_path / name, callback=stop, progress=False)
+    except KeyboardInterrupt:
+        pass
+    return r, trainer, xv
+
+
+def test_early_stopping_keeps_the_best_validation_parameters():
+    r, trainer, xv = _overfit(patience=3)
+    hist = trainer.history
+    valid = [h["valid_nll"] for h in hist]
+    best = int(np.argmin(valid)) + 1
+    assert trainer.best_epoch == best == hist[-1]["best_epoch"] and len(hist) == best + 3 < 60
+    assert r.nll(xv, exact_log_z(r)).value == pytest.approx(valid[best - 1], abs=1e-10)
+    assert [h["best_epoch"] for h in hist] == [int(np.argmin(valid[:i])) + 1 for i in range(1, len(hist) + 1)]
+    assert trainer.fit(prototype_data(10, 40, 11, noise=0.15), xv, progress=False) is trainer.history  # done
+    assert len(trainer.history) == best + 3
+
+
+def test_without_patience_or_valid_there_is_no_early_stopping():
+    _, trainer, _ = _overfit()
+    assert len(trainer.history) == 60 and trainer.best_epoch is None
+    x = prototype_data(10, 40, 11)
+    trainer = CDTrainer(RBM(10, 3, generator=gen(0)), n_epochs=4, patience=1, seed=0)
+    assert [h["best_epoch"] for h in trainer.fit(x, progress=False)] == [None] * 4
+
+
+def _untimed(history):
+    return [{k: v for k, v in h.items() if not k.endswith("time_s")} for h in history]
+
+
+def test_early_stopping_resumes_bit_identically(tmp_path):
+    full, full_tr, _ = _overfit(tmp_path, name="full.npz", patience=3)
+    n = len(full_tr.history)
+    for stop_after in (2, n - 1):
+        part, _, _ = _overfit(tmp_path, stop_after=stop_after, name=f"p{stop_after}.npz", patience=3)
+        resumed, tr, _ = _overfit(tmp_path, name=f"p{stop_after}.npz", patience=3)
+        assert all(torch.equal(a, b) for a, b in zip(resumed.parameters(), full.parameters()))
+        assert _untimed(tr.history) == _untimed(full_tr.history) and tr.best_epoch == full_tr.best_epoch
+    again, tr, _ = _overfit(tmp_path, name="full.npz", patience=3)  # a stopped run stays stopped
+    assert len(tr.history) == n and torch.equal(again.W, full.W)

@@ -2,7 +2,8 @@
 
 A trainer takes its model and hyper-parameters in the constructor; ``fit(train, valid=None, *,
 checkpoint=None, callback=None, progress=True)`` trains until the trainer has done ``n_epochs``
-epochs (a sweep counts as an epoch) and returns the history. Every record holds ``epoch`` (1-based),
+epochs (a sweep counts as an epoch) or its ``_stopped()`` hook says so (early stopping), and returns
+the history. Every record holds ``epoch`` (1-based),
 ``train_nll`` and ``valid_nll`` (nats per sample; None when not evaluated), ``time_s`` (training
 seconds of that epoch) and the trainer's own entries. A checkpoint is written atomically after every
 epoch; ``fit`` resumes from an existing one (bit-identical to an uninterrupted run) if it was written
@@ -47,7 +48,8 @@ class Trainer(ABC):
     the hooks: :meth:`hyper_parameters`, ``_trajectory_keys()``, ``_as_data(x, name)``,
     ``_run_epoch(x_train, epoch)``, ``_evaluate(x_train, x_valid)``, ``_parameters()``,
     ``_state()`` / ``_load_state(meta, arrays, where)`` (checkpoint contents beyond history and
-    generator); optional ``_structure()``, ``_local_rows(x, name)``, ``_start(x_train)``, ``_after_epoch(record)``, ``_release()``, ``_label()``.
+    generator); optional ``_structure()``, ``_local_rows(x, name)``, ``_start(x_train)``, ``_after_epoch(record)``,
+    ``_stopped()``, ``_finish()``, ``_release()``, ``_label()``.
     """
 
     checkpoint_name = "a"
@@ -100,6 +102,13 @@ class Trainer(ABC):
     def _after_epoch(self, record: dict) -> None:
         """Called on rank 0 after each epoch's record (e.g. to warn)."""
 
+    def _stopped(self) -> bool:
+        """True when training has ended before ``n_epochs`` (e.g. no validation improvement); default False."""
+        return False
+
+    def _finish(self) -> None:
+        """Called when training is complete (``n_epochs`` done or :meth:`_stopped`), not after a callback stop."""
+
     def _release(self) -> None:
         """Free what ``fit`` keeps from epoch to epoch (buffers, caches)."""
 
@@ -114,7 +123,8 @@ class Trainer(ABC):
 
     def fit(self, train, valid=None, *, checkpoint=None, callback: Callable[[dict], object] | None = None,
             progress: bool = True) -> list[dict]:
-        """Train until ``n_epochs`` epochs are done in all; return the history (also ``self.history``).
+        """Train until ``n_epochs`` epochs are done in all (or the trainer stops early); return the history
+        (also ``self.history``).
 
         train, valid: binary data (N, n) or images (N, H, W), numpy or torch. ``checkpoint``: a path
         written atomically after every epoch; if it exists when ``fit`` starts, training resumes from
@@ -144,7 +154,7 @@ class Trainer(ABC):
         bar = tqdm(total=self.n_epochs, initial=min(self.epoch, self.n_epochs), desc=self._label(), unit=self.unit,
                    disable=not (progress and main), leave=False)
         try:
-            while self.epoch < self.n_epochs:
+            while self.epoch < self.n_epochs and not self._stopped():
                 t0 = time.perf_counter()
                 measured = self._run_epoch(x_train, self.epoch)
                 record = {"epoch": self.epoch + 1, "train_nll": None, "valid_nll": None,
@@ -160,6 +170,8 @@ class Trainer(ABC):
                                  for k in ("train_nll", "valid_nll")})
                 if callback is not None and callback(dict(record)):
                     break
+            else:
+                self._finish()
         finally:
             bar.close()
             self._release()
