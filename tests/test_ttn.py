@@ -656,6 +656,30 @@ class _Interrupt(Exception):
     pass
 
 
+def test_inside_vectors_kept_between_sweeps_are_the_fresh_ones():
+    """After a sweep every inside vector was recomputed from its node's final tensor: the next sweep over
+    the same rows starts from them, bit-identical to computing them afresh; another tensor, in-place
+    change or row set makes the engine recompute."""
+    from bornmachine.distributed import Shard
+
+    data = torch.as_tensor(datasets.bars_and_stripes(3, 4)).long()
+    trainer = SweepTrainer(TTN((3, 4), 2, generator=gen(2)), max_bond=4, n_sweeps=2)
+    trainer.fit(data, progress=False)
+    engine = trainer.engine
+    engine.sweep(data, Shard(0, len(data), len(data)))
+    key, kept = engine._kept
+    assert key == engine._inside_key(data)
+    fresh = engine._fresh_inside(data)
+    below_root = list(range(trainer.model.n_sites)) + [v for v in trainer.model.tree.internal
+                                                        if v != trainer.model.tree.root]
+    assert all(torch.equal(kept[v], fresh[v]) for v in below_root)
+    trainer.model.tensors[0].mul_(1.0)  # an in-place write bumps the version
+    assert engine._kept[0] != engine._inside_key(data)
+    assert engine._inside_key(data.clone()) != engine._inside_key(data)
+    engine.release()
+    assert engine._kept is None
+
+
 def test_sweep_checkpoint_resume(tmp_path):
     data = datasets.bars_and_stripes(3, 3)
 

@@ -78,6 +78,8 @@ class RestructuringTreeSweep(TreeSweep):
 
     ``criterion``: "nll" or "mi". After a sweep ``n_rewired`` holds the number of rewirings it made."""
 
+    reuse_inside = False  # a rewiring recomputes only the vectors its own steps need
+
     def __init__(self, model, update, max_bond: int, cutoff: float, env_dtype, criterion: str):
         super().__init__(model, update, max_bond, cutoff, env_dtype)
         self.criterion = criterion

@@ -50,7 +50,7 @@ import math
 
 import torch
 
-from .. import distributed, linalg, tree_kernels
+from .. import distributed, linalg
 from .engine import SweepEngine
 from .local_update import divide_by_amplitudes, line_search
 
@@ -102,7 +102,45 @@ def weighted_gram_rows(factors, others, block: int = 1024) -> torch.Tensor:
 
 class TreeSweep(SweepEngine):
     """Two-site sweeps of a TTN along a depth-first tour (see the module docstring). During a sweep it
-    holds the inside vectors of every node and the outside vectors along the current path."""
+    holds the inside vectors of every node and the outside vectors along the current path.
+
+    The tour recomputes every inside vector from the node's final tensor (its up step), so at the end
+    of a sweep they are those of the trained model: the next sweep over the same rows starts from them
+    (kept until :meth:`release`, checked against the rows, the tree and every tensor's version). They
+    are computed by one expression (:meth:`_inside_of`) both ways, so a sweep that starts from kept
+    vectors and one that recomputes them (a resumed run) give bit-identical results."""
+
+    #: Keep the inside vectors from one sweep to the next (engines that rewire the tree do not).
+    reuse_inside = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._kept = None  # (key, inside vectors) after a sweep
+
+    def release(self) -> None:
+        self._kept = None
+
+    def _inside_key(self, x: torch.Tensor) -> tuple:
+        """What the inside vectors depend on: the rows, the tree and every tensor (object and in-place version)."""
+        model = self.model
+        return (id(x), x.data_ptr(), tuple(x.shape), x._version, id(model.tree), self._env,
+                tuple((id(t), t._version) for t in model.tensors))
+
+    def _fresh_inside(self, x: torch.Tensor) -> list:
+        """Inside vectors (d_v, N) of every node for rows x, bottom-up by :meth:`_inside_of`."""
+        tree = self.model.tree
+        bits = x.T.to(self._env)
+        inside: list = list(torch.stack([1.0 - bits, bits], dim=1).unbind(0)) + [None] * (tree.n_sites - 1)
+        self._inside = inside
+        for v in tree.internal:
+            if v != tree.root:
+                inside[v] = self._inside_of(v, _pair_product(*self._children(v)))
+        return inside
+
+    def _inside_of(self, node: int, left: torch.Tensor) -> torch.Tensor:
+        """The stored inside vector of internal node ``node`` from its tensor and left = in_c0 ⊗ in_c1."""
+        t = self.model.tensors[node - self.model.tree.n_sites]
+        return self._keep(t.reshape(-1, t.shape[2]).T @ left)
 
     def sweep(self, x: torch.Tensor, part: distributed.Shard) -> int:
         model = self.model
@@ -114,9 +152,12 @@ class TreeSweep(SweepEngine):
         self._part = part
         self._dtype = model.dtype
         self._env = self.env_dtype or model.dtype  # storage of the environments; arithmetic in the model's dtype
+        kept, self._kept = self._kept, None
         with torch.no_grad():
-            inside, _ = tree_kernels.inside_vectors(tree, model.tensors, x)
-        self._inside = [v.to(self._env) for v in inside]  # (d_v, N) per node
+            if kept is not None and kept[0] == self._inside_key(x):
+                self._inside = kept[1]
+            else:
+                self._fresh_inside(x)
         self._outside = {tree.root: torch.ones(1, x.shape[0], dtype=self._env, device=model.device)}
         self._zero = 0
         n = tree.n_sites
@@ -136,17 +177,21 @@ class TreeSweep(SweepEngine):
                         self._root_step(v)
                     else:
                         self._step(v, down=(kind == "down"))
+            model.center = tree.root
+            if self.reuse_inside:
+                self._kept = (self._inside_key(x), self._inside)
         finally:
             self._inside = self._outside = None
-        model.center = tree.root
         return self._zero
 
     # environments -----------------------------------------------------------------------------------
     def _get(self, store, v: int) -> torch.Tensor:
-        return store[v].to(self._dtype)
+        vec = store[v]
+        return vec if vec.dtype == self._dtype else vec.to(self._dtype)
 
     def _keep(self, v: torch.Tensor) -> torch.Tensor:
-        return _normalised(v).to(self._env)
+        v = _normalised(v)
+        return v if v.dtype == self._env else v.to(self._env)
 
     def _children(self, node: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The inside vectors (d, N) of a node's two children."""
@@ -205,13 +250,13 @@ class TreeSweep(SweepEngine):
         x_, y_ = self._update(tu.reshape(a * b, e), tw.reshape(e, c * p), left, right, factors,
                               absorb="left" if down else "right")
         r = x_.shape[1]
-        new_u, new_w = x_.reshape(a, b, r), y_.reshape(r, c, p)
+        new_u, new_w = x_.reshape(a, b, r).contiguous(), y_.reshape(r, c, p)
+        t[u - n] = new_u
+        t[w - n] = new_w.contiguous() if j == 0 else new_w.permute(1, 0, 2).contiguous()
         if down:  # Y = Vh is the isometry towards u
             outside[u] = self._keep(y_ @ right)
         else:  # X = U is the isometry towards w
-            inside[u] = self._keep(x_.T @ left)
-        t[u - n] = new_u
-        t[w - n] = new_w if j == 0 else new_w.permute(1, 0, 2).contiguous()
+            inside[u] = self._inside_of(u, left)
 
     def _root_step(self, mode: str) -> None:
         """The root bond: merge child 0, the root matrix R and child 1 (both internal) into one
@@ -229,21 +274,21 @@ class TreeSweep(SweepEngine):
         vmat = root[:, :, 0] @ t1.reshape(c * d, d1).T  # (d0, c·d)
         if mode == "up1":  # root matrix = diag of the Schmidt values between two isometries
             uu, s, vh = self._update(t0.reshape(a * b, d0), vmat, left, right, factors, absorb=None)
-            t[r0 - n], t[tree.root - n] = uu.reshape(a, b, -1), torch.diag(s).unsqueeze(2)
-            t[r1 - n] = vh.T.reshape(c, d, -1)
-            inside[r0] = self._keep(uu.T @ left)
-            inside[r1] = self._keep(vh @ right)
+            t[r0 - n], t[tree.root - n] = uu.reshape(a, b, -1).contiguous(), torch.diag(s).unsqueeze(2)
+            t[r1 - n] = vh.T.reshape(c, d, -1).contiguous()
+            inside[r0] = self._inside_of(r0, left)
+            inside[r1] = self._inside_of(r1, right)
             return
         x_, y_ = self._update(t0.reshape(a * b, d0), vmat, left, right, factors,
                               absorb="left" if mode == "down0" else "right")
         r = x_.shape[1]
-        t[r0 - n], t[tree.root - n] = x_.reshape(a, b, r), torch.eye(r, dtype=self._dtype,
-                                                                       device=self.model.device).unsqueeze(2)
-        t[r1 - n] = y_.T.reshape(c, d, r)
+        t[r0 - n], t[tree.root - n] = x_.reshape(a, b, r).contiguous(), torch.eye(r, dtype=self._dtype,
+                                                                                    device=self.model.device).unsqueeze(2)
+        t[r1 - n] = y_.T.reshape(c, d, r).contiguous()
         if mode == "down0":
             outside[r0] = self._keep(y_ @ right)
         else:  # "across"
-            inside[r0] = self._keep(x_.T @ left)
+            inside[r0] = self._inside_of(r0, left)
             outside[r1] = inside[r0]
 
     # the local update, explicit and implicit -----------------------------------------------------------
