@@ -23,8 +23,9 @@ lost or visited twice: a step rewires going down when u is w's child 0 (the plan
 child becomes one of the new other child), going up when u is w's child 1 (everything below w is done),
 and both ways when w's other child is a leaf (a leaf needs no visit). Going down, u becomes w's child 0
 and the new other child, if internal, is visited next, after u.
-The other crossing of each edge, and the root step (both root children internal, a matrix between them),
-do not rewire. A rewiring step takes the explicit gradient step (never the implicit update of a large
+The other crossing of each edge does not rewire. The root step (both root children internal, a matrix
+between them) rewires going down to child 0 and coming back up from child 1, so the root's split of the
+sites can change too. A rewiring step takes the explicit gradient step (never the implicit update of a large
 merged matrix) and the exact or randomized SVD of :func:`~bornmachine.linalg.truncated_svd`.
 """
 from __future__ import annotations
