@@ -248,15 +248,14 @@ def _table_sites(n_rows: int) -> int:
     return min(_TABLE_SITES, max(0, n_rows.bit_length() - 2))
 
 
-def inside_vectors(tree: Tree, tensors: Tensors, x: torch.Tensor, keep: bool = True, tables: dict | None = None):
-    """Bottom-up amplitude vectors of every node for a batch x (N, n), samples along the last axis.
+def root_amplitude(tree: Tree, tensors: Tensors, x: torch.Tensor, tables: dict | None = None):
+    """Bottom-up contraction of the tree with a batch x (N, n), samples along the last axis.
 
-    Returns ``(vectors, log_scale)``: ``vectors[v]`` is (d_v, N), the contraction of the subtree of v
-    with x, divided by its norm (leaves: one-hot e_{x_s}); ``log_scale`` (N,) accumulates the logs of
-    all norms taken out, so Ψ(x) = root value × exp(log_scale). Small subtrees are read from
-    ``tables`` (:func:`subtree_tables`, built here if None), larger nodes contracted one by one, the rest
-    of one height and shape together (:func:`_contract_nodes`). With ``keep=False`` vectors are dropped
-    once used (lower memory); only the root's remains. Differentiable w.r.t. ``tensors``.
+    Returns ``(root, log_scale)``, both (N,): the root's normalised value and the sum of the logs of all
+    norms taken out on the way (every node's vector (d_v, N) is divided by its norm), so Ψ(x) = root ×
+    exp(log_scale). Small subtrees are read from ``tables`` (:func:`subtree_tables`, built here if None),
+    larger nodes contracted one by one, the rest of one height and shape together
+    (:func:`_contract_nodes`); vectors are dropped once used. Differentiable w.r.t. ``tensors``.
     """
     n = tree.n_sites
     dtype, device = tensors[0].dtype, tensors[0].device
@@ -268,22 +267,20 @@ def inside_vectors(tree: Tree, tensors: Tensors, x: torch.Tensor, keep: bool = T
     bits = x.T.to(dtype)  # (n, N)
     vectors: list[torch.Tensor | None] = list(torch.stack([1.0 - bits, bits], dim=1).unbind(0)) + [None] * (n - 1)
     log_scale = torch.zeros(n_samples, dtype=dtype, device=device)
-    # table nodes: the vectors of those whose parent is contracted (all of them with keep=True)
+    # table nodes whose parent is contracted (or the root): their vectors, looked up
     subtree_leaves = _subtree_leaves(tree)
     by_size = defaultdict(list)
     for v in tables:
-        top = int(tree.parent[v]) not in tables
-        if keep or top:
-            by_size[len(subtree_leaves[v])].append((v, top))
+        if int(tree.parent[v]) not in tables:
+            by_size[len(subtree_leaves[v])].append(v)
     for k, nodes in by_size.items():
-        leaves = torch.tensor([subtree_leaves[v] for v, _ in nodes], device=device)  # (F, k)
+        leaves = torch.tensor([subtree_leaves[v] for v in nodes], device=device)  # (F, k)
         powers = 2 ** torch.arange(k - 1, -1, -1, device=device)
         index = (x[:, leaves] * powers).sum(2)  # (N, F)
-        for f, (v, top) in enumerate(nodes):
+        for f, v in enumerate(nodes):
             table, log_norm = tables[v]
             vectors[v] = table.index_select(1, index[:, f])
-            if top:
-                log_scale = log_scale + log_norm[index[:, f]]
+            log_scale = log_scale + log_norm[index[:, f]]
     for group in _level_groups(tree, tensors):
         group = [v for v in group if v not in tables]
         if not group:
@@ -304,10 +301,9 @@ def inside_vectors(tree: Tree, tensors: Tensors, x: torch.Tensor, keep: bool = T
             out = out / norm.clamp_min(tiny).unsqueeze(1)
             for i, o in zip(batch, out.unbind(0)):
                 vectors[group[i]] = o
-        if not keep:
-            for c in c0 + c1:
-                vectors[c] = None
-    return vectors, log_scale
+        for c in c0 + c1:
+            vectors[c] = None
+    return vectors[tree.root][0], log_scale
 
 
 def log_amplitude(tree: Tree, tensors: Tensors, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -315,8 +311,7 @@ def log_amplitude(tree: Tree, tensors: Tensors, x: torch.Tensor) -> tuple[torch.
     tables = subtree_tables(tree, tensors, _table_sites(x.shape[0]))
     signs, logs = [], []
     for start in range(0, x.shape[0], _ROW_BLOCK):
-        vectors, log_scale = inside_vectors(tree, tensors, x[start:start + _ROW_BLOCK], keep=False, tables=tables)
-        root = vectors[tree.root][0]
+        root, log_scale = root_amplitude(tree, tensors, x[start:start + _ROW_BLOCK], tables)
         signs.append(torch.sign(root))
         logs.append(log_scale + torch.log(root.abs()))
     if not signs:

@@ -289,20 +289,34 @@ def test_probabilities_vs_dense(small_ttn):
 @pytest.mark.parametrize("max_sites", [0, 1, 2, 3, 5, 12])
 def test_amplitudes_with_every_table_size(small_ttn, max_sites):
     """Table lookup of small subtrees (2^k configurations contracted once) and the contraction of the
-    nodes above agree with the dense state for every split between the two, rows in blocks too."""
+    nodes above agree with the dense state for every split between the two."""
     from bornmachine import tree_kernels
 
     m = small_ttn
     x = configs(m.n_sites)
+    psi = dense_psi(m)
     tables = tree_kernels.subtree_tables(m.tree, m.tensors, max_sites)
     assert all(len(m.tree.sites_below(v)) <= max_sites for v in tables)
-    for keep in (False, True):
-        vectors, log_scale = tree_kernels.inside_vectors(m.tree, m.tensors, x, keep=keep, tables=tables)
-        root = vectors[m.tree.root][0]
-        assert_allclose(log_scale + torch.log(root.abs()), np.log(np.abs(dense_psi(m))))
-    for v in m.tree.internal:  # keep=True: every node's vector, unit norm
-        assert vectors[v].shape == (m.tensors[v - m.n_sites].shape[2], x.shape[0])
-        assert_allclose(torch.linalg.vector_norm(vectors[v], dim=0), np.ones(x.shape[0]))
+    for v, (table, log_norm) in tables.items():  # unit columns, 2^k configurations
+        k = len(m.tree.sites_below(v))
+        assert table.shape == (m.tensors[v - m.n_sites].shape[2], 2 ** k) and log_norm.shape == (2 ** k,)
+        assert_allclose(torch.linalg.vector_norm(table, dim=0), np.ones(2 ** k))
+    root, log_scale = tree_kernels.root_amplitude(m.tree, m.tensors, x, tables)
+    np.testing.assert_array_equal(as_np(torch.sign(root)), np.sign(psi))
+    assert_allclose(log_scale + torch.log(root.abs()), np.log(np.abs(psi)))
+
+
+def test_log_amplitude_in_row_blocks():
+    """More rows than one block (4096): the blocks agree with row-by-row evaluation."""
+    from bornmachine import tree_kernels
+
+    m = gaussian_ttn((3, 4), 3, None, seed=4)
+    x = torch.randint(0, 2, (5000, 12), generator=gen(6))
+    sign, logabs = tree_kernels.log_amplitude(m.tree, m.tensors, x)
+    assert sign.shape == logabs.shape == (5000,)
+    sign2, logabs2 = zip(*(tree_kernels.log_amplitude(m.tree, m.tensors, x[i:i + 7]) for i in range(4093, 4107, 7)))
+    assert torch.equal(torch.cat(sign2), sign[4093:4107])
+    assert_allclose(torch.cat(logabs2), logabs[4093:4107])
 
 
 @pytest.mark.parametrize("table_sites", [0, 3, 8])
