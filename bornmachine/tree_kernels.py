@@ -454,13 +454,6 @@ def marginal_log_prob(tree: Tree, tensors: Tensors, sites: list[int], values: to
 # --------------------------------------------------------------------------------------------------
 # Exact sampling, top-down through the tree
 # --------------------------------------------------------------------------------------------------
-def _categorical(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Index k ~ weights[i, k] / Σ_k weights[i, k] for each row, from uniforms u (N,)."""
-    cum = torch.cumsum(weights.double(), dim=1)
-    thresh = u * cum[:, -1]
-    return (cum < thresh[:, None]).sum(1).clamp_max(weights.shape[1] - 1)
-
-
 def _categorical_columns(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Index k ~ weights[k, i] / Σ_k weights[k, i] for each column i, from uniforms u (N,)."""
     cum = torch.cumsum(weights.double(), dim=0)
@@ -653,7 +646,7 @@ def _sample_block(tree: Tree, tensors: Tensors, x, known, u):
                 weights = (q * q).sum(1)
             else:
                 weights = torch.einsum("nak,nab,nbk->nk", q, e0, q).clamp_min(0)
-            k = _categorical(weights, u[:, v_node])
+            k = _categorical_columns(weights.T, u[:, v_node])
             ret = descend(c0, q.gather(2, k.view(-1, 1, 1).expand(-1, d0, 1)).squeeze(2))
             continue
         if stage == 1:
