@@ -81,6 +81,13 @@ def _train(args) -> int:
     if main:
         os.makedirs(args.out, exist_ok=True)
     train, test, shape = _load_data(args.data, args.limit)
+    if args.valid_fraction < 0 or args.valid_fraction >= 1:
+        raise ValueError(f"--valid-fraction must be in [0, 1), got {args.valid_fraction}")
+    valid = None
+    if args.valid_fraction > 0:
+        train, valid = datasets.split_validation(train, args.valid_fraction, seed=args.seed)
+    if args.patience is not None and valid is None:
+        raise ValueError("--patience stops on the validation NLL: it needs --valid-fraction > 0")
     model_path = os.path.join(args.out, "model.npz")
     checkpoint = os.path.join(args.out, "checkpoint.npz")
     restructure = None if args.restructure == "none" else args.restructure
@@ -91,30 +98,43 @@ def _train(args) -> int:
     if args.trainer == "sweep":
         trainer = SweepTrainer(model, max_bond=args.max_bond, cutoff=args.cutoff, lr=args.lr,
                                n_steps=args.steps, batch_size=args.batch_size, n_sweeps=args.sweeps, seed=args.seed,
-                               max_step=args.max_step, restructure=restructure)
+                               max_step=args.max_step, restructure=restructure, patience=args.patience)
     else:
         if args.max_bond != 2:
             model = _resize(model, args)
         trainer = GradientTrainer(model, lr=args.lr, batch_size=args.batch_size or 100, n_epochs=args.sweeps,
-                                  seed=args.seed, device=args.device)
+                                  seed=args.seed, device=args.device, patience=args.patience)
     if main:
         processes = f", {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
-        print(f"training {type(model).__name__} on {args.data}: {len(train)} train / {len(test)} test images, "
-              f"max bond {args.max_bond}, {args.sweeps} sweeps{processes} -> {args.out}", flush=True)
+        n_valid = 0 if valid is None else len(valid)
+        print(f"training {type(model).__name__} on {args.data}: {len(train)} train / {n_valid} validation / "
+              f"{len(test)} test images, max bond {args.max_bond}, {args.sweeps} sweeps{processes} -> {args.out}",
+              flush=True)
 
     def report(record):
         if main:
-            print(f"sweep {record['epoch']:3d}  train NLL {record['train_nll']:9.4f}  test NLL "
-                  f"{record['valid_nll']:9.4f}  max bond {record['max_bond']:4d}  {record['time_s']:7.2f} s",
-                  flush=True)
+            valid_nll = "-" if record["valid_nll"] is None else f"{record['valid_nll']:.4f}"
+            print(f"sweep {record['epoch']:3d}  train NLL {record['train_nll']:9.4f}  valid NLL {valid_nll:>9}  "
+                  f"max bond {record['max_bond']:4d}  {record['time_s']:7.2f} s", flush=True)
 
-    history = trainer.fit(train, valid=test, callback=report, checkpoint=checkpoint, progress=not args.quiet)
+    history = trainer.fit(train, valid=valid, callback=report, checkpoint=checkpoint, progress=not args.quiet)
     if not main:
         return 0
     model = trainer.model
     model.save(model_path)
     with open(os.path.join(args.out, "history.json"), "w") as handle:
         json.dump(history, handle, indent=1)
+    logp = model.log_prob(test)
+    finite = torch.isfinite(logp)
+    result = {"test_nll": float(-logp[finite].mean()) if bool(finite.any()) else float("inf"),
+              "test_zero_prob": int((~finite).sum()), "n_train": len(train), "n_valid": 0 if valid is None else len(valid),
+              "n_test": len(test), "valid_fraction": args.valid_fraction, "best_epoch": trainer.best_epoch,
+              "sweeps": len(history)}
+    with open(os.path.join(args.out, "result.json"), "w") as handle:
+        json.dump(result, handle, indent=1)
+    zero = f"; {result['test_zero_prob']} of zero probability left out" if result["test_zero_prob"] else ""
+    kept = f", tensors of sweep {trainer.best_epoch} (lowest valid NLL)" if trainer.best_epoch is not None else ""
+    print(f"test NLL {result['test_nll']:.4f} ({len(test)} images{zero}{kept})")
     samples, _ = model.sample(args.n_samples, generator=torch.Generator().manual_seed(args.seed + 1))
     plots.sample_grid(samples.cpu().numpy(), shape or (1, model.n_sites), os.path.join(args.out, "samples.png"),
                       title=f"exact samples, {type(model).__name__} D={max(model.bond_dims)}")
@@ -124,7 +144,7 @@ def _train(args) -> int:
                               label="von Neumann entropy of each tree edge (TTN.edges order)")
     else:
         plots.entropy_profile(profile, os.path.join(args.out, "entanglement.png"), shape=shape)
-    print(f"wrote {model_path}, samples.png, entanglement.png, history.json in {args.out}")
+    print(f"wrote {model_path}, samples.png, entanglement.png, history.json, result.json in {args.out}")
     return 0
 
 
@@ -216,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="minibatch size (sweep trainer: all rows when not given; gradient trainer: 100)")
     p.add_argument("--sweeps", type=int, default=4,
                    help="sweeps (sweep trainer) or epochs (gradient trainer); raise it to extend a finished run")
+    p.add_argument("--valid-fraction", type=float, default=0.1,
+                   help="fraction of the training rows held out (seeded by --seed) for the validation NLL of every "
+                        "sweep and for --patience; 0: none (the test split is only scored after training)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="stop after this many sweeps without a lower validation NLL and keep the best sweep's tensors")
     p.add_argument("--limit", type=int, default=None,
                    help="use only the first LIMIT train and test images (all when not given)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="floating-point type")

@@ -31,7 +31,7 @@ from .validation import check_positive_int
 __all__ = [
     "DATASETS", "SPLITS", "BINARIZE_METHODS", "IMAGE_SHAPE", "FASHION_MNIST_DIR",
     "load", "image_shape", "binarize", "load_idx", "load_amat", "load_fashion_mnist",
-    "bars_and_stripes", "random_patterns", "NAMES", "BARS_AND_STRIPES_SHAPE", "by_name",
+    "bars_and_stripes", "random_patterns", "NAMES", "BARS_AND_STRIPES_SHAPE", "by_name", "split_validation",
 ]
 
 #: Names accepted by :func:`load`.
@@ -450,6 +450,25 @@ def bars_and_stripes(h: int, w: int) -> np.ndarray:
     bars = np.repeat(constant_lines(w)[:, None, :], h, axis=1)  # columns constant
     patterns = np.concatenate([stripes, bars]).reshape(-1, h * w)
     return np.unique(patterns, axis=0)
+
+
+def split_validation(data, fraction: float = 0.1, seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, valid)``: a seeded random ``fraction`` of the rows of ``data`` (N, ...) held out.
+
+    The validation rows are ``round(fraction · N)`` (at least 1, and at least 1 row stays for
+    training) drawn without replacement; both parts keep the original row order. Every model
+    choice (learning rate, sweeps/epochs, restarts) is made on ``valid``; the test split only reports.
+    """
+    data = np.asarray(data)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be a number in (0, 1), got {fraction!r}")
+    n = data.shape[0] if data.ndim else 0
+    if n < 2:
+        raise ValueError(f"a validation split needs at least 2 rows, got {n}")
+    n_valid = min(max(int(round(fraction * n)), 1), n - 1)
+    held = np.zeros(n, dtype=bool)
+    held[_rng(seed).choice(n, n_valid, replace=False)] = True
+    return data[~held], data[held]
 
 
 def random_patterns(n: int, n_sites: int, seed) -> np.ndarray:

@@ -183,7 +183,6 @@ class CDTrainer(Trainer):
         self._chains: torch.Tensor | None = None
         self._eval_seed: int | None = None
         self._offsets: tuple[torch.Tensor, torch.Tensor] | None = None  # (μ (n_visible,), λ (n_hidden,))
-        self._best: tuple[float, int, tuple[torch.Tensor, ...]] | None = None  # (valid NLL, epoch, (W, b, c))
 
     # ---------------------------------------------------------------------------------------------
     def hyper_parameters(self) -> dict:
@@ -212,17 +211,11 @@ class CDTrainer(Trainer):
     def _parameters(self) -> list[torch.Tensor]:
         return list(self.rbm.parameters())
 
-    @property
-    def best_epoch(self) -> int | None:
-        """The epoch of the lowest validation NLL (kept at the end), with ``patience``; else None."""
-        return None if self._best is None else self._best[1]
+    def _snapshot(self) -> tuple[dict, dict]:
+        return {}, {name: t.detach().cpu().numpy() for name, t in zip(("W", "b", "c"), self.rbm.parameters())}
 
-    def _stopped(self) -> bool:
-        return self.patience is not None and self._best is not None and self.epoch - self._best[1] >= self.patience
-
-    def _finish(self) -> None:
-        if self._best is not None:
-            self.rbm.set_parameters(*self._best[2])
+    def _apply_snapshot(self, meta: dict, arrays: dict, where: str) -> None:
+        self.rbm.set_parameters(*(self._tensor(arrays[name]) for name in ("W", "b", "c")))
 
     def _run_epoch(self, x: torch.Tensor, epoch: int) -> dict:
         lr = self.current_lr()
@@ -244,7 +237,6 @@ class CDTrainer(Trainer):
         self._eval_seed = int(torch.randint(0, 2 ** 62, (1,), generator=self.generator,
                                             device=self.generator.device))
         self._offsets = (x.mean(0), hidden_prob(x, rbm.W, rbm.c).mean(0)) if self.centering else None
-        self._best = None
 
     def current_lr(self) -> float:
         """Learning rate of the next epoch (see ``lr_decay``)."""
@@ -322,7 +314,7 @@ class CDTrainer(Trainer):
     # ---------------------------------------------------------------------------------------------
     def _evaluate(self, x: torch.Tensor, xv: torch.Tensor | None) -> dict:
         out = {"train_nll": None, "valid_nll": None, "log_z": None, "log_z_stderr": None, "log_z_method": None,
-               "recon_error": None, "best_epoch": self.best_epoch, "eval_time_s": 0.0}
+               "recon_error": None, "eval_time_s": 0.0}
         epoch = self.epoch + 1  # the epoch just trained (its record is not in the history yet)
         due = self.eval_every > 0 and (epoch % self.eval_every == 0 or epoch == self.n_epochs)
         if not due:
@@ -344,10 +336,6 @@ class CDTrainer(Trainer):
             out["train_nll"] = _mean_free_energy(x, W, b, c) + log_z.value
             if xv is not None:
                 out["valid_nll"] = _mean_free_energy(xv, W, b, c) + log_z.value
-        if self.patience is not None and out["valid_nll"] is not None and math.isfinite(out["valid_nll"]) and (
-                self._best is None or out["valid_nll"] < self._best[0]):
-            self._best = (out["valid_nll"], epoch, tuple(t.clone() for t in (W, b, c)))
-        out["best_epoch"] = self.best_epoch
         out["eval_time_s"] = time.perf_counter() - t0
         return out
 
@@ -367,9 +355,6 @@ class CDTrainer(Trainer):
             arrays.update({f"second_{name}": t.cpu().numpy() for name, t in zip(("W", "b", "c"), self._second)})
         meta = {"eval_seed": self._eval_seed, "dtype": str(rbm.dtype).replace("torch.", ""),
                 "n_updates": self._n_updates}
-        if self._best is not None:
-            meta["best_valid_nll"], meta["best_epoch"] = self._best[:2]
-            arrays.update({f"best_{name}": t.cpu().numpy() for name, t in zip(("W", "b", "c"), self._best[2])})
         return meta, arrays
 
     def _load_state(self, meta: dict, arrays: dict, where: str) -> None:
@@ -381,8 +366,6 @@ class CDTrainer(Trainer):
             offsets = (arrays["offset_visible"], arrays["offset_hidden"]) if self.centering else None
             second = [arrays[f"second_{name}"] for name in ("W", "b", "c")] if self.adaptive else None
             n_updates = int(meta["n_updates"])
-            best = ((float(meta["best_valid_nll"]), int(meta["best_epoch"]),
-                     tuple(arrays[f"best_{name}"] for name in ("W", "b", "c"))) if "best_epoch" in meta else None)
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{where} is a corrupt checkpoint (missing {err})") from err
         if W.shape != (rbm.n_visible, rbm.n_hidden) or mask.shape != W.shape:
@@ -404,7 +387,6 @@ class CDTrainer(Trainer):
             if offsets[0].shape != (rbm.n_visible,) or offsets[1].shape != (rbm.n_hidden,):
                 raise ValueError(f"{where} is a corrupt checkpoint (centering offsets of the wrong shape)")
             self._offsets = tuple(self._tensor(a) for a in offsets)
-        self._best = None if best is None else (best[0], best[1], tuple(self._tensor(a) for a in best[2]))
         self._eval_seed = eval_seed
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:

@@ -51,3 +51,15 @@ class MarkovChain:
         flip = self.flip[x[:, :-1]]
         steps = np.where(x[:, 1:] != x[:, :-1], np.log(flip), np.log1p(-flip))
         return first + steps.sum(axis=1)
+
+
+def fit_until(trainer, train, valid, checkpoint=None, stop_after: int | None = None) -> None:
+    """``trainer.fit(train, valid, checkpoint=...)``, interrupted (as by Ctrl-C) after epoch ``stop_after``."""
+    def stop(record):
+        if record["epoch"] == stop_after:
+            raise KeyboardInterrupt
+
+    try:
+        trainer.fit(train, valid, checkpoint=checkpoint, callback=stop, progress=False)
+    except KeyboardInterrupt:
+        pass

@@ -26,9 +26,10 @@ from bornmachine.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("model.npz", "samples.png", "entanglement.png", "history.json", "checkpoint.npz")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SWEEP_LINE = re.compile(r"^sweep +(\d+) +train NLL +([-\d.]+) +test NLL +([-\d.]+) +max bond +(\d+) +[\d.]+ s$")
+SWEEP_LINE = re.compile(r"^sweep +(\d+) +train NLL +([-\d.]+) +valid NLL +([-\d.]+) +max bond +(\d+) +[\d.]+ s$")
+TEST_LINE = re.compile(r"^test NLL ([-\d.]+) \((\d+) images", re.M)
 
-BAS_ARGS = ["train", "--data", "bars-and-stripes", "--max-bond", "16", "--lr", "0.1", "--steps", "3", "--sweeps", "3",
+BAS_ARGS = ["train", "--data", "bars-and-stripes", "--valid-fraction", "0", "--max-bond", "16", "--lr", "0.1", "--steps", "3", "--sweeps", "3",
             "--n-samples", "8", "--quiet"]
 
 
@@ -43,7 +44,7 @@ def sweep_lines(out: str) -> list[tuple[int, float, float, int]]:
     for line in out.splitlines():
         m = SWEEP_LINE.match(line.strip())
         if m:
-            rows.append((int(m[1]), float(m[2]), float(m[3]), int(m[4])))
+            rows.append((int(m[1]), float(m[2]), None if m[3] == "-" else float(m[3]), int(m[4])))
     return rows
 
 
@@ -76,6 +77,24 @@ def copy_run(src: Path, dst: Path, names=OUTPUTS) -> Path:
 
 # --- train ----------------------------------------------------------------------------------------
 
+def test_train_patience_stops_on_the_validation_rows_and_keeps_the_best_sweep(tmp_path, capsys):
+    out_dir = tmp_path / "es"
+    code, out, err = run(["train", "--data", "mnist5k", "--limit", 60, "--max-bond", 16, "--lr", "0.2", "--sweeps", 12,
+                          "--patience", 1, "--n-samples", 4, "--quiet", "--out", out_dir], capsys)
+    assert code == 0, err
+    rows = sweep_lines(out)
+    valid = [r[2] for r in rows]
+    summary = json.loads((out_dir / "result.json").read_text())
+    best = int(np.argmin(valid)) + 1
+    assert summary["best_epoch"] == best and len(rows) == best + 1 < 12  # 60 rows overfit at bond 16
+    x, _ = datasets.load("mnist5k", split="train")
+    _, valid_rows = datasets.split_validation(x[:60].reshape(60, -1), 0.1, seed=0)
+    assert load(out_dir / "model.npz").nll(valid_rows) == pytest.approx(valid[best - 1], abs=1e-3)
+    assert f"tensors of sweep {best}" in out
+    code, out, err = run(["train", "--data", "mnist5k", "--valid-fraction", 0, "--patience", 2, "--out", out_dir], capsys)
+    assert code == 2 and "--patience" in err and "--valid-fraction" in err
+
+
 def test_train_bars_and_stripes_writes_outputs_and_prints_nll(bas_run):
     out_dir, out, err = bas_run
     for name in OUTPUTS:
@@ -85,7 +104,7 @@ def test_train_bars_and_stripes_writes_outputs_and_prints_nll(bas_run):
     assert "bars-and-stripes" in out and "14 train" in out
     rows = sweep_lines(out)
     assert [r[0] for r in rows] == [1, 2, 3]
-    assert all(np.isfinite(r[1]) and np.isfinite(r[2]) and r[3] <= 16 for r in rows)
+    assert all(np.isfinite(r[1]) and r[2] is None and r[3] <= 16 for r in rows)  # no validation rows
     assert rows[-1][1] < rows[0][1]
     assert "wrote" in out and "model.npz" in out
     assert err == ""  # --quiet: no progress bar
@@ -160,7 +179,7 @@ def test_train_mnist5k_subset_float32_and_ordering(tmp_path, capsys):
     assert code == 0, err
     for name in OUTPUTS:
         assert (out_dir / name).is_file(), name
-    assert "50 train / 50 test" in out
+    assert "45 train / 5 validation / 50 test" in out
     rows = sweep_lines(out)
     assert len(rows) == 1 and rows[0][3] <= 4
     assert 0 < rows[0][1] < 784 * np.log(2) and 0 < rows[0][2] < 784 * np.log(2)  # better than uniform
@@ -170,12 +189,21 @@ def test_train_mnist5k_subset_float32_and_ordering(tmp_path, capsys):
     assert model.ordering.tolist() == orderings.snake((28, 28)).tolist()
     assert all(torch.isfinite(t).all() for t in model.tensors)
 
-    # evaluate on the same subset reproduces the printed NLLs
+    m = TEST_LINE.search(out)
+    test_nll, n_test = float(m[1]), int(m[2])
+    summary = json.loads((out_dir / "result.json").read_text())
+    assert n_test == summary["n_test"] == 50 and summary["n_valid"] == 5 and summary["n_train"] == 45
+    assert summary["test_nll"] == pytest.approx(test_nll, abs=1e-4) and summary["best_epoch"] is None
+
+    # evaluate on the same subset reproduces the printed test NLL; the validation rows came from the training rows
     code, out, err = run(["evaluate", out_dir / "model.npz", "--data", "mnist5k", "--limit", 50], capsys)
     assert code == 0, err
     result = json.loads(out)
-    assert result["train_nll"] == pytest.approx(rows[0][1], abs=2e-3)
-    assert result["test_nll"] == pytest.approx(rows[0][2], abs=2e-3)
+    assert result["test_nll"] == pytest.approx(test_nll, abs=2e-3)
+    train, _ = datasets.load("mnist5k", split="train")
+    fit_rows, valid_rows = datasets.split_validation(train[:50].reshape(50, -1), 0.1, seed=0)
+    assert model.nll(valid_rows) == pytest.approx(rows[0][2], abs=2e-3)
+    assert model.nll(fit_rows) == pytest.approx(rows[0][1], abs=2e-3)
     assert result["n_params"] == model.n_params and result["max_bond"] == max(model.bond_dims)
 
 
@@ -187,6 +215,7 @@ def test_train_from_data_structure_is_computed_from_the_training_rows_and_saved(
     assert code == 0, err
     saved = load(out_dir / "model.npz")
     train, _ = datasets.by_name("bars-and-stripes", split="train")
+    train, _ = datasets.split_validation(train, 0.1, seed=0)  # the rows left for fitting
     if model == "mps":
         assert saved.ordering.tolist() == orderings.from_data(train).tolist()
     else:
@@ -359,7 +388,7 @@ def test_train_on_data_files_and_sized_bars_and_stripes(tmp_path, capsys, flat):
         model = load(out_dir / "model.npz")
         assert model.n_sites == 6
         assert model.shape == (None if flat and data == path else (2, 3))
-    assert "10 train / 4 test" in out
+    assert "9 train / 1 validation / 4 test" in out
     code, out, err = run(["evaluate", tmp_path / "file" / "model.npz", "--data", path], capsys)
     assert code == 0, err
     assert json.loads(out)["test_nll"] == pytest.approx(model.nll(x[:4]), rel=1e-12)

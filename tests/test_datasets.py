@@ -505,3 +505,27 @@ def test_by_name_errors(kwargs, exc, match):
     name = kwargs.pop("name")
     with pytest.raises(exc, match=match):
         datasets.by_name(name, **kwargs)
+
+
+def test_split_validation_holds_out_a_seeded_fraction_of_the_rows():
+    x = np.arange(200).reshape(100, 2)
+    fit, valid = datasets.split_validation(x, 0.1, seed=3)
+    assert fit.shape == (90, 2) and valid.shape == (10, 2)
+    assert sorted(np.concatenate([fit[:, 0], valid[:, 0]]).tolist()) == list(range(0, 200, 2))  # a partition
+    assert np.all(np.diff(fit[:, 0]) > 0) and np.all(np.diff(valid[:, 0]) > 0)  # row order kept
+    again, _ = datasets.split_validation(x, 0.1, seed=3)
+    other, _ = datasets.split_validation(x, 0.1, seed=4)
+    assert np.array_equal(again, fit) and not np.array_equal(other, fit)
+    assert [len(p) for p in datasets.split_validation(x[:3], 0.01, seed=0)] == [2, 1]  # at least one of each
+    assert [len(p) for p in datasets.split_validation(x[:3], 0.99, seed=0)] == [1, 2]
+
+
+@pytest.mark.parametrize("fraction", [0, 1, -0.1, 1.5, True, "0.1"])
+def test_split_validation_refuses_bad_fractions(fraction):
+    with pytest.raises(ValueError, match="fraction must be a number in"):
+        datasets.split_validation(np.zeros((10, 3)), fraction)
+
+
+def test_split_validation_needs_two_rows():
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        datasets.split_validation(np.zeros((1, 3)), 0.5)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import oracle
+from helpers import fit_until
 from rbm import RBM, CDTrainer, masks
 from rbm.partition import exact_log_z
 from rbm.training import centered_gradient, centered_step
@@ -274,15 +275,7 @@ def _overfit(tmp_path=None, stop_after=None, name="es.npz", **kw):
     x, xv = prototype_data(10, 40, 11, noise=0.15), prototype_data(10, 200, 11, noise=0.15)[100:]
     r = RBM(10, 8, generator=gen(0))
     trainer = CDTrainer(r, lr=0.3, momentum=0.5, weight_decay=0.0, batch_size=10, n_epochs=60, seed=3, **kw)
-
-    def stop(record):
-        if stop_after is not None and record["epoch"] == stop_after:
-            raise KeyboardInterrupt
-
-    try:
-        trainer.fit(x, xv, checkpoint=None if tmp_path is None else tmp_path / name, callback=stop, progress=False)
-    except KeyboardInterrupt:
-        pass
+    fit_until(trainer, x, xv, None if tmp_path is None else tmp_path / name, stop_after)
     return r, trainer, xv
 
 

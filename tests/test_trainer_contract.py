@@ -12,7 +12,7 @@ import torch
 from bornmachine import MPS, TTN, GradientTrainer, SweepTrainer, datasets
 from rbm import RBM, CDTrainer
 
-COMMON_KEYS = {"epoch", "train_nll", "valid_nll", "time_s"}
+COMMON_KEYS = {"epoch", "train_nll", "valid_nll", "time_s", "best_epoch"}
 
 
 def gen(seed):

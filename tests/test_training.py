@@ -24,12 +24,13 @@ import pytest
 import torch
 
 import oracle
+from helpers import fit_until
 
 from bornmachine import MPS, datasets
 from bornmachine import GradientTrainer, SweepTrainer, ZeroProbabilityWarning
 
 LN14 = math.log(14)
-RECORD_KEYS = {"epoch", "train_nll", "valid_nll", "max_bond", "time_s", "zero_prob"}
+RECORD_KEYS = {"epoch", "train_nll", "valid_nll", "max_bond", "time_s", "zero_prob", "best_epoch"}
 
 
 def gen(seed: int) -> torch.Generator:
@@ -627,3 +628,60 @@ def test_reusing_the_last_passes_right_environments_changes_nothing(bas, batch_s
     assert all(seen[1:])  # the bonds have grown to their largest sizes: the layout is stable, reuse happens
     assert kept == rebuilt
     assert all(torch.equal(a, b) for a, b in zip(tensors_kept, tensors_rebuilt))
+
+
+# ------------------------------------------------------------------------------------------------
+# early stopping on the validation NLL
+# ------------------------------------------------------------------------------------------------
+def _noisy_prototypes(n_rows: int, seed: int) -> np.ndarray:
+    """(n_rows, 10) uint8: three fixed random patterns, 15 % of the bits flipped."""
+    proto = np.random.default_rng(0).integers(0, 2, (3, 10))
+    rng = np.random.default_rng(seed)
+    x = proto[rng.integers(0, 3, n_rows)]
+    return np.where(rng.random(x.shape) < 0.15, 1 - x, x).astype(np.uint8)
+
+
+def _early_stopped(kind, tmp_path=None, stop_after=None, name="es.npz", **kw):
+    """A 40-row training set at bond 8 overfits within a few sweeps; valid rows from the same source."""
+    from bornmachine import TTN
+
+    x, xv = _noisy_prototypes(40, 1), _noisy_prototypes(200, 2)
+    model = (MPS if kind == "mps" else TTN)(10, 2, generator=gen(0))
+    trainer = SweepTrainer(model, max_bond=8, lr=0.01, n_sweeps=30, patience=2, seed=0,
+                           restructure="nll" if kind == "ttn-restructure" else None, **kw)
+    fit_until(trainer, x, xv, None if tmp_path is None else tmp_path / name, stop_after)
+    return model, trainer, xv
+
+
+@pytest.mark.parametrize("kind", ["mps", "ttn", "ttn-restructure"])
+def test_sweeps_stop_early_with_the_best_validation_tensors(kind):
+    model, trainer, xv = _early_stopped(kind)
+    valid = [h["valid_nll"] for h in trainer.history]
+    best = int(np.argmin(valid)) + 1
+    assert trainer.best_epoch == best == trainer.history[-1]["best_epoch"]
+    assert len(valid) == best + 2 < 30 and best > 1  # it learnt, then stopped 2 sweeps after the best
+    assert model.nll(xv) == pytest.approx(valid[best - 1], abs=1e-9)
+    assert [h["best_epoch"] for h in trainer.history] == [int(np.argmin(valid[:i])) + 1 for i in range(1, len(valid) + 1)]
+    p = np.exp(model.log_prob(torch.from_numpy(oracle.all_configs(10))).numpy())
+    assert p.sum() == pytest.approx(1.0, abs=1e-9)  # the kept tensors (and tree) form a normalised state
+
+
+@pytest.mark.parametrize("kind", ["mps", "ttn-restructure"])
+def test_early_stopping_resumes_bit_identically(kind, tmp_path):
+    full, full_tr, _ = _early_stopped(kind, tmp_path, name="full.npz")
+    n = len(full_tr.history)
+    for stop_after in (1, n - 1):
+        _early_stopped(kind, tmp_path, stop_after=stop_after, name=f"p{stop_after}.npz")
+        resumed, tr, _ = _early_stopped(kind, tmp_path, name=f"p{stop_after}.npz")
+        assert all(torch.equal(a, b) for a, b in zip(resumed.tensors, full.tensors))
+        assert tr.best_epoch == full_tr.best_epoch and len(tr.history) == n
+        assert [h["valid_nll"] for h in tr.history] == [h["valid_nll"] for h in full_tr.history]
+    again, tr, _ = _early_stopped(kind, tmp_path, name="full.npz")  # a stopped run stays stopped, best tensors kept
+    assert len(tr.history) == n and all(torch.equal(a, b) for a, b in zip(again.tensors, full.tensors))
+
+
+def test_patience_is_checked():
+    with pytest.raises(ValueError, match="patience must be >= 1"):
+        SweepTrainer(MPS(4, 2, generator=gen(0)), patience=0)
+    with pytest.raises(TypeError, match="patience"):
+        GradientTrainer(MPS(4, 2, generator=gen(0)), patience=2.5)

@@ -29,14 +29,16 @@ def finite_nll(model: BornMachine, x: torch.Tensor, chunk: int = 4096) -> float:
 
 class BornTrainer(Trainer):
     """Base of SweepTrainer and GradientTrainer. Records add ``max_bond`` and ``zero_prob`` (the most
-    training samples of zero amplitude met in one step, left out of the gradient and warned about)."""
+    training samples of zero amplitude met in one step, left out of the gradient and warned about), and
+    ``best_epoch`` (early stopping on the validation NLL with ``patience``: see :class:`~.loop.Trainer`)."""
 
-    def __init__(self, model, n_epochs: int, seed: int):
+    def __init__(self, model, n_epochs: int, seed: int, patience: int | None = None):
         if not isinstance(model, BornMachine):
             raise TypeError(f"{type(self).__name__} trains an MPS or a TTN, got {type(model).__name__}")
         self.model = model
         self.n_epochs = check_positive_int(n_epochs, "n_epochs")
         self.seed = int(seed)
+        self.patience = None if patience is None else check_positive_int(patience, "patience")
         self.generator = torch.Generator().manual_seed(self.seed)
         self.history: list[dict] = []
         self._part = None

@@ -19,13 +19,14 @@ class GradientTrainer(BornTrainer):
     model : MPS (changed in place; moved to ``device`` if given).
     lr : Adam step size. batch_size : minibatch size. n_epochs : passes over the data.
     seed : int (minibatch order). device : e.g. "cuda"; default the model's device.
+    patience : int or None, early stopping on the validation NLL (as in :class:`SweepTrainer`).
     """
 
     checkpoint_name = "a gradient"
 
     def __init__(self, model, *, lr: float = 1e-3, batch_size: int = 100, n_epochs: int = 10,
-                 seed: int = 0, device=None):
-        super().__init__(model, n_epochs, seed)
+                 seed: int = 0, device=None, patience: int | None = None):
+        super().__init__(model, n_epochs, seed, patience)
         if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
             raise ValueError(f"lr must be a positive number, got {lr!r}")
         if device is not None:
@@ -38,7 +39,7 @@ class GradientTrainer(BornTrainer):
 
     def hyper_parameters(self) -> dict:
         return {"lr": self.lr, "batch_size": self.batch_size, "n_epochs": self.n_epochs, "seed": self.seed,
-                "device": self.device}
+                "device": self.device, "patience": self.patience}
 
     def _trajectory_keys(self) -> tuple[str, ...]:
         return ("lr", "batch_size", "seed", "n_sites")

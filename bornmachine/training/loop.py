@@ -5,7 +5,7 @@ checkpoint=None, callback=None, progress=True)`` trains until the trainer has do
 epochs (a sweep counts as an epoch) or its ``_stopped()`` hook says so (early stopping), and returns
 the history. Every record holds ``epoch`` (1-based),
 ``train_nll`` and ``valid_nll`` (nats per sample; None when not evaluated), ``time_s`` (training
-seconds of that epoch) and the trainer's own entries. A checkpoint is written atomically after every
+seconds of that epoch), ``best_epoch`` (early stopping, else None) and the trainer's own entries. A checkpoint is written atomically after every
 epoch; ``fit`` resumes from an existing one (bit-identical to an uninterrupted run) if it was written
 by the same kind of trainer, with the same trajectory settings and the same training data; a
 finished run is extended by a trainer with a larger ``n_epochs``. Under torch.distributed every rank
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from abc import ABC, abstractmethod
@@ -29,7 +30,7 @@ from ..io import read_npz, write_npz
 
 CHECKPOINT_KIND = "checkpoint"
 CHECKPOINT_VERSION = 2
-RECORD_KEYS = ("epoch", "train_nll", "valid_nll", "time_s")
+RECORD_KEYS = ("epoch", "train_nll", "valid_nll", "time_s", "best_epoch")
 
 
 def data_fingerprint(x: torch.Tensor) -> str:
@@ -49,11 +50,17 @@ class Trainer(ABC):
     ``_run_epoch(x_train, epoch)``, ``_evaluate(x_train, x_valid)``, ``_parameters()``,
     ``_state()`` / ``_load_state(meta, arrays, where)`` (checkpoint contents beyond history and
     generator); optional ``_structure()``, ``_local_rows(x, name)``, ``_start(x_train)``, ``_after_epoch(record)``,
-    ``_stopped()``, ``_finish()``, ``_release()``, ``_label()``.
+    ``_stopped()``, ``_finish()``, ``_release()``, ``_label()``, ``_snapshot()`` / ``_apply_snapshot(...)``.
+
+    Early stopping: a subclass that sets ``patience`` (int ≥ 1) keeps a snapshot of the epoch of lowest
+    finite ``valid_nll`` (``best_epoch``, in every record and in the checkpoint), stops after
+    ``patience`` epochs without a lower one and ends with the best epoch's parameters.
     """
 
     checkpoint_name = "a"
     unit = "epoch"
+    patience: int | None = None
+    _best: tuple[float, int, tuple[dict, dict]] | None = None  # (valid NLL, epoch, snapshot (meta, arrays))
 
     # hooks ---------------------------------------------------------------------------------------
     @abstractmethod
@@ -103,11 +110,37 @@ class Trainer(ABC):
         """Called on rank 0 after each epoch's record (e.g. to warn)."""
 
     def _stopped(self) -> bool:
-        """True when training has ended before ``n_epochs`` (e.g. no validation improvement); default False."""
-        return False
+        """True when training has ended before ``n_epochs``: ``patience`` epochs without a lower validation NLL."""
+        return self.patience is not None and self._best is not None and self.epoch - self._best[1] >= self.patience
 
     def _finish(self) -> None:
-        """Called when training is complete (``n_epochs`` done or :meth:`_stopped`), not after a callback stop."""
+        """Called when training is complete (``n_epochs`` done or :meth:`_stopped`), not after a callback stop:
+        the model gets the best validation epoch's parameters (with ``patience``)."""
+        if self._best is not None:
+            self._apply_snapshot(*self._best[2], "the best-validation snapshot")
+
+    def _snapshot(self) -> tuple[dict, dict]:
+        """(meta, arrays) of the parameters early stopping keeps; default: the checkpoint state."""
+        return self._state()
+
+    def _apply_snapshot(self, meta: dict, arrays: dict, where: str) -> None:
+        """Give the model the parameters of a :meth:`_snapshot`; default: :meth:`_load_state`."""
+        self._load_state(meta, arrays, where)
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch of the lowest validation NLL (its parameters are kept), with ``patience``; else None."""
+        return None if self._best is None else self._best[1]
+
+    def _track_best(self, record: dict) -> None:
+        """Keep a snapshot when ``record`` (the epoch just done) has the lowest finite validation NLL so far."""
+        value = record.get("valid_nll")
+        if self.patience is not None and value is not None and math.isfinite(value) and (
+                self._best is None or value < self._best[0]):
+            meta, arrays = self._snapshot()
+            self._best = (float(value), int(record["epoch"]),
+                          (json.loads(json.dumps(meta)), {k: np.array(a, copy=True) for k, a in arrays.items()}))
+        record["best_epoch"] = self.best_epoch
 
     def _release(self) -> None:
         """Free what ``fit`` keeps from epoch to epoch (buffers, caches)."""
@@ -148,6 +181,7 @@ class Trainer(ABC):
         if checkpoint is not None and distributed.broadcast_flag(os.path.exists(checkpoint)):
             self._restore(checkpoint, fingerprint)
         elif not self.history:
+            self._best = None
             self._start(x_train)
         distributed.broadcast_(*self._parameters())
         main = distributed.is_main()
@@ -160,6 +194,7 @@ class Trainer(ABC):
                 record = {"epoch": self.epoch + 1, "train_nll": None, "valid_nll": None,
                           "time_s": time.perf_counter() - t0, **measured}
                 record.update(self._evaluate(x_train, x_valid))
+                self._track_best(record)
                 self.history.append(record)
                 if main:
                     self._after_epoch(record)
@@ -184,6 +219,10 @@ class Trainer(ABC):
                     hyper_parameters=self.hyper_parameters(), structure=self._structure(), history=self.history,
                     data_fingerprint=fingerprint, generator_device=str(self.generator.device))
         arrays = dict(arrays, generator_state=self.generator.get_state().cpu().numpy())
+        if self._best is not None:
+            value, epoch, (best_meta, best_arrays) = self._best
+            meta["best"] = {"valid_nll": value, "epoch": epoch, "meta": best_meta}
+            arrays.update({f"best_{k}": a for k, a in best_arrays.items()})
         write_npz(path, CHECKPOINT_KIND, meta, arrays)
 
     def _restore(self, path, fingerprint: str) -> None:
@@ -207,6 +246,9 @@ class Trainer(ABC):
             history = list(meta["history"])
             state = torch.from_numpy(arrays["generator_state"].astype(np.uint8))
             self._load_state(meta, arrays, where)
+            best = meta.get("best")
+            best = None if best is None else (float(best["valid_nll"]), int(best["epoch"]), (
+                dict(best["meta"]), {k[len("best_"):]: a for k, a in arrays.items() if k.startswith("best_")}))
         except (KeyError, TypeError) as err:
             raise ValueError(f"{where} is a corrupt checkpoint (missing or bad {err})") from err
         try:
@@ -214,3 +256,4 @@ class Trainer(ABC):
         except RuntimeError as err:
             raise ValueError(f"{where} holds an unusable generator state ({err})") from err
         self.history = history
+        self._best = best

@@ -59,6 +59,8 @@ class SweepTrainer(BornTrainer):
         the truncated split ("nll") or lowest entropy of the new bond ("mi"); see
         :mod:`~bornmachine.training.tree_restructure`. The model's ``tree`` changes (and is checkpointed);
         records then add ``rewired`` (rewirings in the sweep).
+    patience : int or None, early stopping: with validation data, stop after ``patience`` sweeps without a
+        lower validation NLL and end with the tensors (and tree) of the best sweep (``best_epoch``).
     """
 
     checkpoint_name = "a sweep"
@@ -67,8 +69,8 @@ class SweepTrainer(BornTrainer):
     def __init__(self, model, *, max_bond: int = 32, cutoff: float = 1e-7, lr: float = 0.05,
                  n_steps: int = 1, batch_size: int | None = None, n_sweeps: int = 4, seed: int = 0,
                  max_step: float | None = 0.3, env_dtype: torch.dtype | None = None,
-                 restructure: str | None = None):
-        super().__init__(model, check_positive_int(n_sweeps, "n_sweeps"), seed)
+                 restructure: str | None = None, patience: int | None = None):
+        super().__init__(model, check_positive_int(n_sweeps, "n_sweeps"), seed, patience)
         engine = engine_for(model)
         self.max_bond = check_positive_int(max_bond, "max_bond")
         if not (isinstance(cutoff, (int, float)) and 0.0 <= cutoff < 1.0):
@@ -105,7 +107,7 @@ class SweepTrainer(BornTrainer):
     def hyper_parameters(self) -> dict:
         return {"max_bond": self.max_bond, "cutoff": self.cutoff, "lr": self.lr, "n_steps": self.n_steps,
                 "batch_size": self.batch_size, "n_sweeps": self.n_sweeps, "seed": self.seed,
-                "max_step": self.max_step, "restructure": self.restructure,
+                "max_step": self.max_step, "restructure": self.restructure, "patience": self.patience,
                 "env_dtype": None if self.env_dtype is None else str(self.env_dtype).replace("torch.", "")}
 
     def _trajectory_keys(self) -> tuple[str, ...]:
