@@ -44,24 +44,20 @@ def cmd_fig3(args) -> int:
 def cmd_fig4(args) -> int:
     s = _settings(args)
     train, test, shape = report_module.load_dataset(args.data, s["max_train"], s["max_test"], args.seed)
-    n = shape[0] * shape[1]
-    hidden = args.hidden or s["rbm_hidden"]
-    result = experiments.rbm_architectures(
-        train, test, shape, budgets=[n + h * (n + 1) for h in hidden], epochs=s["rbm_epochs"], lrs=s["rbm_lrs"],
-        ais_chains=s["ais_chains"], ais_betas=s["ais_betas"], n_gibbs=s["n_gibbs"], seed=args.seed, out=args.out,
-        progress=not args.no_progress)
+    result = experiments.rbm_architectures(train, test, shape, out=args.out, progress=not args.no_progress,
+                                           **report_module.fig4_settings(s, shape, args.seed, hidden=args.hidden))
     return _done(result)
 
 
 def cmd_bvb(args) -> int:
     s = _settings(args)
+    if args.bond_dims:
+        s["bond_dims"] = args.bond_dims
     train, test, shape = report_module.load_dataset(args.data, s["max_train"], s["max_test"], args.seed)
     result = experiments.born_vs_boltzmann(
-        train, test, shape, bond_dims=args.bond_dims or s["bond_dims"], sweeps=s["sweeps"],
-        rbm_epochs=s["rbm_epochs"], rbm_lrs=s["rbm_lrs"], ais_chains=s["ais_chains"], ais_betas=s["ais_betas"],
-        n_gibbs=s["n_gibbs"], bipartitions=experiments.profile_bipartitions(shape, step=s["cut_step"], seed=args.seed),
-        info_data=np.concatenate([train, test]), model_samples=s["model_samples"], seed=args.seed, out=args.out,
-        progress=not args.no_progress)
+        train, test, shape, bipartitions=experiments.profile_bipartitions(shape, step=s["cut_step"], seed=args.seed),
+        info_data=np.concatenate([train, test]), out=args.out, progress=not args.no_progress,
+        **report_module.bvb_settings(s, args.seed))
     return _done(result)
 
 

@@ -13,6 +13,12 @@ resumes where it stopped and a finished one is re-read, not recomputed.
   random, 1D-local and 2D-local RBMs at matched parameter counts.
 * :func:`born_vs_boltzmann` — MPS (row-major, snake), TTN and RBMs at matched #params: test NLL
   against #params, and per bipartition the data MI / S₂ against each model's S₂ and capacity bound.
+
+Fig. 4 and Born vs Boltzmann hold out a seeded ``valid_fraction`` (default 10 %) of the training rows:
+learning rate, restart and the number of epochs/sweeps (early stopping, best-validation parameters)
+are chosen on it (:mod:`~comparison.selection`); the test rows are only scored. Every model's
+validation curve is written (``convergence.csv``, ``convergence.png``), and every claim is read as
+holds / does not hold / not decided (:mod:`~comparison.verdicts`).
 """
 from __future__ import annotations
 
@@ -29,19 +35,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bornmachine import datasets
 from bornmachine.validation import as_binary, check_positive_int
 
 from . import bipartitions as bp
-from . import figures
+from . import figures, verdicts
 from .capacity import network_bound, rbm_bound
 from .information import data_renyi2, ksg_mutual_information, plugin_mutual_information
+from .selection import curve_rows, curve_table
 from .table import RowStore, Table, write_text
+from .training import BORN_KINDS, evaluate_rbm, fingerprint, train_born_machine, train_rbm
 
 __all__ = ["Result", "information_table", "mi_profile", "rbm_architectures", "born_vs_boltzmann",
            "local_windows", "train_born_machine", "BORN_KINDS", "RBM_KINDS"]
 
-#: Born machines compared: MPS on the row-major and snake chains, TTN on the bisection tree.
-BORN_KINDS = ("mps-row-major", "mps-snake", "ttn")
 #: RBM connectivities of Fig. 4.
 RBM_KINDS = ("dense", "random", "local_1d", "local_2d")
 
@@ -56,6 +63,7 @@ class Result:
     figures: dict[str, str] = field(default_factory=dict)  # file name → one-line caption
     findings: list[str] = field(default_factory=list)
     title: str = ""
+    models: dict = field(default_factory=dict)  # name → trained model the experiment reports on (not written)
 
     def markdown(self, prefix: str = "") -> str:
         """Markdown section: findings, figures (paths prefixed by ``prefix``) and tables."""
@@ -283,43 +291,86 @@ def rbm_jobs(budgets: Sequence[int], kinds: Sequence[str], shape: Sequence[int],
     return jobs
 
 
+def _split(train: torch.Tensor, valid_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fit rows, validation rows) of the training data (N, n): :func:`bornmachine.datasets.split_validation`."""
+    fit, valid = datasets.split_validation(train.numpy(), valid_fraction, seed=seed)
+    return torch.from_numpy(fit), torch.from_numpy(valid)
+
+
+def _selected_columns(selected) -> dict:
+    """What a result row records of the model selection (the candidates' curves go to ``convergence``)."""
+    return {"lr": selected.lr, "restart": selected.restart, "epochs": len(selected.history),
+            "best_epoch": selected.best_epoch, "converged": selected.converged,
+            "candidates": selected.candidates}
+
+
+def _curves(name: str, keyed_rows: Sequence[tuple[str, dict]], out: str, result: Result, what: str) -> Table:
+    """The ``convergence`` table (validation and training NLL per epoch of every candidate) and figure."""
+    curves = curve_table("convergence", [row for key, stored in keyed_rows for row in curve_rows(key, stored)])
+    figures.convergence(curves, os.path.join(out, "convergence.png"))
+    result.figures["convergence.png"] = (f"Validation NLL per {what} of every {name} (solid: the kept candidate; "
+                                         "dotted: the others); training stops a few epochs after the lowest")
+    return curves
+
+
+def _convergence_finding(rows: Sequence[dict], label: str) -> str:
+    late = [label_of(r) for r in rows if not r.get("converged")]
+    if not late:
+        return (f"Convergence: every model's validation NLL settled (no drop of more than 1 nat over the last 20 % "
+                f"of its {label}s; see convergence.csv).")
+    return (f"Not converged (validation NLL still fell by > 1 nat over the last 20 % of training, or fewer than 2 "
+            f"{label}s): {', '.join(late)} — claims resting on them read 'not decided'.")
+
+
+def label_of(row: dict) -> str:
+    """Short name of a result row: ``local_2d@7834`` / ``mps-snake D=16``."""
+    return f"{row['kind']}@{row['n_params']}" if "kind" in row else f"{row['family']} {row['size']}"
+
+
 def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[int], kinds: Sequence[str] = RBM_KINDS,
-                      epochs: int = 20, lrs: Sequence[float] = (0.1,), batch_size: int = 100, ais_chains: int = 100,
-                      ais_betas: int = 10000, n_gibbs: int = 1000, seed: int = 0, out: str = "fig4",
-                      progress: bool = True) -> Result:
+                      max_epochs: int = 40, lrs: Sequence[float] = (0.01,), restarts: int = 1, patience: int = 4,
+                      batch_size: int = 100, valid_fraction: float = 0.1, eval_ais: Sequence[int] = (32, 300),
+                      ais_chains: int = 100, ais_betas: int = 10000, n_gibbs: int = 1000, seed: int = 0,
+                      out: str = "fig4", progress: bool = True) -> Result:
     """The paper's Fig. 4: test NLL of RBM connectivities against #params at matched budgets.
 
     For each budget, :func:`rbm.masks.matched` builds one architecture per kind (counts within 1 %;
-    local windows from :func:`local_windows`); each is trained by PCD-1 (momentum 0.5, learning
-    rate decayed linearly) once per ``lrs``, the run with the lowest training NLL is kept, and its test
-    NLL is estimated by forward AIS (± one standard error) and bracketed by reverse AIS from
-    data-initialised chains (``n_gibbs`` sweeps), or computed exactly for ≤ 20 hidden units.
-    Writes ``fig4.csv/json``, ``fig4.png``, ``summary.md``; models under ``out/models``.
+    local windows from :func:`local_windows`). A seeded ``valid_fraction`` of the training rows is held
+    out; each architecture is trained by :func:`~comparison.training.train_rbm` for every learning rate
+    in ``lrs`` and ``restarts`` seeds, up to ``max_epochs`` with early stopping (``patience``) on the
+    validation NLL, and the candidate of lowest validation NLL is kept. Its test NLL is estimated by
+    forward AIS (± one standard error) and bracketed by reverse AIS from data-initialised chains
+    (``n_gibbs`` sweeps), or computed exactly for ≤ 20 hidden units. Writes ``fig4.csv/json``,
+    ``convergence.csv/json``, ``fig4.png``, ``convergence.png``, ``summary.md``; checkpoints under ``out/models``.
     """
     shape = tuple(int(s) for s in shape)
     n = shape[0] * shape[1]
-    x = as_binary(train, n, name="train", shape=shape)
+    x, xv = _split(as_binary(train, n, name="train", shape=shape), valid_fraction, seed)
     xt = as_binary(test, n, name="test", shape=shape)
-    settings = {"epochs": epochs, "lrs": list(lrs), "batch_size": batch_size, "ais": [ais_chains, ais_betas],
-                "n_gibbs": n_gibbs, "seed": seed, "data": _fingerprint(x, xt)}
+    settings = {"max_epochs": max_epochs, "lrs": list(lrs), "restarts": restarts, "patience": patience,
+                "batch_size": batch_size, "valid_fraction": valid_fraction, "eval_ais": list(eval_ais),
+                "ais": [ais_chains, ais_betas], "n_gibbs": n_gibbs, "seed": seed, "data": fingerprint(x, xv, xt)}
     store = RowStore(os.path.join(out, "runs.json"), settings)
-    rows = []
-    jobs = rbm_jobs(budgets, kinds, shape, seed)
-    for budget, kind, arch in tqdm(jobs, desc="RBMs", unit="model", disable=not progress, leave=False):
+    keyed = []
+    for budget, kind, arch in tqdm(rbm_jobs(budgets, kinds, shape, seed), desc="RBMs", unit="model",
+                                   disable=not progress, leave=False):
         key = f"{kind}-{budget}"
-        row = store.get(key)
-        if row is None:
-            row = _train_and_evaluate_rbm(arch, x, xt, key, epochs=epochs, lrs=lrs, batch_size=batch_size,
-                                          ais_chains=ais_chains, ais_betas=ais_betas, n_gibbs=n_gibbs, seed=seed,
-                                          folder=os.path.join(out, "models"))
-            row["budget"] = int(budget)
-            store.put(key, row)
-        rows.append(row)
-    table = Table("fig4", ["budget", "kind", "n_hidden", "n_params", "window", "lr", "test_nll", "test_nll_stderr",
-                           "test_nll_reverse", "train_nll", "log_z_method", "seconds", "model_file"], rows,
-                  shown=["budget", "kind", "n_hidden", "n_params", "window", "test_nll", "test_nll_stderr",
-                         "test_nll_reverse", "train_nll"])
+        row = store.get(key) or store.put(key, dict(_rbm_row(arch, x, xv, xt, key, max_epochs=max_epochs, lrs=lrs,
+                                                             restarts=restarts, patience=patience,
+                                                             batch_size=batch_size, eval_ais=eval_ais,
+                                                             ais_chains=ais_chains, ais_betas=ais_betas,
+                                                             n_gibbs=n_gibbs, seed=seed,
+                                                             folder=os.path.join(out, "models")),
+                                                    budget=int(budget)))
+        keyed.append((key, row))
+    columns = ["budget", "kind", "n_hidden", "n_params", "window", "lr", "restart", "epochs", "best_epoch", "converged",
+               "valid_nll", "test_nll", "test_nll_stderr", "test_nll_reverse", "ais_gap", "train_nll", "log_z_method",
+               "seconds", "model_file"]
+    table = Table("fig4", columns, [{c: row.get(c) for c in columns} for _, row in keyed],
+                  shown=["budget", "kind", "n_hidden", "n_params", "window", "lr", "epochs", "converged", "valid_nll",
+                         "test_nll", "test_nll_stderr", "test_nll_reverse", "train_nll"])
     result = Result("fig4", out, {"fig4": table}, title="RBM connectivity at equal parameter count (paper Fig. 4)")
+    result.tables["convergence"] = _curves("RBM", keyed, out, result, "epoch")
     figures.rbm_nll(table, os.path.join(out, "fig4.png"), shape)
     result.figures["fig4.png"] = ("Test NLL (forward AIS, error bar = one standard error of log Z; crosses: reverse "
                                   "AIS) against #params for the four connectivities")
@@ -328,59 +379,45 @@ def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[in
     return result
 
 
-def _train_and_evaluate_rbm(arch, x, xt, tag: str, *, epochs, lrs, batch_size, ais_chains, ais_betas, n_gibbs,
-                            seed, folder) -> dict:
-    from rbm import CDTrainer, ais_log_z, exact_log_z, reverse_ais_log_z
-    from rbm.io import load as load_rbm
-
-    os.makedirs(folder, exist_ok=True)
+def _rbm_row(arch, x, xv, xt, tag: str, *, max_epochs, lrs, restarts, patience, batch_size, eval_ais, ais_chains,
+             ais_betas, n_gibbs, seed, folder) -> dict:
+    """Train (validation-selected) and evaluate one RBM architecture: its result row."""
     t0 = time.perf_counter()
-    candidates = []
-    stem = f"{tag}-{_settings_tag(epochs, batch_size, seed, arch.n_hidden, _fingerprint(x))}"  # other settings: other files
-    for lr in lrs:
-        path = os.path.join(folder, f"{stem}-lr{lr:g}.npz")
-        if os.path.exists(path):
-            model = load_rbm(path)
-        else:
-            model = arch.build(generator=torch.Generator().manual_seed(seed))
-            CDTrainer(model, lr=lr, lr_decay="linear", momentum=0.5, weight_decay=1e-4, batch_size=batch_size,
-                      n_epochs=epochs, eval_every=0, seed=seed).fit(
-                x, checkpoint=os.path.join(folder, f"{stem}-lr{lr:g}.ckpt.npz"), progress=False)
-            model.save(path)
-        exact = min(model.n_visible, model.n_hidden) <= 20
-        quick = exact_log_z(model) if exact else ais_log_z(model, 32, max(ais_betas // 10, 100), data=x, seed=seed)
-        candidates.append((model.nll(x, quick).value, lr, model))
-    _, lr, model = min(candidates, key=lambda c: c[0])
-    gen = torch.Generator().manual_seed(seed + 1)
-    if min(model.n_visible, model.n_hidden) <= 20:
-        fwd = rev = exact_log_z(model)
-        method = "exact"
-    else:
-        fwd = ais_log_z(model, ais_chains, ais_betas, data=x, generator=gen)
-        rev = reverse_ais_log_z(model, ais_chains, ais_betas, data=x, n_gibbs=n_gibbs, generator=gen)
-        method = "ais"
+    selected = train_rbm(arch, x, xv, tag=tag, max_epochs=max_epochs, lrs=lrs, restarts=restarts, patience=patience,
+                         batch_size=batch_size, eval_ais=eval_ais, seed=seed, folder=folder)
+    model = selected.model
+    model.save(os.path.join(folder, f"{tag}.npz"))
+    scores = evaluate_rbm(model, x, xv, xt, ais_chains=ais_chains, ais_betas=ais_betas, n_gibbs=n_gibbs, seed=seed)
     window = arch.options.get("window")
     return {"kind": arch.kind, "n_hidden": model.n_hidden, "n_params": model.n_params,
             "window": None if window is None else "x".join(map(str, window)) if isinstance(window, tuple)
-            else str(window), "lr": lr, "test_nll": model.nll(xt, fwd).value, "test_nll_stderr": fwd.stderr,
-            "test_nll_reverse": model.nll(xt, rev).value, "train_nll": model.nll(x, fwd).value,
-            "log_z_method": method, "seconds": time.perf_counter() - t0, "model_file": f"{stem}-lr{lr:g}.npz"}
+            else str(window), **_selected_columns(selected), **scores, "seconds": time.perf_counter() - t0,
+            "model_file": f"{tag}.npz"}
 
 
 def fig4_findings(table: Table, shape: Sequence[int]) -> list[str]:
-    """Readings of the Fig.-4 claims: 2D best, dense worst, 1D's sharp drop once a window spans two rows."""
+    """Readings of the Fig.-4 claims (2D best, dense worst: holds / does not hold / not decided, see
+    :mod:`~comparison.verdicts`), 1D's sharp drop once a window spans two rows, plateaus, convergence."""
     summary, per_budget = [], []
     budgets = sorted({r["budget"] for r in table.rows})
-    wins = worst_dense = 0
+    best_2d, worst_dense = [], []
     for b in budgets:
         rows = sorted(table.where(budget=b), key=lambda r: r["test_nll"])
         order = " < ".join(f"{r['kind']} {r['test_nll']:.1f}" for r in rows)
-        wins += rows[0]["kind"] == "local_2d"
-        worst_dense += rows[-1]["kind"] == "dense"
-        per_budget.append(f"{b} params: {order} (test NLL, nats).")
+        two = [r for r in rows if r["kind"] == "local_2d"]
+        dense = [r for r in rows if r["kind"] == "dense"]
+        if two:
+            best_2d.append(verdicts.best_of(two[0], [r for r in rows if r is not two[0]]))
+        if dense:
+            worst_dense.append(verdicts.combine(verdicts.better(r, dense[0]) for r in rows if r is not dense[0]))
+        per_budget.append(f"{b} params: {order} (test NLL, nats; 2D-local best: {best_2d[-1] if two else '-'}).")
     if budgets:
-        summary.append(f"2D-local has the lowest test NLL at {wins} of {len(budgets)} budgets and dense the highest "
-                       f"at {worst_dense} of {len(budgets)} (paper: 2D best, dense worst).")
+        summary.append(f"2D-local has the lowest test NLL at every budget (paper): {verdicts.combine(best_2d)} "
+                       f"({best_2d.count(verdicts.HOLDS)} of {len(budgets)} budgets decided in its favour, "
+                       f"{best_2d.count(verdicts.FAILS)} against; a gap counts when it exceeds the AIS uncertainties "
+                       "and both models converged).")
+        summary.append(f"Dense has the highest test NLL at every budget (paper): {verdicts.combine(worst_dense)} "
+                       f"({worst_dense.count(verdicts.HOLDS)} of {len(budgets)} budgets decided).")
     ones = sorted(table.where(kind="local_1d"), key=lambda r: r["n_params"])
     if len(ones) >= 2:
         drops = [(ones[i]["test_nll"] - ones[i + 1]["test_nll"], ones[i], ones[i + 1]) for i in range(len(ones) - 1)]
@@ -391,121 +428,107 @@ def fig4_findings(table: Table, shape: Sequence[int]) -> list[str]:
                        f"{b['n_params']} params, window {a['window']} → {b['window']} pixels (rows are {w} wide): "
                        + ("the window starts to span two image rows there, as the paper says."
                           if crosses else "the window does not cross a row there."))
+    stuck = [r for r in table.rows if r["n_params"] >= 10000 and r["test_nll"] >= 190]
+    summary.append(f"RBMs of ≥ 10k parameters at test NLL ≥ 190 (the independent-pixel plateau): "
+                   f"{', '.join(label_of(r) for r in stuck) or 'none'}.")
+    uncertain = [r for r in table.rows if r.get("ais_gap", 0) > 1.0]
+    if uncertain:
+        summary.append("Forward and reverse AIS differ by more than 1 nat for " + ", ".join(
+            f"{label_of(r)} ({r['ais_gap']:.1f})" for r in uncertain) + "; such gaps widen the margins above.")
+    summary.append(_convergence_finding(table.rows, "epoch"))
     return summary + per_budget
 
 
 # ------------------------------------------------------------------------------------------------
 # Born vs Boltzmann
 # ------------------------------------------------------------------------------------------------
-def train_born_machine(kind: str, train, shape: Sequence[int], bond_dim: int, *, sweeps: int = 4, lr: float = 0.05,
-                       seed: int = 0, folder: str = "models", progress: bool = False):
-    """Train (or re-read) one Born machine: ``kind`` in :data:`BORN_KINDS`, grown to bond ``bond_dim``.
-
-    The model starts at bond 2 and grows by the sweep's SVD up to ``bond_dim``; it is saved as
-    ``folder/<kind>-D<bond_dim>-<tag>.npz`` (tag: hash of sweeps, lr, seed and the data, so other settings
-    train anew) and re-read from there; training checkpoints every sweep.
-    Returns ``(model, history)`` (history empty when the model was re-read).
-    """
-    from bornmachine import MPS, TTN
-    from bornmachine import SweepTrainer
-    from bornmachine.io import load as load_model
-
-    if kind not in BORN_KINDS:
-        raise ValueError(f"unknown Born machine {kind!r}; choose from {BORN_KINDS}")
-    os.makedirs(folder, exist_ok=True)
-    shape = tuple(int(s) for s in shape)
-    train = as_binary(train, shape[0] * shape[1], name="train", shape=shape)
-    stem = f"{kind}-D{bond_dim}-{_settings_tag(sweeps, lr, seed, _fingerprint(train))}"
-    path = os.path.join(folder, f"{stem}.npz")
-    if os.path.exists(path):
-        return load_model(path), []
-    gen = torch.Generator().manual_seed(seed)
-    if kind == "ttn":
-        model = TTN(tuple(shape), 2, generator=gen)
-    else:
-        model = MPS(tuple(shape), 2, ordering=kind[len("mps-"):].replace("-", "_"), generator=gen)
-    trainer = SweepTrainer(model, max_bond=bond_dim, lr=lr, n_sweeps=sweeps, seed=seed)
-    history = trainer.fit(train, checkpoint=os.path.join(folder, f"{stem}.ckpt.npz"), progress=progress)
-    model.save(path)
-    return model, history
-
-
-def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[int] = (2, 4, 8),
+def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[int] = (2, 4, 8, 16),
                       born_kinds: Sequence[str] = BORN_KINDS, rbm_kinds: Sequence[str] = ("local_2d", "dense"),
-                      sweeps: int = 4, lr: float = 0.05, rbm_epochs: int = 20, rbm_lrs: Sequence[float] = (0.1,),
-                      ais_chains: int = 100, ais_betas: int = 10000, n_gibbs: int = 1000,
-                      bipartitions: Sequence[bp.Bipartition] | None = None, info_data=None, model_samples: int = 1000,
-                      seed: int = 0, out: str = "born_vs_boltzmann", cache: str | None = None,
-                      progress: bool = True) -> Result:
+                      max_sweeps: int = 12, lrs: Sequence[float] = (0.05,), patience: int = 2, restarts: int = 1,
+                      rbm_max_epochs: int = 40, rbm_lrs: Sequence[float] = (0.01,), rbm_patience: int = 4,
+                      valid_fraction: float = 0.1, eval_ais: Sequence[int] = (32, 300), ais_chains: int = 100,
+                      ais_betas: int = 10000, n_gibbs: int = 1000, bipartitions: Sequence[bp.Bipartition] | None = None,
+                      info_data=None, model_samples: int = 1000, seed: int = 0, out: str = "born_vs_boltzmann",
+                      cache: str | None = None, progress: bool = True) -> Result:
     """Born machines and RBMs at matched parameter counts, and what each carries across every cut.
 
-    Trains each of ``born_kinds`` at every bond cap in ``bond_dims`` (exact test NLL), and RBMs of
-    ``rbm_kinds`` whose budgets equal the first kind's parameter counts (within 1 %, or half a dense
-    step of n + 1 parameters when "dense" is among them; AIS test NLL, as in
-    :func:`rbm_architectures`). Then, for the largest models, the per-bipartition table of
-    :func:`information_table` on ``info_data`` (default: train + test): data MI and S₂ beside each
-    Born machine's S₂, MI and min-cut bound and each RBM's |Z| ln 2 bound.
-    Writes ``nll.csv/json``, ``cuts.csv/json``, ``nll_vs_params.png``, ``cuts.png``, sample grids and
-    the MPS entanglement profile, and ``summary.md``; ``cache`` as in :func:`mi_profile`.
+    A seeded ``valid_fraction`` of the training rows is held out for every choice. Each of ``born_kinds``
+    is trained at every bond cap in ``bond_dims`` by :func:`~comparison.training.train_born_machine`
+    (≤ ``max_sweeps`` sweeps, early stopping with ``patience``, learning rate among ``lrs`` and
+    ``restarts`` seeds chosen on the validation NLL; exact test NLL), and RBMs of ``rbm_kinds`` whose
+    budgets equal the first kind's parameter counts (within 1 %, or half a dense step of n + 1 parameters
+    when "dense" is among them) as in :func:`rbm_architectures`. Then, for the largest models, the
+    per-bipartition table of :func:`information_table` on ``info_data`` (default: train + test): data MI
+    and S₂ beside each Born machine's S₂, MI and min-cut bound and each RBM's |Z| ln 2 bound.
+    Writes ``nll``, ``convergence`` and ``cuts`` tables (CSV/JSON), ``nll_vs_params.png``,
+    ``convergence.png``, ``cuts.png``, sample grids, the MPS entanglement profile and ``summary.md``;
+    ``cache`` as in :func:`mi_profile`.
     """
     shape = tuple(int(s) for s in shape)
     n = shape[0] * shape[1]
-    x = as_binary(train, n, name="train", shape=shape)
+    x, xv = _split(as_binary(train, n, name="train", shape=shape), valid_fraction, seed)
     xt = as_binary(test, n, name="test", shape=shape)
     bond_dims = sorted(check_positive_int(d, "bond_dim") for d in bond_dims)
-    settings = {"sweeps": sweeps, "lr": lr, "rbm_epochs": rbm_epochs, "rbm_lrs": list(rbm_lrs),
-                "ais": [ais_chains, ais_betas], "n_gibbs": n_gibbs, "seed": seed, "data": _fingerprint(x, xt)}
+    settings = {"max_sweeps": max_sweeps, "lrs": list(lrs), "patience": patience, "restarts": restarts,
+                "rbm_max_epochs": rbm_max_epochs, "rbm_lrs": list(rbm_lrs), "rbm_patience": rbm_patience,
+                "valid_fraction": valid_fraction, "eval_ais": list(eval_ais), "ais": [ais_chains, ais_betas],
+                "n_gibbs": n_gibbs, "seed": seed, "data": fingerprint(x, xv, xt)}
     store = RowStore(os.path.join(out, "runs.json"), settings)
     folder = os.path.join(out, "models")
-    rows, born = [], {}
+    keyed, born = [], {}
     jobs = [(k, d) for d in bond_dims for k in born_kinds]
     for kind, d in tqdm(jobs, desc="Born machines", unit="model", disable=not progress, leave=False):
         t0 = time.perf_counter()
-        model, _ = train_born_machine(kind, x, shape, d, sweeps=sweeps, lr=lr, seed=seed, folder=folder)
-        born[(kind, d)] = model
+        selected = train_born_machine(kind, x, xv, shape, d, max_sweeps=max_sweeps, lrs=lrs, restarts=restarts,
+                                      patience=patience, seed=seed, folder=folder)
+        model = born[(kind, d)] = selected.model
         key = f"{kind}-D{d}"
         row = store.get(key) or store.put(key, {
             "family": kind, "size": f"D={d}", "n_params": model.n_params, "max_bond": max(model.bond_dims),
-            "test_nll": model.nll(xt), "test_nll_stderr": 0.0, "train_nll": model.nll(x),
-            "seconds": time.perf_counter() - t0})
-        rows.append(row)
+            **_selected_columns(selected), "valid_nll": model.nll(xv), "test_nll": model.nll(xt),
+            "test_nll_stderr": 0.0, "ais_gap": 0.0, "train_nll": model.nll(x), "seconds": time.perf_counter() - t0})
+        keyed.append((key, row))
     budgets = sorted({born[(k, d)].n_params for (k, d) in born if k == born_kinds[0]})
     rbm_models = {}
-    for budget, kind, arch in tqdm(rbm_jobs(budgets, rbm_kinds, shape, seed), desc="RBMs", unit="model", disable=not progress, leave=False):
+    for budget, kind, arch in tqdm(rbm_jobs(budgets, rbm_kinds, shape, seed), desc="RBMs", unit="model",
+                                   disable=not progress, leave=False):
         key = f"rbm-{kind}-{budget}"
         row = store.get(key)
         if row is None:
-            r = _train_and_evaluate_rbm(arch, x, xt, key, epochs=rbm_epochs, lrs=rbm_lrs, batch_size=100,
-                                        ais_chains=ais_chains, ais_betas=ais_betas, n_gibbs=n_gibbs, seed=seed,
-                                        folder=folder)
-            row = store.put(key, {"family": f"rbm-{kind}", "size": f"{r['n_hidden']} hidden", "n_params": r["n_params"],
-                                  "max_bond": None, "test_nll": r["test_nll"], "test_nll_stderr": r["test_nll_stderr"],
-                                  "train_nll": r["train_nll"], "seconds": r["seconds"], "model_file": r["model_file"]})
-        rows.append({k: v for k, v in row.items() if k != "model_file"})
+            r = _rbm_row(arch, x, xv, xt, key, max_epochs=rbm_max_epochs, lrs=rbm_lrs, restarts=restarts,
+                         patience=rbm_patience, batch_size=100, eval_ais=eval_ais, ais_chains=ais_chains,
+                         ais_betas=ais_betas, n_gibbs=n_gibbs, seed=seed, folder=folder)
+            r.update(family=f"rbm-{kind}", size=f"{r['n_hidden']} hidden", max_bond=None)
+            row = store.put(key, r)
+        keyed.append((key, row))
         if budget == budgets[-1]:
             from rbm.io import load as load_rbm
 
             rbm_models[f"rbm-{kind}"] = load_rbm(os.path.join(folder, row["model_file"]))
-    nll = Table("nll", ["family", "size", "n_params", "max_bond", "test_nll", "test_nll_stderr", "train_nll",
-                        "seconds"], rows, shown=["family", "size", "n_params", "test_nll", "test_nll_stderr",
-                                                  "train_nll"])
+    columns = ["family", "size", "n_params", "max_bond", "lr", "epochs", "best_epoch", "converged", "valid_nll",
+               "test_nll", "test_nll_stderr", "ais_gap", "train_nll", "seconds"]
+    nll = Table("nll", columns, [{c: row.get(c) for c in columns} for _, row in keyed],
+                shown=["family", "size", "n_params", "lr", "epochs", "converged", "valid_nll", "test_nll",
+                       "test_nll_stderr", "train_nll"])
     largest = {k: born[(k, bond_dims[-1])] for k in born_kinds}
     models = {**{f"{k}-D{bond_dims[-1]}": m for k, m in largest.items()}, **rbm_models}
     bips = list(bipartitions) if bipartitions is not None else profile_bipartitions(shape)
     info = RowStore(cache or os.path.join(out, "information.json"), {"kind": "information"})
-    cuts = information_table(x if info_data is None else info_data, bips, models, model_samples=model_samples,
-                             seed=seed, store=info, progress=progress, name="cuts")
+    cuts = information_table(torch.cat([x, xv]) if info_data is None else info_data, bips, models,
+                             model_samples=model_samples, seed=seed, store=info, progress=progress, name="cuts")
     cuts.shown = ["bipartition", "ksg_mi", "data_s2"] + [f"{m}_{q}" for m in models
                                                            for q in (("s2", "bound") if not m.startswith("rbm")
                                                                      else ("bound",))]
     result = Result("born_vs_boltzmann", out, {"nll": nll, "cuts": cuts},
                     title="Born machines vs Boltzmann machines at matched parameter counts")
+    result.tables["convergence"] = _curves("model", keyed, out, result, "sweep or epoch")
     figures.nll_vs_params(nll, os.path.join(out, "nll_vs_params.png"))
     result.figures["nll_vs_params.png"] = "Test NLL against #params: MPS (row-major, snake), TTN and RBMs"
     figures.cut_profile(cuts, os.path.join(out, "cuts.png"), list(models))
     result.figures["cuts.png"] = ("What the data has (KSG MI, data S₂) against what each model carries (its S₂, "
                                   "solid) and can carry (capacity bound, dashed), per bipartition")
     _model_pictures(largest, shape, out, result, seed)
+    result.models = models
     result.findings = bvb_findings(nll, cuts, models)
     result.write()
     return result
@@ -528,25 +551,27 @@ def _model_pictures(models: dict, shape, out: str, result: Result, seed: int) ->
 
 
 def bvb_findings(nll: Table, cuts: Table, models: Mapping[str, object]) -> list[str]:
-    """Readings: best Born vs best RBM at matched #params; where models sit against data and bounds."""
+    """Readings: Born vs RBM at every matched budget (holds / does not hold / not decided); where models sit
+    against data and bounds; convergence."""
     out = []
     families = sorted({r["family"] for r in nll.rows})
-    best = {f: min(nll.where(family=f), key=lambda r: r["test_nll"]) for f in families}
     born = [f for f in families if not f.startswith("rbm")]
     rbms = [f for f in families if f.startswith("rbm")]
-    if born and rbms:
-        b = min((best[f] for f in born), key=lambda r: r["test_nll"])
-        r = min((best[f] for f in rbms), key=lambda r: r["test_nll"])
-        winner = "the Born machine" if b["test_nll"] < r["test_nll"] else "the RBM"
-        out.append(f"Best Born machine: {b['family']} {b['size']} ({b['n_params']} params) test NLL "
-                   f"{b['test_nll']:.2f}; best RBM: {r['family']} {r['size']} ({r['n_params']} params) "
-                   f"{r['test_nll']:.2f} ± {r['test_nll_stderr']:.2f} — {winner} wins.")
     sizes = sorted({r["n_params"] for r in nll.where(family=born[0])}) if born else []
+    per_size = []
     for p in sizes:
-        row_b = nll.where(family=born[0], n_params=p)[0]
-        peers = [row for f in families for row in nll.where(family=f) if abs(row["n_params"] - p) <= 0.02 * p]
-        ranked = " < ".join(f"{row['family']} {row['test_nll']:.1f}" for row in sorted(peers, key=lambda r: r["test_nll"]))
-        out.append(f"At {row_b['size']} of {born[0]} ({p} params), matched-budget ranking: {ranked}.")
+        peers = [row for row in nll.rows if abs(row["n_params"] - p) <= 0.02 * p]
+        b = min((r for r in peers if r["family"] in born), key=lambda r: r["test_nll"])
+        r = [row for row in peers if row["family"] in rbms]
+        ranked = " < ".join(f"{row['family']} {row['test_nll']:.1f}" for row in sorted(peers, key=lambda q: q["test_nll"]))
+        verdict = verdicts.best_of(b, r) if r else verdicts.UNDECIDED
+        per_size.append(verdict)
+        out.append(f"At {p} params ({born[0]} {nll.where(family=born[0], n_params=p)[0]['size']}): {ranked}; "
+                   f"the best Born machine ({label_of(b)}) beats every RBM: {verdict}.")
+    if sizes and rbms:
+        out.insert(0, f"A Born machine beats the RBMs at every matched budget: {verdicts.combine(per_size)} "
+                      f"({per_size.count(verdicts.HOLDS)} of {len(sizes)} budgets decided in its favour, "
+                      f"{per_size.count(verdicts.FAILS)} against).")
     for m in models:
         if f"{m}_s2" not in cuts.columns:
             continue
@@ -562,16 +587,5 @@ def bvb_findings(nll: Table, cuts: Table, models: Mapping[str, object]) -> list[
                                                       for m in models if f"{m}_s2" in row]
         parts += [f"{m} bound {row[f'{m}_bound']:.0f}" for m in models if f"{m}_s2" not in row]
         out.append("Checkerboard(1) cut, nats: " + "; ".join(parts) + ".")
+    out.append(_convergence_finding(nll.rows, "sweep or epoch"))
     return out
-
-
-def _settings_tag(*values) -> str:
-    """Short hash of settings (file names of cached models)."""
-    return hashlib.sha1(repr(values).encode()).hexdigest()[:8]
-
-
-def _fingerprint(*arrays: torch.Tensor) -> str:
-    h = hashlib.sha1()
-    for a in arrays:
-        h.update(np.packbits(a.cpu().numpy().astype(np.uint8), axis=1).tobytes())
-    return h.hexdigest()[:12]

@@ -131,3 +131,28 @@ def cut_profile(table: Table, path: str, models: Sequence[str]) -> None:
     ax.legend(fontsize=6)
     fig.suptitle("What the data has against what each model carries and can carry (nats)")
     save_figure(fig, path)
+
+
+def convergence(table: Table, path: str) -> None:
+    """Validation NLL against epoch (sweep) for every model of a ``convergence`` table: the kept candidate
+    solid with a marker at its last epoch, the other candidates dotted."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    models = list(dict.fromkeys(r["model"] for r in table.rows))
+    for i, name in enumerate(models):
+        runs: dict[tuple, list[dict]] = {}
+        for r in table.where(model=name):
+            if r["valid_nll"] is not None:
+                runs.setdefault((r["lr"], r["restart"], r["selected"]), []).append(r)
+        for (lr, restart, kept), rows in runs.items():
+            epochs, valid = [r["epoch"] for r in rows], [r["valid_nll"] for r in rows]
+            ax.plot(epochs, valid, ls="-" if kept else ":", color=f"C{i % 10}", lw=1.2 if kept else 0.8,
+                    label=name if kept else None)
+            if kept:
+                ax.plot(epochs[-1:], valid[-1:], "o", color=f"C{i % 10}", ms=3)
+    ax.set_xlabel("epoch / sweep")
+    ax.set_ylabel("validation NLL (nats)")
+    ax.set_title("Convergence: validation NLL of every model (kept candidate solid)")
+    if models:
+        ax.legend(fontsize=6, ncol=2 if len(models) > 12 else 1)
+    save_figure(fig, path)

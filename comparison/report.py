@@ -10,7 +10,7 @@
     out/fig4/ ...                 fig4.csv/json, fig4.png, models/
 
 Everything is cached in ``out``: run the same command again after an interruption and it resumes.
-Presets: ``"quick"`` (≈ 10–15 minutes on 2 cores for mnist5k), ``"full"`` (paper-scale settings: hours),
+Presets: ``"quick"`` (≤ 15 minutes on 2 cores for mnist5k), ``"full"`` (paper-scale settings: hours),
 ``"smoke"`` (tiny sizes, under a minute: checks that the whole pipeline runs; its numbers mean nothing).
 """
 from __future__ import annotations
@@ -31,14 +31,18 @@ __all__ = ["PRESETS", "report", "load_dataset"]
 #: Settings of the presets. ``rbm_hidden``: Fig.-4 budgets as the parameter counts of dense RBMs
 #: with that many hidden units (the other kinds are matched to them).
 PRESETS = {
-    "quick": {"bond_dims": [2, 4, 8], "sweeps": 3, "rbm_hidden": [4, 8, 16, 32, 64], "rbm_epochs": 10,
-              "rbm_lrs": [0.1], "ais_chains": 50, "ais_betas": 1000, "n_gibbs": 200, "cut_step": 2,
-              "model_samples": 500, "max_train": 4000, "max_test": 1000},
-    "full": {"bond_dims": [2, 4, 8, 16, 32], "sweeps": 6, "rbm_hidden": [4, 8, 16, 32, 64, 100], "rbm_epochs": 30,
-             "rbm_lrs": [0.03, 0.1, 0.3], "ais_chains": 100, "ais_betas": 10000, "n_gibbs": 1000, "cut_step": 1,
-             "model_samples": 2000, "max_train": None, "max_test": None},
-    "smoke": {"bond_dims": [2], "sweeps": 1, "rbm_hidden": [2, 3], "rbm_epochs": 1, "rbm_lrs": [0.1], "ais_chains": 8,
-              "ais_betas": 50, "n_gibbs": 5, "cut_step": 14, "model_samples": 50, "max_train": 100, "max_test": 50},
+    "quick": {"bond_dims": [2, 4, 8, 16], "max_sweeps": 10, "born_lrs": [0.05], "born_patience": 2, "restarts": 1,
+              "rbm_hidden": [4, 8, 16, 32, 64], "rbm_max_epochs": 30, "rbm_lrs": [0.01], "rbm_patience": 4,
+              "valid_fraction": 0.1, "eval_ais": [32, 300], "ais_chains": 50, "ais_betas": 1000, "n_gibbs": 200,
+              "cut_step": 2, "model_samples": 500, "max_train": 4000, "max_test": 1000},
+    "full": {"bond_dims": [2, 4, 8, 16, 32], "max_sweeps": 20, "born_lrs": [0.02, 0.05], "born_patience": 3,
+             "restarts": 1, "rbm_hidden": [4, 8, 16, 32, 64, 100], "rbm_max_epochs": 60, "rbm_lrs": [0.003, 0.01, 0.03],
+             "rbm_patience": 6, "valid_fraction": 0.1, "eval_ais": [64, 1000], "ais_chains": 100, "ais_betas": 10000,
+             "n_gibbs": 1000, "cut_step": 1, "model_samples": 2000, "max_train": None, "max_test": None},
+    "smoke": {"bond_dims": [2], "max_sweeps": 2, "born_lrs": [0.05], "born_patience": 1, "restarts": 1,
+              "rbm_hidden": [2, 3], "rbm_max_epochs": 2, "rbm_lrs": [0.01], "rbm_patience": 1, "valid_fraction": 0.1,
+              "eval_ais": [8, 20], "ais_chains": 8, "ais_betas": 50, "n_gibbs": 5, "cut_step": 14, "model_samples": 50,
+              "max_train": 100, "max_test": 50},
 }
 
 #: Data sets of the command line (any name of :func:`bornmachine.datasets.by_name` with an image shape works here).
@@ -90,31 +94,22 @@ def report(out: str = "report", preset: str = "quick", data="mnist5k", seed: int
     timings = {}
 
     t0 = time.perf_counter()
-    bvb = experiments.born_vs_boltzmann(
-        train, test, shape, bond_dims=settings["bond_dims"], sweeps=settings["sweeps"],
-        rbm_epochs=settings["rbm_epochs"], rbm_lrs=settings["rbm_lrs"], ais_chains=settings["ais_chains"],
-        ais_betas=settings["ais_betas"], n_gibbs=settings["n_gibbs"], bipartitions=bips, info_data=all_data,
-        model_samples=settings["model_samples"], seed=seed, out=os.path.join(out, "born_vs_boltzmann"),
-        cache=os.path.join(out, "information.json"), progress=progress)
+    bvb = experiments.born_vs_boltzmann(train, test, shape, bipartitions=bips, info_data=all_data,
+                                        out=os.path.join(out, "born_vs_boltzmann"),
+                                        cache=os.path.join(out, "information.json"), progress=progress,
+                                        **bvb_settings(settings, seed))
     timings["born_vs_boltzmann"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    d = max(settings["bond_dims"])
-    folder = os.path.join(out, "born_vs_boltzmann", "models")
-    models = {f"{k}-D{d}": experiments.train_born_machine(k, train, shape, d, sweeps=settings["sweeps"], seed=seed,
-                                                         folder=folder)[0] for k in experiments.BORN_KINDS}
+    models = {name: model for name, model in bvb.models.items() if not name.startswith("rbm")}
     fig3 = experiments.mi_profile(all_data, shape, models=models, bipartitions=bips,
                                   model_samples=settings["model_samples"], seed=seed, out=os.path.join(out, "fig3"),
                                   cache=os.path.join(out, "information.json"), progress=progress)
     timings["fig3"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    n = shape[0] * shape[1]
-    budgets = [n + h * (n + 1) for h in settings["rbm_hidden"]]
-    fig4 = experiments.rbm_architectures(
-        train, test, shape, budgets=budgets, epochs=settings["rbm_epochs"], lrs=settings["rbm_lrs"],
-        ais_chains=settings["ais_chains"], ais_betas=settings["ais_betas"], n_gibbs=settings["n_gibbs"], seed=seed,
-        out=os.path.join(out, "fig4"), progress=progress)
+    fig4 = experiments.rbm_architectures(train, test, shape, out=os.path.join(out, "fig4"), progress=progress,
+                                         **fig4_settings(settings, shape, seed))
     timings["fig4"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
 
@@ -128,23 +123,51 @@ def report(out: str = "report", preset: str = "quick", data="mnist5k", seed: int
     return index
 
 
+def bvb_settings(settings: dict, seed: int) -> dict:
+    """Keyword arguments of :func:`~comparison.experiments.born_vs_boltzmann` from a preset's settings."""
+    return {"bond_dims": settings["bond_dims"], "max_sweeps": settings["max_sweeps"], "lrs": settings["born_lrs"],
+            "patience": settings["born_patience"], "restarts": settings["restarts"],
+            "rbm_max_epochs": settings["rbm_max_epochs"], "rbm_lrs": settings["rbm_lrs"],
+            "rbm_patience": settings["rbm_patience"], "model_samples": settings["model_samples"], "seed": seed,
+            **_shared(settings)}
+
+
+def fig4_settings(settings: dict, shape, seed: int, hidden=None) -> dict:
+    """Keyword arguments of :func:`~comparison.experiments.rbm_architectures` from a preset's settings; budgets
+    are the parameter counts of dense RBMs with ``hidden`` (default the preset's ``rbm_hidden``) units."""
+    n = shape[0] * shape[1]
+    return {"budgets": [n + h * (n + 1) for h in (hidden or settings["rbm_hidden"])],
+            "max_epochs": settings["rbm_max_epochs"], "lrs": settings["rbm_lrs"], "restarts": settings["restarts"],
+            "patience": settings["rbm_patience"], "seed": seed, **_shared(settings)}
+
+
+def _shared(settings: dict) -> dict:
+    return {key: settings[key] for key in ("valid_fraction", "eval_ais", "ais_chains", "ais_betas", "n_gibbs")}
+
+
 def _index(results, data, preset, settings, n_train, n_test, timings) -> str:
     lines = [f"# Born machines vs Boltzmann machines: {data}", "",
-             f"Preset `{preset}`: {n_train} training / {n_test} test images; Born machines at bond caps "
-             f"{settings['bond_dims']} ({settings['sweeps']} two-site sweeps); RBMs by PCD-1, "
-             f"{settings['rbm_epochs']} epochs, test NLL by AIS ({settings['ais_chains']} chains × "
-             f"{settings['ais_betas']} temperatures). All entropies and NLLs in nats. "
+             f"Preset `{preset}`: {n_train} training images, of which a seeded {settings['valid_fraction']:.0%} are "
+             f"held out for validation, and {n_test} test images; Born machines at bond caps {settings['bond_dims']} "
+             f"(two-site sweeps from bond 2, at most {settings['max_sweeps']}); RBMs by PCD-1 (centered, Adam, at most "
+             f"{settings['rbm_max_epochs']} epochs), test NLL by AIS ({settings['ais_chains']} chains × "
+             f"{settings['ais_betas']} temperatures, bracketed by reverse AIS). All entropies and NLLs in nats. "
              f"Wall time {timings['total'] / 60:.1f} min (per part: "
              + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if k != "total") + ").", "",
+             "Every choice is made on the validation rows: each model trains until its validation NLL has not "
+             f"improved for {settings['born_patience']} sweeps (Born machines) or {settings['rbm_patience']} epochs "
+             f"(RBMs) and keeps its best-validation parameters; learning rates (Born {settings['born_lrs']}, RBM "
+             f"{settings['rbm_lrs']}) and {settings['restarts']} restart(s) are chosen by the lowest validation NLL. "
+             "The test rows are only scored. `convergence.csv` and `convergence.png` in each folder hold every "
+             "model's validation curve; a model whose validation NLL still fell by more than 1 nat over its last "
+             "20 % of training is marked not converged. A claim reads *holds* or *does not hold* only when the "
+             "models it compares converged and their gap exceeds the AIS uncertainty (max of the standard error and "
+             "half the forward/reverse gap); otherwise *not decided*.", "",
              "The data's information measures: KSG = Kraskov–Stögbauer–Grassberger kNN estimate (ties of binary "
              "pixels broken by a tiny seeded jitter); plug-in = exact MI of the empirical distribution; data S₂ = "
              "Rényi-2 entropy of the state Σ_v √π(v)|v⟩. The last two are bounded by ln N (N images) and sit at "
              "that ceiling whenever both halves of almost every image are distinct, which is the case for every "
              "cut with many pixels on both sides; only KSG and the models' own estimates measure correlation there.",
-             "", f"Each RBM is trained at the learning rates {settings['rbm_lrs']} and the one with the lowest training "
-             "NLL is kept. Kinds that learn slowly (random masks, whose units see weakly correlated pixels) can stay on "
-             "the initial plateau (test NLL of the independent-pixel model) when few epochs or one learning rate are "
-             "given, as in the quick preset; `--full` selects among three learning rates over 30 epochs.",
              "", "## Headlines", ""]
     for _, r in results:
         lines += [f"- **{r.title}**: " + " ".join(r.findings[:2])]

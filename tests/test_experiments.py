@@ -151,49 +151,57 @@ def test_mi_profile_end_to_end(tiny_data, tmp_path):
 def test_rbm_architectures_end_to_end_and_resume(tiny_data, tmp_path):
     n = 36
     budgets = [n + 3 * (n + 1), n + 6 * (n + 1)]
-    kw = dict(budgets=budgets, epochs=2, ais_chains=8, ais_betas=50, n_gibbs=5, out=str(tmp_path), progress=False)
+    kw = dict(budgets=budgets, max_epochs=3, patience=1, lrs=(0.01, 0.03), eval_ais=(8, 20), ais_chains=8,
+              ais_betas=50, n_gibbs=5, out=str(tmp_path), progress=False)
     res = experiments.rbm_architectures(tiny_data[:200], tiny_data[200:], SHAPE, **kw)
     t = res.tables["fig4"]
     assert len(t) == 2 * 4 and {r["kind"] for r in t.rows} == set(experiments.RBM_KINDS)
+    curves = res.tables["convergence"]
     for r in t.rows:
         assert abs(r["n_params"] - r["budget"]) <= 0.01 * r["budget"]
-        assert math.isfinite(r["test_nll"]) and r["test_nll"] > 0
-    assert (tmp_path / "fig4.png").exists() and (tmp_path / "fig4.csv").exists()
-    assert any("2D-local" in line for line in res.findings)
+        assert math.isfinite(r["test_nll"]) and r["test_nll"] > 0 and math.isfinite(r["valid_nll"])
+        assert r["lr"] in (0.01, 0.03) and 1 <= r["epochs"] <= 3 and isinstance(r["converged"], bool)
+        mine = [c for c in curves.rows if c["model"] == f"{r['kind']}-{r['budget']}"]
+        assert {c["lr"] for c in mine} == {0.01, 0.03}  # both candidates' curves are written
+        kept = [c["valid_nll"] for c in mine if c["selected"] and c["valid_nll"] is not None]
+        others = [c["valid_nll"] for c in mine if not c["selected"] and c["valid_nll"] is not None]
+        assert min(kept) <= min(others)  # the kept learning rate has the lowest validation NLL
+    for f in ("fig4.png", "fig4.csv", "convergence.csv", "convergence.png"):
+        assert (tmp_path / f).exists(), f
+    assert any("2D-local has the lowest test NLL at every budget" in line for line in res.findings)
     again = experiments.rbm_architectures(tiny_data[:200], tiny_data[200:], SHAPE, **kw)
     assert again.tables["fig4"].rows == t.rows  # resumed from runs.json, not retrained
 
 
 def test_born_vs_boltzmann_end_to_end(tiny_data, tmp_path):
-    res = experiments.born_vs_boltzmann(tiny_data[:200], tiny_data[200:], SHAPE, bond_dims=(2, 3), sweeps=1,
-                                        rbm_epochs=2, ais_chains=8, ais_betas=50, n_gibbs=5, model_samples=100,
-                                        out=str(tmp_path), progress=False)
+    kw = dict(bond_dims=(2, 3), max_sweeps=2, patience=1, rbm_max_epochs=2, rbm_patience=1, eval_ais=(8, 20),
+              ais_chains=8, ais_betas=50, n_gibbs=5, model_samples=100, out=str(tmp_path), progress=False)
+    res = experiments.born_vs_boltzmann(tiny_data[:200], tiny_data[200:], SHAPE, **kw)
     nll, cuts = res.tables["nll"], res.tables["cuts"]
     fams = {r["family"] for r in nll.rows}
     assert fams == {"mps-row-major", "mps-snake", "ttn", "rbm-local_2d", "rbm-dense"}
     for r in nll.where(family="mps-row-major"):  # RBM budgets follow the MPS's counts (dense: steps of n + 1)
         tol = 0.01 * r["n_params"] + (36 + 1) / 2
         assert len([q for q in nll.rows if q["family"].startswith("rbm") and abs(q["n_params"] - r["n_params"]) <= tol]) == 2
+    for r in nll.rows:
+        assert math.isfinite(r["valid_nll"]) and 1 <= r["epochs"] <= 2
     for m in ("mps-row-major-D3", "mps-snake-D3", "ttn-D3"):
         for s2, bound in zip(cuts.column(f"{m}_s2"), cuts.column(f"{m}_bound")):
             assert s2 <= bound + 1e-9
-    for f in ("nll.csv", "cuts.json", "nll_vs_params.png", "cuts.png", "samples_ttn.png", "entropy_profile.png",
-              "summary.md"):
+    for f in ("nll.csv", "cuts.json", "convergence.csv", "nll_vs_params.png", "convergence.png", "cuts.png",
+              "samples_ttn.png", "entropy_profile.png", "summary.md"):
         assert (tmp_path / f).exists(), f
-    assert len(list((tmp_path / "models").glob("mps-snake-D3-*.npz"))) == 2  # the model and its checkpoint
-    again = experiments.born_vs_boltzmann(tiny_data[:200], tiny_data[200:], SHAPE, bond_dims=(2, 3), sweeps=2,
-                                          rbm_epochs=2, ais_chains=8, ais_betas=50, n_gibbs=5, model_samples=100,
-                                          out=str(tmp_path), progress=False)
-    assert len(list((tmp_path / "models").glob("mps-snake-D3-*.npz"))) == 4  # other settings: trained anew
-    assert again.tables["nll"].where(family="mps-snake", size="D=3")[0]["test_nll"] != \
-        nll.where(family="mps-snake", size="D=3")[0]["test_nll"]
-    assert any("Best Born machine" in line for line in res.findings)
+    assert len(list((tmp_path / "models").glob("mps-snake-D3-*.ckpt.npz"))) == 1
+    again = experiments.born_vs_boltzmann(tiny_data[:200], tiny_data[200:], SHAPE, **dict(kw, max_sweeps=3))
+    assert len(list((tmp_path / "models").glob("mps-snake-D3-*.ckpt.npz"))) == 2  # other settings: trained anew
+    assert again.tables["nll"].where(family="mps-snake", size="D=3")[0]["epochs"] >= 2
+    assert any("A Born machine beats the RBMs at every matched budget" in line for line in res.findings)
 
 
 def test_report_tiny(tiny_data, tmp_path):
     data = (tiny_data[:200], tiny_data[200:], SHAPE)
-    ov = dict(bond_dims=[2], sweeps=1, rbm_hidden=[3, 6], rbm_epochs=1, ais_chains=8, ais_betas=50, n_gibbs=5,
-              model_samples=50)
+    ov = dict(bond_dims=[2], max_sweeps=1, rbm_hidden=[3, 6], rbm_max_epochs=1, eval_ais=[8, 20], ais_chains=8,
+              ais_betas=50, n_gibbs=5, model_samples=50)
     index = report.report(str(tmp_path), data=data, overrides=ov, progress=False)
     with open(index) as f:
         text = f.read()
@@ -224,7 +232,42 @@ def test_fig4_findings_detect_the_row_crossing():
         rows += [{"budget": b, "kind": "local_1d", "n_params": b, "window": str(w1), "test_nll": nll1},
                  {"budget": b, "kind": "local_2d", "n_params": b, "window": "5x5", "test_nll": nll1 - 5},
                  {"budget": b, "kind": "dense", "n_params": b, "window": None, "test_nll": nll1 + 5}]
-    t = Table("fig4", ["budget", "kind", "n_params", "window", "test_nll"], rows)
+    for r in rows:
+        r.update(converged=True, test_nll_stderr=0.5, ais_gap=1.0)
+    t = Table("fig4", ["budget", "kind", "n_params", "window", "test_nll", "converged", "test_nll_stderr", "ais_gap"],
+              rows)
     lines = experiments.fig4_findings(t, (28, 28))
-    assert "at 4 of 4 budgets and dense the highest at 4 of 4" in lines[0]
-    assert "starts to span two image rows" in lines[1] and "20 → 40" in lines[1]
+    assert "at every budget (paper): holds (4 of 4 budgets decided in its favour, 0 against" in lines[0]
+    assert "Dense has the highest test NLL at every budget (paper): holds" in lines[1]
+    assert "starts to span two image rows" in lines[2] and "20 → 40" in lines[2]
+    rows[0]["converged"] = False  # one unconverged model: its budget cannot be decided
+    lines = experiments.fig4_findings(Table("fig4", t.columns, rows), (28, 28))
+    assert "at every budget (paper): not decided (3 of 4" in lines[0]
+    assert any("Not converged" in line and "local_1d@1000" in line for line in lines)
+    rows[0].update(converged=True, test_nll=113.5)  # 1D below 2D (115) by more than the margins (0.5 + 0.5)
+    lines = experiments.fig4_findings(Table("fig4", t.columns, rows), (28, 28))
+    assert "at every budget (paper): does not hold" in lines[0]
+
+
+def test_converged_looks_at_the_last_fifth_of_the_curve():
+    from comparison.selection import converged
+
+    assert converged([150, 120, 110, 109.5, 109.4, 109.6, 109.3, 109.8, 109.9, 110.0])
+    assert not converged([150, 140, 130, 120, 115, 112, 110, 108, 104, 102])  # still 2 nats a step
+    assert not converged([100.0]) and not converged([None, 100.0])  # one evaluated epoch tells nothing
+    assert converged([100.0, 99.5]) and not converged([100.0, 98.0])
+    assert converged([120, 110, 105, 104.5, 104.2], tolerance=1.0) and not converged([120, 110, 105, 104.5, 103.0])
+
+
+def test_verdicts_need_convergence_and_a_gap_beyond_the_uncertainties():
+    from comparison import verdicts
+
+    a = {"test_nll": 100.0, "converged": True, "test_nll_stderr": 0.2, "ais_gap": 2.0}  # uncertainty 1.0
+    b = {"test_nll": 102.5, "converged": True}  # exact: uncertainty 0
+    assert verdicts.uncertainty(a) == 1.0 and verdicts.uncertainty(b) == 0.0
+    assert verdicts.better(a, b) == verdicts.HOLDS and verdicts.better(b, a) == verdicts.FAILS
+    assert verdicts.better(a, dict(b, test_nll=100.9)) == verdicts.UNDECIDED  # within the AIS uncertainty
+    assert verdicts.better(a, dict(b, converged=False)) == verdicts.UNDECIDED
+    assert verdicts.combine([verdicts.HOLDS, verdicts.UNDECIDED]) == verdicts.UNDECIDED
+    assert verdicts.combine([verdicts.HOLDS, verdicts.FAILS]) == verdicts.FAILS
+    assert verdicts.combine([]) == verdicts.UNDECIDED and verdicts.best_of(a, [b, b]) == verdicts.HOLDS

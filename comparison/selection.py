@@ -1,0 +1,90 @@
+"""Model selection on held-out rows: every training choice of the experiments is made here.
+
+A *candidate* is one training run (a learning rate and a restart seed) with early stopping on the
+validation NLL (the trainer's ``patience``; it ends with its best-validation parameters). Among the
+candidates of one model, :func:`select` keeps the one of lowest best validation NLL. Test data never
+enter. Each run is checkpointed in ``folder`` (``<stem>-lr<lr>-r<restart>.ckpt.npz``): a rerun re-reads
+finished runs (the checkpoint's history and best parameters) and resumes interrupted ones.
+
+:func:`converged` is the check a reader can redo from the curves: a run whose validation NLL still
+fell by more than ``tolerance`` nats over its last 20 % of epochs is not converged.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from .table import Table
+
+__all__ = ["Selected", "select", "converged", "curve_rows", "curve_table", "CURVE_COLUMNS"]
+
+#: Columns of the convergence tables (one row per model, candidate and epoch).
+CURVE_COLUMNS = ["model", "lr", "restart", "epoch", "train_nll", "valid_nll", "selected"]
+
+
+@dataclass
+class Selected:
+    """The kept candidate: its trained model (best-validation parameters), settings and curves."""
+
+    model: object
+    lr: float
+    restart: int
+    valid_nll: float
+    best_epoch: int | None
+    history: list[dict]
+    converged: bool
+    candidates: list[dict] = field(default_factory=list)  # lr, restart, valid_nll, epochs, converged, history
+
+
+def converged(valid: Sequence[float | None], tolerance: float = 1.0, tail: float = 0.2) -> bool:
+    """False when the lowest validation NLL of the last ``tail`` of the epochs is more than ``tolerance``
+    below the lowest before it (still improving), or when there are fewer than 2 evaluated epochs."""
+    values = [v for v in valid if v is not None and math.isfinite(v)]
+    if len(values) < 2:
+        return False
+    k = max(1, math.ceil(tail * len(values)))
+    return min(values[-k:]) >= min(values[:-k]) - tolerance
+
+
+def select(train_one: Callable[[float, int, str], tuple[object, object]], lrs: Sequence[float], restarts: int,
+           stem: str, folder: str) -> Selected:
+    """Train every (lr, restart) candidate and keep the lowest best validation NLL.
+
+    train_one(lr, restart, checkpoint) → (model, trainer) after ``trainer.fit(train, valid, checkpoint=...)``
+    (a trainer with ``patience``). ``stem``: file stem of the checkpoints in ``folder``.
+    """
+    os.makedirs(folder, exist_ok=True)
+    best, candidates = None, []
+    for lr in lrs:
+        for restart in range(restarts):
+            checkpoint = os.path.join(folder, f"{stem}-lr{lr:g}-r{restart}.ckpt.npz")
+            model, trainer = train_one(float(lr), restart, checkpoint)
+            history = [{k: h.get(k) for k in ("epoch", "train_nll", "valid_nll")} for h in trainer.history]
+            valid = [h["valid_nll"] for h in history]
+            scored = [v for v in valid if v is not None and math.isfinite(v)]
+            value = min(scored) if scored else math.inf
+            candidate = {"lr": float(lr), "restart": restart, "valid_nll": value, "epochs": len(history),
+                         "best_epoch": trainer.best_epoch, "converged": converged(valid), "history": history}
+            candidates.append(candidate)
+            if best is None or value < best[0]["valid_nll"]:
+                best = (candidate, model)
+    kept, model = best
+    return Selected(model, kept["lr"], kept["restart"], kept["valid_nll"], kept["best_epoch"], kept["history"],
+                    kept["converged"], candidates)
+
+
+def curve_rows(name: str, selected: Selected | dict) -> list[dict]:
+    """Rows of :data:`CURVE_COLUMNS` for every candidate of one model (``selected``: a :class:`Selected` or
+    its cached form ``{"lr", "restart", "candidates"}``)."""
+    lr, restart, candidates = ((selected.lr, selected.restart, selected.candidates) if isinstance(selected, Selected)
+                               else (selected["lr"], selected["restart"], selected["candidates"]))
+    return [{"model": name, "lr": c["lr"], "restart": c["restart"], "epoch": h["epoch"], "train_nll": h["train_nll"],
+             "valid_nll": h["valid_nll"], "selected": c["lr"] == lr and c["restart"] == restart}
+            for c in candidates for h in c["history"]]
+
+
+def curve_table(name: str, rows: list[dict]) -> Table:
+    """The convergence table of one experiment."""
+    return Table(name, CURVE_COLUMNS, rows, shown=CURVE_COLUMNS)

@@ -1,0 +1,45 @@
+"""Verdicts that say when the numbers cannot decide: "holds", "does not hold" or "not decided".
+
+A result row (one trained model) carries ``test_nll``, ``converged`` and, for an RBM, the AIS
+uncertainty of its NLL: ``test_nll_stderr`` (forward AIS) and ``ais_gap`` (|forward − reverse AIS|).
+Model A is *decided* better than B when both are converged and A's test NLL is lower by more than the
+sum of their uncertainties (``max(stderr, gap / 2)`` each; 0 for exact NLLs).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+__all__ = ["HOLDS", "FAILS", "UNDECIDED", "uncertainty", "better", "best_of", "combine"]
+
+HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "not decided"
+
+
+def uncertainty(row: dict) -> float:
+    """Half-width of what the row's test NLL may be off by (nats): AIS standard error or half the
+    forward/reverse gap, whichever is larger; 0 for an exact NLL."""
+    return max(float(row.get("test_nll_stderr") or 0.0), 0.5 * float(row.get("ais_gap") or 0.0))
+
+
+def better(a: dict, b: dict) -> str:
+    """Verdict on "a has a lower test NLL than b"."""
+    if not (a.get("converged") and b.get("converged")):
+        return UNDECIDED
+    margin = uncertainty(a) + uncertainty(b)
+    if a["test_nll"] < b["test_nll"] - margin:
+        return HOLDS
+    if b["test_nll"] < a["test_nll"] - margin:
+        return FAILS
+    return UNDECIDED
+
+
+def best_of(winner: dict, others: Sequence[dict]) -> str:
+    """Verdict on "``winner`` is better than every one of ``others``"."""
+    return combine(better(winner, other) for other in others)
+
+
+def combine(verdicts: Iterable[str]) -> str:
+    """All hold → holds; any fails → does not hold; else not decided (also for none)."""
+    verdicts = list(verdicts)
+    if FAILS in verdicts:
+        return FAILS
+    return HOLDS if verdicts and all(v == HOLDS for v in verdicts) else UNDECIDED
