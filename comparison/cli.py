@@ -1,4 +1,4 @@
-"""Command line: ``comparison report|fig3|fig4|born-vs-boltzmann`` (also ``python -m comparison``)."""
+"""Command line: ``comparison report|fig3|fig4|born-vs-boltzmann|structure`` (also ``python -m comparison``)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ import numpy as np
 
 from bornmachine.cli import HelpFormatter
 
-from . import experiments, report as report_module
+from . import experiments, report as report_module, structure
 
 
 def _settings(args) -> dict:
@@ -61,6 +61,15 @@ def cmd_bvb(args) -> int:
     return _done(result)
 
 
+def cmd_structure(args) -> int:
+    s = _settings(args)
+    train, test, shape = report_module.load_dataset(args.data, s["max_train"], s["max_test"], args.seed)
+    result = structure.structure_experiment(train, test, shape, structures=args.structures, out=args.out,
+                                            progress=not args.no_progress,
+                                            **report_module.structure_settings(s, args.seed))
+    return _done(result)
+
+
 def _done(result) -> int:
     for line in result.findings:
         print(f"- {line}")
@@ -105,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = command("born-vs-boltzmann", cmd_bvb, "MPS/TTN vs RBMs at matched #params", "born_vs_boltzmann")
     q.add_argument("--bond-dims", type=int, nargs="+",
                    help="bond caps of the Born machines (the preset's when not given)")
+    q = command("structure", cmd_structure, "geometric vs mutual-information structures (MPS orderings, TTN trees, "
+                "RBM masks) on the images and on pixel-shuffled images", "structure")
+    q.add_argument("--structures", nargs="+", metavar="FAMILY:NAME",
+                   help="run only these, e.g. mps:from-data ttn:random+mi (all of comparison.structure.STRUCTURES "
+                        "when not given)")
     return p
 
 

@@ -278,33 +278,36 @@ def local_windows(budget: int, shape: Sequence[int]) -> tuple[int, int]:
     return nearest(one), nearest(two)
 
 
-def rbm_jobs(budgets: Sequence[int], kinds: Sequence[str], shape: Sequence[int], seed: int = 0) -> list[tuple]:
+def rbm_jobs(budgets: Sequence[int], kinds: Sequence[str], shape: Sequence[int], seed: int = 0,
+             data=None) -> list[tuple]:
     """``(budget, kind, Architecture)`` for every budget and kind: :func:`rbm.masks.matched` with the
-    windows of :func:`local_windows`."""
+    windows of :func:`local_windows`; a ``from_data`` mask (needs ``data``) gets the 2D window's fan-in."""
     from rbm import masks
 
     jobs = []
     for budget in budgets:
         w1, w2 = local_windows(budget, shape)
-        for kind, arch in masks.matched(budget, kinds, shape, window_1d=w1, window_2d=w2, seed=seed).items():
+        fan_in = w2 * w2 if "from_data" in kinds else None
+        for kind, arch in masks.matched(budget, kinds, shape, window_1d=w1, window_2d=w2, seed=seed, data=data,
+                                        fan_in=fan_in).items():
             jobs.append((budget, kind, arch))
     return jobs
 
 
-def _split(train: torch.Tensor, valid_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def split_rows(train: torch.Tensor, valid_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(fit rows, validation rows) of the training data (N, n): :func:`bornmachine.datasets.split_validation`."""
     fit, valid = datasets.split_validation(train.numpy(), valid_fraction, seed=seed)
     return torch.from_numpy(fit), torch.from_numpy(valid)
 
 
-def _selected_columns(selected) -> dict:
+def selection_columns(selected) -> dict:
     """What a result row records of the model selection (the candidates' curves go to ``convergence``)."""
     return {"lr": selected.lr, "restart": selected.restart, "epochs": len(selected.history),
             "best_epoch": selected.best_epoch, "converged": selected.converged,
             "candidates": selected.candidates}
 
 
-def _curves(name: str, keyed_rows: Sequence[tuple[str, dict]], out: str, result: Result, what: str) -> Table:
+def write_curves(name: str, keyed_rows: Sequence[tuple[str, dict]], out: str, result: Result, what: str) -> Table:
     """The ``convergence`` table (validation and training NLL per epoch of every candidate) and figure."""
     curves = curve_table("convergence", [row for key, stored in keyed_rows for row in curve_rows(key, stored)])
     figures.convergence(curves, os.path.join(out, "convergence.png"))
@@ -313,7 +316,7 @@ def _curves(name: str, keyed_rows: Sequence[tuple[str, dict]], out: str, result:
     return curves
 
 
-def _convergence_finding(rows: Sequence[dict], label: str) -> str:
+def convergence_finding(rows: Sequence[dict], label: str) -> str:
     late = [label_of(r) for r in rows if not r.get("converged")]
     if not late:
         return (f"Convergence: every model's validation NLL settled (no drop of more than 1 nat over the last 20 % "
@@ -323,7 +326,9 @@ def _convergence_finding(rows: Sequence[dict], label: str) -> str:
 
 
 def label_of(row: dict) -> str:
-    """Short name of a result row: ``local_2d@7834`` / ``mps-snake D=16``."""
+    """Short name of a result row: ``images mps:snake`` / ``local_2d@7834`` / ``mps-snake D=16``."""
+    if "structure" in row:
+        return f"{row['variant']} {row['family']}:{row['structure']}"
     return f"{row['kind']}@{row['n_params']}" if "kind" in row else f"{row['family']} {row['size']}"
 
 
@@ -345,7 +350,7 @@ def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[in
     """
     shape = tuple(int(s) for s in shape)
     n = shape[0] * shape[1]
-    x, xv = _split(as_binary(train, n, name="train", shape=shape), valid_fraction, seed)
+    x, xv = split_rows(as_binary(train, n, name="train", shape=shape), valid_fraction, seed)
     xt = as_binary(test, n, name="test", shape=shape)
     settings = {"max_epochs": max_epochs, "lrs": list(lrs), "restarts": restarts, "patience": patience,
                 "batch_size": batch_size, "valid_fraction": valid_fraction, "eval_ais": list(eval_ais),
@@ -355,7 +360,7 @@ def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[in
     for budget, kind, arch in tqdm(rbm_jobs(budgets, kinds, shape, seed), desc="RBMs", unit="model",
                                    disable=not progress, leave=False):
         key = f"{kind}-{budget}"
-        row = store.get(key) or store.put(key, dict(_rbm_row(arch, x, xv, xt, key, max_epochs=max_epochs, lrs=lrs,
+        row = store.get(key) or store.put(key, dict(rbm_result_row(arch, x, xv, xt, key, max_epochs=max_epochs, lrs=lrs,
                                                              restarts=restarts, patience=patience,
                                                              batch_size=batch_size, eval_ais=eval_ais,
                                                              ais_chains=ais_chains, ais_betas=ais_betas,
@@ -370,7 +375,7 @@ def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[in
                   shown=["budget", "kind", "n_hidden", "n_params", "window", "lr", "epochs", "converged", "valid_nll",
                          "test_nll", "test_nll_stderr", "test_nll_reverse", "train_nll"])
     result = Result("fig4", out, {"fig4": table}, title="RBM connectivity at equal parameter count (paper Fig. 4)")
-    result.tables["convergence"] = _curves("RBM", keyed, out, result, "epoch")
+    result.tables["convergence"] = write_curves("RBM", keyed, out, result, "epoch")
     figures.rbm_nll(table, os.path.join(out, "fig4.png"), shape)
     result.figures["fig4.png"] = ("Test NLL (forward AIS, error bar = one standard error of log Z; crosses: reverse "
                                   "AIS) against #params for the four connectivities")
@@ -379,7 +384,7 @@ def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[in
     return result
 
 
-def _rbm_row(arch, x, xv, xt, tag: str, *, max_epochs, lrs, restarts, patience, batch_size, eval_ais, ais_chains,
+def rbm_result_row(arch, x, xv, xt, tag: str, *, max_epochs, lrs, restarts, patience, batch_size, eval_ais, ais_chains,
              ais_betas, n_gibbs, seed, folder) -> dict:
     """Train (validation-selected) and evaluate one RBM architecture: its result row."""
     t0 = time.perf_counter()
@@ -391,7 +396,7 @@ def _rbm_row(arch, x, xv, xt, tag: str, *, max_epochs, lrs, restarts, patience, 
     window = arch.options.get("window")
     return {"kind": arch.kind, "n_hidden": model.n_hidden, "n_params": model.n_params,
             "window": None if window is None else "x".join(map(str, window)) if isinstance(window, tuple)
-            else str(window), **_selected_columns(selected), **scores, "seconds": time.perf_counter() - t0,
+            else str(window), **selection_columns(selected), **scores, "seconds": time.perf_counter() - t0,
             "model_file": f"{tag}.npz"}
 
 
@@ -435,7 +440,7 @@ def fig4_findings(table: Table, shape: Sequence[int]) -> list[str]:
     if uncertain:
         summary.append("Forward and reverse AIS differ by more than 1 nat for " + ", ".join(
             f"{label_of(r)} ({r['ais_gap']:.1f})" for r in uncertain) + "; such gaps widen the margins above.")
-    summary.append(_convergence_finding(table.rows, "epoch"))
+    summary.append(convergence_finding(table.rows, "epoch"))
     return summary + per_budget
 
 
@@ -466,7 +471,7 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
     """
     shape = tuple(int(s) for s in shape)
     n = shape[0] * shape[1]
-    x, xv = _split(as_binary(train, n, name="train", shape=shape), valid_fraction, seed)
+    x, xv = split_rows(as_binary(train, n, name="train", shape=shape), valid_fraction, seed)
     xt = as_binary(test, n, name="test", shape=shape)
     bond_dims = sorted(check_positive_int(d, "bond_dim") for d in bond_dims)
     settings = {"max_sweeps": max_sweeps, "lrs": list(lrs), "patience": patience, "restarts": restarts,
@@ -485,7 +490,7 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
         key = f"{kind}-D{d}"
         row = store.get(key) or store.put(key, {
             "family": kind, "size": f"D={d}", "n_params": model.n_params, "max_bond": max(model.bond_dims),
-            **_selected_columns(selected), "valid_nll": model.nll(xv), "test_nll": model.nll(xt),
+            **selection_columns(selected), "valid_nll": model.nll(xv), "test_nll": model.nll(xt),
             "test_nll_stderr": 0.0, "ais_gap": 0.0, "train_nll": model.nll(x), "seconds": time.perf_counter() - t0})
         keyed.append((key, row))
     budgets = sorted({born[(k, d)].n_params for (k, d) in born if k == born_kinds[0]})
@@ -495,7 +500,7 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
         key = f"rbm-{kind}-{budget}"
         row = store.get(key)
         if row is None:
-            r = _rbm_row(arch, x, xv, xt, key, max_epochs=rbm_max_epochs, lrs=rbm_lrs, restarts=restarts,
+            r = rbm_result_row(arch, x, xv, xt, key, max_epochs=rbm_max_epochs, lrs=rbm_lrs, restarts=restarts,
                          patience=rbm_patience, batch_size=100, eval_ais=eval_ais, ais_chains=ais_chains,
                          ais_betas=ais_betas, n_gibbs=n_gibbs, seed=seed, folder=folder)
             r.update(family=f"rbm-{kind}", size=f"{r['n_hidden']} hidden", max_bond=None)
@@ -521,7 +526,7 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
                                                                      else ("bound",))]
     result = Result("born_vs_boltzmann", out, {"nll": nll, "cuts": cuts},
                     title="Born machines vs Boltzmann machines at matched parameter counts")
-    result.tables["convergence"] = _curves("model", keyed, out, result, "sweep or epoch")
+    result.tables["convergence"] = write_curves("model", keyed, out, result, "sweep or epoch")
     figures.nll_vs_params(nll, os.path.join(out, "nll_vs_params.png"))
     result.figures["nll_vs_params.png"] = "Test NLL against #params: MPS (row-major, snake), TTN and RBMs"
     figures.cut_profile(cuts, os.path.join(out, "cuts.png"), list(models))
@@ -587,5 +592,5 @@ def bvb_findings(nll: Table, cuts: Table, models: Mapping[str, object]) -> list[
                                                       for m in models if f"{m}_s2" in row]
         parts += [f"{m} bound {row[f'{m}_bound']:.0f}" for m in models if f"{m}_s2" not in row]
         out.append("Checkerboard(1) cut, nats: " + "; ".join(parts) + ".")
-    out.append(_convergence_finding(nll.rows, "sweep or epoch"))
+    out.append(convergence_finding(nll.rows, "sweep or epoch"))
     return out

@@ -156,3 +156,30 @@ def convergence(table: Table, path: str) -> None:
     if models:
         ax.legend(fontsize=6, ncol=2 if len(models) > 12 else 1)
     save_figure(fig, path)
+
+
+def structure_bars(table: Table, path: str) -> None:
+    """Test NLL per structure, grouped by family: the images (left bar) beside the shuffled pixels (right bar)."""
+    plt = pyplot()
+    labels = list(dict.fromkeys(f"{r['family']}:{r['structure']}" for r in table.rows))
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(labels)), 4.5))
+    for j, (variant, color) in enumerate((("images", "C0"), ("shuffled", "C1"))):
+        xs, ys, err = [], [], []
+        for i, label in enumerate(labels):
+            family, name = label.split(":", 1)
+            rows = table.where(variant=variant, family=family, structure=name)
+            if rows:
+                r = rows[0]
+                xs.append(i + (j - 0.5) * 0.4)
+                ys.append(r["test_nll"])
+                err.append(max(r.get("test_nll_stderr") or 0.0, 0.5 * (r.get("ais_gap") or 0.0)))
+        ax.bar(xs, ys, width=0.4, yerr=err, color=color, label=variant, capsize=2)
+    if table.rows:
+        low = min(r["test_nll"] for r in table.rows)
+        ax.set_ylim(low - 15, max(r["test_nll"] for r in table.rows) + 10)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel("test NLL (nats)")
+    ax.set_title("Structure from geometry or from the data's mutual information")
+    ax.legend()
+    save_figure(fig, path)

@@ -1,4 +1,4 @@
-"""One-command report: the three experiments on one dataset, written as ``index.md`` + CSV/JSON/PNG.
+"""One-command report: the four experiments on one dataset, written as ``index.md`` + CSV/JSON/PNG.
 
 ``report(out, preset="quick")`` trains (or re-reads) the models and writes::
 
@@ -8,6 +8,8 @@
     out/born_vs_boltzmann/ ...    nll.csv/json, cuts.csv/json, PNGs, models/ (checkpoints)
     out/fig3/ ...                 fig3.csv/json, fig3.png
     out/fig4/ ...                 fig4.csv/json, fig4.png, models/
+    out/structure/ ...            structure.csv/json, structure.png: geometric vs mutual-information structures
+    (each folder also: convergence.csv/json + convergence.png, the validation curve of every model)
 
 Everything is cached in ``out``: run the same command again after an interruption and it resumes.
 Presets: ``"quick"`` (≤ 15 minutes on 2 cores for mnist5k), ``"full"`` (paper-scale settings: hours),
@@ -23,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from . import experiments
+from . import experiments, structure
 from .table import write_text
 
 __all__ = ["PRESETS", "report", "load_dataset"]
@@ -34,15 +36,16 @@ PRESETS = {
     "quick": {"bond_dims": [2, 4, 8, 16], "max_sweeps": 10, "born_lrs": [0.05], "born_patience": 2, "restarts": 1,
               "rbm_hidden": [4, 8, 16, 32, 64], "rbm_max_epochs": 30, "rbm_lrs": [0.01], "rbm_patience": 4,
               "valid_fraction": 0.1, "eval_ais": [32, 300], "ais_chains": 50, "ais_betas": 1000, "n_gibbs": 200,
-              "cut_step": 2, "model_samples": 500, "max_train": 4000, "max_test": 1000},
+              "cut_step": 2, "model_samples": 500, "max_train": 4000, "max_test": 1000, "structure_bonds": [9, 8]},
     "full": {"bond_dims": [2, 4, 8, 16, 32], "max_sweeps": 20, "born_lrs": [0.02, 0.05], "born_patience": 3,
              "restarts": 1, "rbm_hidden": [4, 8, 16, 32, 64, 100], "rbm_max_epochs": 60, "rbm_lrs": [0.003, 0.01, 0.03],
              "rbm_patience": 6, "valid_fraction": 0.1, "eval_ais": [64, 1000], "ais_chains": 100, "ais_betas": 10000,
-             "n_gibbs": 1000, "cut_step": 1, "model_samples": 2000, "max_train": None, "max_test": None},
+             "n_gibbs": 1000, "cut_step": 1, "model_samples": 2000, "max_train": None, "max_test": None,
+             "structure_bonds": [22, 16]},
     "smoke": {"bond_dims": [2], "max_sweeps": 2, "born_lrs": [0.05], "born_patience": 1, "restarts": 1,
               "rbm_hidden": [2, 3], "rbm_max_epochs": 2, "rbm_lrs": [0.01], "rbm_patience": 1, "valid_fraction": 0.1,
               "eval_ais": [8, 20], "ais_chains": 8, "ais_betas": 50, "n_gibbs": 5, "cut_step": 14, "model_samples": 50,
-              "max_train": 100, "max_test": 50},
+              "max_train": 100, "max_test": 50, "structure_bonds": [2, 2]},
 }
 
 #: Data sets of the command line (any name of :func:`bornmachine.datasets.by_name` with an image shape works here).
@@ -68,7 +71,7 @@ def load_dataset(name: str, max_train: int | None = None, max_test: int | None =
 
 def report(out: str = "report", preset: str = "quick", data="mnist5k", seed: int = 0,
            progress: bool = True, overrides: dict | None = None) -> str:
-    """Run the three experiments and write ``out/index.md``; return its path.
+    """Run the four experiments and write ``out/index.md``; return its path.
 
     preset : "quick", "full" or "smoke" (see :data:`PRESETS`); ``overrides`` replaces single settings.
     data : a name of :func:`bornmachine.datasets.by_name` with an image shape ("mnist5k" shipped,
@@ -111,9 +114,14 @@ def report(out: str = "report", preset: str = "quick", data="mnist5k", seed: int
     fig4 = experiments.rbm_architectures(train, test, shape, out=os.path.join(out, "fig4"), progress=progress,
                                          **fig4_settings(settings, shape, seed))
     timings["fig4"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    arch = structure.structure_experiment(train, test, shape, out=os.path.join(out, "structure"), progress=progress,
+                                          **structure_settings(settings, seed))
+    timings["structure"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
 
-    results = [("fig3/", fig3), ("fig4/", fig4), ("born_vs_boltzmann/", bvb)]
+    results = [("fig3/", fig3), ("fig4/", fig4), ("born_vs_boltzmann/", bvb), ("structure/", arch)]
     index = os.path.join(out, "index.md")
     write_text(index, _index(results, data, preset, settings, len(train), len(test), timings))
     meta = {"data": data, "preset": preset, "settings": settings, "seed": seed, "timings_s": timings,
@@ -139,6 +147,15 @@ def fig4_settings(settings: dict, shape, seed: int, hidden=None) -> dict:
     return {"budgets": [n + h * (n + 1) for h in (hidden or settings["rbm_hidden"])],
             "max_epochs": settings["rbm_max_epochs"], "lrs": settings["rbm_lrs"], "restarts": settings["restarts"],
             "patience": settings["rbm_patience"], "seed": seed, **_shared(settings)}
+
+
+def structure_settings(settings: dict, seed: int) -> dict:
+    """Keyword arguments of :func:`~comparison.structure.structure_experiment` from a preset's settings."""
+    mps_bond, ttn_bond = settings["structure_bonds"]
+    return {"mps_bond": mps_bond, "ttn_bond": ttn_bond, "max_sweeps": settings["max_sweeps"],
+            "lrs": settings["born_lrs"], "patience": settings["born_patience"], "restarts": settings["restarts"],
+            "rbm_max_epochs": settings["rbm_max_epochs"], "rbm_lrs": settings["rbm_lrs"],
+            "rbm_patience": settings["rbm_patience"], "seed": seed, **_shared(settings)}
 
 
 def _shared(settings: dict) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-__all__ = ["HOLDS", "FAILS", "UNDECIDED", "uncertainty", "better", "best_of", "combine"]
+__all__ = ["HOLDS", "FAILS", "UNDECIDED", "uncertainty", "lower_by", "better", "best_of", "combine"]
 
 HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "not decided"
 
@@ -20,16 +20,24 @@ def uncertainty(row: dict) -> float:
     return max(float(row.get("test_nll_stderr") or 0.0), 0.5 * float(row.get("ais_gap") or 0.0))
 
 
-def better(a: dict, b: dict) -> str:
-    """Verdict on "a has a lower test NLL than b"."""
+def lower_by(a: dict, b: dict, gap: float) -> str:
+    """Verdict on "a's test NLL ≤ b's − ``gap``" (``gap`` < 0: a within −gap nats of b): holds when true beyond
+    the two uncertainties, does not hold when false beyond them, not decided in between or when either
+    model did not converge."""
     if not (a.get("converged") and b.get("converged")):
         return UNDECIDED
     margin = uncertainty(a) + uncertainty(b)
-    if a["test_nll"] < b["test_nll"] - margin:
+    excess = a["test_nll"] - (b["test_nll"] - gap)
+    if excess < -margin:
         return HOLDS
-    if b["test_nll"] < a["test_nll"] - margin:
+    if excess > margin:
         return FAILS
     return UNDECIDED
+
+
+def better(a: dict, b: dict) -> str:
+    """Verdict on "a has a lower test NLL than b"."""
+    return lower_by(a, b, 0.0)
 
 
 def best_of(winner: dict, others: Sequence[dict]) -> str:

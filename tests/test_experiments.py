@@ -201,14 +201,16 @@ def test_born_vs_boltzmann_end_to_end(tiny_data, tmp_path):
 def test_report_tiny(tiny_data, tmp_path):
     data = (tiny_data[:200], tiny_data[200:], SHAPE)
     ov = dict(bond_dims=[2], max_sweeps=1, rbm_hidden=[3, 6], rbm_max_epochs=1, eval_ais=[8, 20], ais_chains=8,
-              ais_betas=50, n_gibbs=5, model_samples=50)
+              ais_betas=50, n_gibbs=5, model_samples=50, structure_bonds=[3, 3])
     index = report.report(str(tmp_path), data=data, overrides=ov, progress=False)
     with open(index) as f:
         text = f.read()
-    for needle in ("## Headlines", "fig3/fig3.png", "fig4/fig4.png", "born_vs_boltzmann/cuts.png", "ln N"):
+    for needle in ("## Headlines", "fig3/fig3.png", "fig4/fig4.png", "born_vs_boltzmann/cuts.png", "ln N",
+                   "structure/structure.png", "born_vs_boltzmann/convergence.png", "not decided"):
         assert needle in text, needle
     meta = json.loads((tmp_path / "report.json").read_text())
-    assert meta["settings"]["bond_dims"] == [2] and set(meta["findings"]) == {"fig3", "fig4", "born_vs_boltzmann"}
+    assert meta["settings"]["bond_dims"] == [2] and set(meta["findings"]) == {"fig3", "fig4", "born_vs_boltzmann",
+                                                                                       "structure"}
     with pytest.raises(ValueError, match="unknown setting"):
         report.report(str(tmp_path), data=data, overrides={"nope": 1})
     with pytest.raises(ValueError, match="unknown preset"):
@@ -271,3 +273,35 @@ def test_verdicts_need_convergence_and_a_gap_beyond_the_uncertainties():
     assert verdicts.combine([verdicts.HOLDS, verdicts.UNDECIDED]) == verdicts.UNDECIDED
     assert verdicts.combine([verdicts.HOLDS, verdicts.FAILS]) == verdicts.FAILS
     assert verdicts.combine([]) == verdicts.UNDECIDED and verdicts.best_of(a, [b, b]) == verdicts.HOLDS
+
+
+def test_structure_experiment_end_to_end_and_resume(tiny_data, tmp_path):
+    from comparison import structure
+
+    kw = dict(mps_bond=3, ttn_bond=3, max_sweeps=2, patience=1, rbm_max_epochs=2, rbm_patience=1, eval_ais=(8, 20),
+              ais_chains=8, ais_betas=50, n_gibbs=5, out=str(tmp_path), progress=False)
+    res = structure.structure_experiment(tiny_data[:200], tiny_data[200:], SHAPE, **kw)
+    t = res.tables["structure"]
+    assert len(t) == 2 * len(structure.STRUCTURES) and {r["variant"] for r in t.rows} == {"images", "shuffled"}
+    mps = t.where(variant="images", family="mps", structure="row-major")[0]
+    for r in t.rows:
+        assert math.isfinite(r["test_nll"]) and math.isfinite(r["valid_nll"]) and 1 <= r["epochs"] <= 2
+        if r["family"] == "rbm":  # matched to the row-major MPS
+            assert abs(r["n_params"] - mps["n_params"]) <= 0.01 * mps["n_params"] + 1
+    for f in ("structure.csv", "structure.png", "convergence.csv", "convergence.png", "summary.md"):
+        assert (tmp_path / f).exists(), f
+    assert any("from-data on shuffled pixels" in line for line in res.findings)
+    assert any("restructure='mi'" in line for line in res.findings)
+    again = structure.structure_experiment(tiny_data[:200], tiny_data[200:], SHAPE, **kw)
+    assert again.tables["structure"].rows == t.rows  # re-read from runs.json
+    with pytest.raises(ValueError, match="no structure selected"):
+        structure.structure_experiment(tiny_data[:200], tiny_data[200:], SHAPE, structures=["mps:nope"], **kw)
+
+
+def test_shuffle_pixels_is_a_fixed_permutation(tiny_data):
+    from comparison.structure import shuffle_pixels
+
+    x = torch.from_numpy(tiny_data)
+    y, perm = shuffle_pixels(x, 1)
+    assert sorted(perm.tolist()) == list(range(36)) and torch.equal(y, x[:, perm])
+    assert np.array_equal(shuffle_pixels(x[:5], 1)[1], perm)  # the same permutation for train and test
