@@ -151,14 +151,28 @@ def _model_columns(name: str, model, bip: bp.Bipartition, n_samples: int, seed: 
     t0 = time.perf_counter()
     sites = bip.sites_x.tolist()
     gen = torch.Generator().manual_seed(seed)
-    try:
-        s2, method = model.renyi2(sites, method="exact"), "exact"
-    except ValueError:  # the TTN refuses an exact contraction above ~2e10 flops
-        s2, method = model.renyi2(sites, method="mc", n_samples=n_samples, generator=gen), "mc"
+    s2, method = _renyi2(model, sites, n_samples, gen)
     mi = model.mutual_information(sites, n_samples=n_samples, generator=gen)
-    return {f"{name}_s2": s2.value, f"{name}_s2_stderr": s2.stderr, f"{name}_s2_method": method,
+    return {f"{name}_s2": None if s2 is None else s2.value, f"{name}_s2_stderr": None if s2 is None else s2.stderr,
+            f"{name}_s2_method": method,
             f"{name}_mi": mi.value, f"{name}_mi_stderr": mi.stderr, f"{name}_bound": network_bound(model, bip),
             f"{name}_seconds": time.perf_counter() - t0}
+
+
+def _renyi2(model, sites, n_samples: int, generator, retries: int = 2):
+    """(S₂ estimate, method): exact where the model allows it, else the swap estimator with ``n_samples``,
+    4× more on each of ``retries`` retries when its mean is not positive; (None, "mc: too few samples")
+    when that never succeeds (the cut is then left out of S₂ comparisons, not guessed)."""
+    try:
+        return model.renyi2(sites, method="exact"), "exact"
+    except ValueError:  # the TTN refuses an exact contraction above ~2e10 flops
+        pass
+    for attempt in range(retries + 1):
+        try:
+            return model.renyi2(sites, method="mc", n_samples=n_samples * 4 ** attempt, generator=generator), "mc"
+        except ValueError:  # the swap estimator's mean was ≤ 0: too few samples for this cut
+            continue
+    return None, "mc: too few samples"
 
 
 def parse_name(name: str) -> tuple[str, int | None]:
@@ -580,11 +594,13 @@ def bvb_findings(nll: Table, cuts: Table, models: Mapping[str, object]) -> list[
     for m in models:
         if f"{m}_s2" not in cuts.columns:
             continue
-        s2, bound = cuts.column(f"{m}_s2"), cuts.column(f"{m}_bound")
-        ratio = [s / b for s, b in zip(s2, bound) if b and math.isfinite(b)]
-        over = sum(s > b + 1e-6 for s, b in zip(s2, bound))
+        pairs = [(s, b) for s, b in zip(cuts.column(f"{m}_s2"), cuts.column(f"{m}_bound")) if s is not None]
+        ratio = [s / b for s, b in pairs if b and math.isfinite(b)]
+        over = sum(s > b + 1e-6 for s, b in pairs)
+        missing = len(cuts) - len(pairs)
         out.append(f"{m}: S₂ reaches on average {np.mean(ratio):.0%} of its min-cut bound (max {max(ratio):.0%}); "
-                   f"{over} cuts above the bound (must be 0).")
+                   f"{over} cuts above the bound (must be 0)"
+                   + (f"; {missing} cuts without an S₂ estimate (swap estimator: too few samples)." if missing else "."))
     cb = cuts.where(family="checkerboard", position=1)
     if cb:
         row = cb[0]

@@ -108,8 +108,8 @@ def cut_profile(table: Table, path: str, models: Sequence[str]) -> None:
         for i, m in enumerate(models):
             pos, bound = _family(table, family, f"{m}_bound")
             if f"{m}_s2" in table.columns:
-                _, s2 = _family(table, family, f"{m}_s2")
-                ax.plot(pos, s2, color=f"C{i}", marker=".", label=f"S₂ {m}")
+                at, s2 = _family(table, family, f"{m}_s2")  # cuts without an estimate are left out
+                ax.plot(at, s2, color=f"C{i}", marker=".", label=f"S₂ {m}")
                 ax.plot(pos, bound, "--", color=f"C{i}", label=f"bound {m}")
             else:
                 ax.plot(pos, bound, ":", color=f"C{i}", label=f"|Z| ln 2, {m}")
@@ -123,7 +123,7 @@ def cut_profile(table: Table, path: str, models: Sequence[str]) -> None:
                                           if f"{m}_s2" in table.columns]
     width = 0.8 / len(cols)
     for j, (col, label, color) in enumerate(cols):
-        ax.bar(np.arange(len(others)) + j * width, [max(float(r[col]), 1e-3) for r in others], width, color=color,
+        ax.bar(np.arange(len(others)) + j * width, [np.nan if r[col] is None else max(float(r[col]), 1e-3) for r in others], width, color=color,
                label=label)
     ax.set_yscale("log")
     ax.set_xticks(np.arange(len(others)) + 0.4 - width / 2)

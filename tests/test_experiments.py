@@ -305,3 +305,22 @@ def test_shuffle_pixels_is_a_fixed_permutation(tiny_data):
     y, perm = shuffle_pixels(x, 1)
     assert sorted(perm.tolist()) == list(range(36)) and torch.equal(y, x[:, perm])
     assert np.array_equal(shuffle_pixels(x[:5], 1)[1], perm)  # the same permutation for train and test
+
+
+def test_renyi2_retries_the_swap_estimator_with_more_samples_and_leaves_failures_out():
+    from bornmachine.estimate import Estimate
+
+    class Model:  # exact refused; the swap estimator fails below 400 samples
+        def __init__(self):
+            self.calls = []
+
+        def renyi2(self, sites, method, n_samples=None, generator=None):
+            self.calls.append((method, n_samples))
+            if method == "exact" or n_samples < 400:
+                raise ValueError("too expensive" if method == "exact" else "swap estimator mean is -0.1 ≤ 0")
+            return Estimate(1.5, 0.1)
+
+    m = Model()
+    s2, method = experiments._renyi2(m, [0, 1], 100, None)
+    assert (s2.value, method) == (1.5, "mc") and m.calls == [("exact", None), ("mc", 100), ("mc", 400)]
+    assert experiments._renyi2(Model(), [0], 10, None) == (None, "mc: too few samples")  # 10, 40, 160: all fail
