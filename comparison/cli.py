@@ -64,8 +64,9 @@ def cmd_bvb(args) -> int:
 def cmd_structure(args) -> int:
     s = _settings(args)
     train, test, shape = report_module.load_dataset(args.data, s["max_train"], s["max_test"], args.seed)
-    result = structure.structure_experiment(train, test, shape, structures=args.structures, out=args.out,
-                                            progress=not args.no_progress,
+    if args.structures:
+        s["structures"] = args.structures
+    result = structure.structure_experiment(train, test, shape, out=args.out, progress=not args.no_progress,
                                             **report_module.structure_settings(s, args.seed))
     return _done(result)
 
@@ -92,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="mnist5k (shipped) or fashion-mnist (Debian's dataset-fashion-mnist files)")
         preset = q.add_mutually_exclusive_group()
         preset.add_argument("--preset", choices=tuple(report_module.PRESETS), default="quick",
-                            help="sizes (comparison.report.PRESETS): quick (the report in ≈ 11 min on 2 cores), "
-                                 "full (paper scale, hours) or smoke (tiny, under a minute: checks that everything runs)")
+                            help="sizes (comparison.report.PRESETS): quick (Born machines up to bond 16, models to "
+                                 "validation convergence), full (paper scale, hours) or smoke (tiny sizes: checks that "
+                                 "everything runs)")
         preset.add_argument("--quick", dest="preset", action="store_const", const="quick", default=argparse.SUPPRESS,
                             help="same as --preset quick")
         preset.add_argument("--full", dest="preset", action="store_const", const="full", default=argparse.SUPPRESS,

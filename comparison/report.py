@@ -36,16 +36,18 @@ PRESETS = {
     "quick": {"bond_dims": [2, 4, 8, 16], "max_sweeps": 10, "born_lrs": [0.05], "born_patience": 2, "restarts": 1,
               "rbm_hidden": [4, 8, 16, 32, 64], "rbm_max_epochs": 30, "rbm_lrs": [0.01], "rbm_patience": 4,
               "valid_fraction": 0.1, "eval_ais": [32, 300], "ais_chains": 50, "ais_betas": 1000, "n_gibbs": 200,
-              "cut_step": 2, "model_samples": 500, "max_train": 4000, "max_test": 1000, "structure_bonds": [9, 8]},
+              "cut_step": 2, "model_samples": 500, "max_train": 4000, "max_test": 1000, "structure_bonds": [9, 8],
+              "structures": None},
     "full": {"bond_dims": [2, 4, 8, 16, 32], "max_sweeps": 20, "born_lrs": [0.02, 0.05], "born_patience": 3,
              "restarts": 1, "rbm_hidden": [4, 8, 16, 32, 64, 100], "rbm_max_epochs": 60, "rbm_lrs": [0.003, 0.01, 0.03],
              "rbm_patience": 6, "valid_fraction": 0.1, "eval_ais": [64, 1000], "ais_chains": 100, "ais_betas": 10000,
              "n_gibbs": 1000, "cut_step": 1, "model_samples": 2000, "max_train": None, "max_test": None,
-             "structure_bonds": [22, 16]},
+             "structure_bonds": [22, 16], "structures": None},
     "smoke": {"bond_dims": [2], "max_sweeps": 2, "born_lrs": [0.05], "born_patience": 1, "restarts": 1,
               "rbm_hidden": [2, 3], "rbm_max_epochs": 2, "rbm_lrs": [0.01], "rbm_patience": 1, "valid_fraction": 0.1,
               "eval_ais": [8, 20], "ais_chains": 8, "ais_betas": 50, "n_gibbs": 5, "cut_step": 14, "model_samples": 50,
-              "max_train": 100, "max_test": 50, "structure_bonds": [2, 2]},
+              "max_train": 100, "max_test": 50, "structure_bonds": [2, 2],
+              "structures": ["mps:row-major", "mps:from-data", "ttn:random+mi", "rbm:from-data"]},
 }
 
 #: Data sets of the command line (any name of :func:`bornmachine.datasets.by_name` with an image shape works here).
@@ -155,7 +157,8 @@ def structure_settings(settings: dict, seed: int) -> dict:
     return {"mps_bond": mps_bond, "ttn_bond": ttn_bond, "max_sweeps": settings["max_sweeps"],
             "lrs": settings["born_lrs"], "patience": settings["born_patience"], "restarts": settings["restarts"],
             "rbm_max_epochs": settings["rbm_max_epochs"], "rbm_lrs": settings["rbm_lrs"],
-            "rbm_patience": settings["rbm_patience"], "seed": seed, **_shared(settings)}
+            "rbm_patience": settings["rbm_patience"], "structures": settings["structures"], "seed": seed,
+            **_shared(settings)}
 
 
 def _shared(settings: dict) -> dict:

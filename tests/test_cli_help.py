@@ -32,7 +32,7 @@ def test_every_cli_and_subcommand_is_walked():
     progs = {p.prog for p in PARSERS}
     assert {"bornmachine", "bornmachine train", "bornmachine sample", "bornmachine evaluate", "bornmachine entropy",
             "rbm", "rbm train", "rbm evaluate", "comparison", "comparison report", "comparison fig3",
-            "comparison fig4", "comparison born-vs-boltzmann"} == progs
+            "comparison fig4", "comparison born-vs-boltzmann", "comparison structure"} == progs
 
 
 def help_blocks(parser: argparse.ArgumentParser) -> dict[str, str]:

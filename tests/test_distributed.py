@@ -108,7 +108,8 @@ def test_cli_train_under_torchrun(tmp_path):
 
     from bornmachine.cli import main
 
-    args = ["train", "--data", "bars-and-stripes", "--sweeps", "2", "--max-bond", "4", "--quiet", "--n-samples", "4"]
+    args = ["train", "--data", "bars-and-stripes", "--valid-fraction", "0.3", "--sweeps", "2", "--max-bond", "4", "--quiet",
+            "--n-samples", "4"]
     log = _torchrun(["-m", "bornmachine", *args, "--out", "ddp"], tmp_path)
     assert log.count("sweep   2") == 1 and "2 processes" in log
     assert main([*args, "--out", str(tmp_path / "one")]) == 0

@@ -165,8 +165,8 @@ def test_cli_restructure(tmp_path, capsys):
     data = tmp_path / "pairs.npy"
     np.save(data, paired_data(300))
     out = tmp_path / "run"
-    assert cli.main(["train", "--model", "ttn", "--tree", "balanced", "--restructure", "nll", "--data", str(data),
-                     "--max-bond", "2", "--sweeps", "3", "--quiet", "--n-samples", "4", "--out", str(out)]) == 0
+    assert cli.main(["train", "--model", "ttn", "--tree", "balanced", "--restructure", "nll", "--valid-fraction", "0",
+                     "--data", str(data), "--max-bond", "2", "--sweeps", "3", "--quiet", "--n-samples", "4", "--out", str(out)]) == 0
     model = load(out / "model.npz")
     assert model.tree != Tree.balanced(8)
     history = json.loads((out / "history.json").read_text())
