@@ -457,9 +457,10 @@ def marginal_log_prob(tree: Tree, tensors: Tensors, sites: list[int], values: to
 # Exact sampling, top-down through the tree
 # --------------------------------------------------------------------------------------------------
 def _categorical_columns(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Index k ~ weights[k, i] / Σ_k weights[k, i] for each column i, from uniforms u (N,)."""
-    cum = torch.cumsum(weights.double(), dim=0)
-    return (cum < (u * cum[-1])[None, :]).sum(0).clamp_max(weights.shape[0] - 1)
+    """Index k ~ weights[k, i] / Σ_k weights[k, i] for each column i, from uniforms u (N,) in [0, 1): the
+    first k whose cumulative weight reaches u·Σ_k (≤ Σ_k, so k < K; summed along each column's own axis)."""
+    cum = torch.cumsum(weights.double().T, dim=1)  # (N, K)
+    return torch.searchsorted(cum, (u * cum[:, -1]).unsqueeze(1)).squeeze(1)
 
 
 def _row_blocks(tree: Tree, n_rows: int, chunk: int, generator, device):
@@ -501,7 +502,7 @@ class _Plan(NamedTuple):
 
 
 #: Table draws with more configurations than this go in two steps (no cumulative sum over 2^k rows).
-_FLAT_DRAW = 32
+_FLAT_DRAW = 64
 
 
 def _sample_plan(tree: Tree, tensors: Tensors, tables: dict) -> _Plan:
@@ -586,6 +587,7 @@ def _sample_free_block(tree: Tree, tensors: Tensors, plan: _Plan, u: torch.Tenso
     dtype, device = tensors[0].dtype, tensors[0].device
     tiny = _tiny(dtype)
     rows = u.shape[0]
+    u = u.T.contiguous()  # one row of uniforms per draw (a column would be read with a stride)
     shapes = [tensors[v - n].shape for v in plan.nodes]
     first = torch.empty(max([d1 * max(d0, dp) for d0, d1, dp in shapes] + [1]) * rows, dtype=dtype, device=device)
     second = torch.empty(max([d0 * d1 for d0, d1, _ in shapes] + [d.amplitudes.shape[0] for d in plan.draws.values()])
@@ -602,27 +604,28 @@ def _sample_free_block(tree: Tree, tensors: Tensors, plan: _Plan, u: torch.Tenso
         d = plan.draws[c]
         weights = torch.mm(d.amplitudes, vec, out=buffer(second, d.amplitudes.shape[0], rows)).square_()
         if d.split is None:
-            config = _categorical_columns(weights, u[:, d.slot])
+            config = _categorical_columns(weights, u[d.slot])
         else:
             n0, n1 = d.split
-            top = _categorical_columns(weights.view(n1, n0, rows).sum(0), u[:, d.slot])
+            top = _categorical_columns(weights.view(n1, n0, rows).sum(0), u[d.slot])
             rest = weights.view(n1, n0, rows).gather(1, top.view(1, 1, rows).expand(n1, 1, rows)).view(n1, rows)
-            config = torch.add(_categorical_columns(rest, u[:, d.slot + 1]), top, alpha=n1)
+            config = torch.add(_categorical_columns(rest, u[d.slot + 1]), top, alpha=n1)
         configs[c] = config
         return d.table.gather(1, config.expand(d.table.shape[0], rows))
 
-    def descend(c, vec):
-        """Sample below child c from its parent-leg vector (d_c, rows): a draw node at once (its vector
-        returned; a draw does not depend on the vector's scale), a contracted node pushed onto the stack with
-        the normalised vector (None returned)."""
+    def descend(c, vec, norm2):
+        """Sample below child c from its parent-leg vector (d_c, rows) of squared norms ``norm2()`` (rows,):
+        a draw node at once (its vector returned; a draw does not depend on the vector's scale), a contracted
+        node pushed onto the stack with the normalised vector (None returned)."""
         if c in plan.draws:
             return draw(c, vec)
-        stack.append([c, 0, vec.mul_((vec * vec).sum(0).clamp_min_(tiny).rsqrt_()), None])
+        stack.append([c, 0, vec.mul_(norm2().clamp_min_(tiny).rsqrt_()), None])
         return None
 
-    # explicit stack of frames [node, stage, v, a0]; results are passed back through `ret`
-    stack: list = []
-    ret = descend(tree.root, torch.ones(1, rows, dtype=dtype, device=device))
+    # explicit stack of frames [node, stage, v (unit), a0]; results are passed back through `ret`
+    root = torch.ones(1, rows, dtype=dtype, device=device)
+    stack: list = [[tree.root, 0, root, None]] if tree.root in plan.nodes else []
+    ret = None if stack else draw(tree.root, root)
     while stack:
         frame = stack[-1]
         v_node, stage = frame[0], frame[1]
@@ -631,9 +634,10 @@ def _sample_free_block(tree: Tree, tensors: Tensors, plan: _Plan, u: torch.Tenso
         if stage == 0:
             m = torch.mm(node.m, frame[2], out=buffer(first, d0 * d1, rows)).view(d0, d1, rows)
             weights = torch.mul(m, m, out=buffer(second, d0, d1, rows)).sum(0)  # (d1, rows)
-            k = _categorical_columns(weights, u[:, node.slot]).view(1, 1, rows)
+            k = _categorical_columns(weights, u[node.slot]).view(1, 1, rows)
+            col = m.gather(1, k.expand(d0, 1, rows)).view(d0, rows)
             frame[1] = 1
-            ret = descend(int(tree.children[v_node, 0]), m.gather(1, k.expand(d0, 1, rows)).view(d0, rows))
+            ret = descend(int(tree.children[v_node, 0]), col, lambda: weights.gather(0, k[0]).view(rows))
         elif stage == 1:
             frame[1], frame[3] = 2, ret
             if node.r is None:  # M is still in `first`
@@ -641,7 +645,7 @@ def _sample_free_block(tree: Tree, tensors: Tensors, plan: _Plan, u: torch.Tenso
             else:
                 w = torch.mm(node.r, ret, out=buffer(first, dp * d1, rows)).view(dp, d1, rows)
                 r = w.mul_(frame[2][:, None, :]).sum(0)
-            ret = descend(int(tree.children[v_node, 1]), r)
+            ret = descend(int(tree.children[v_node, 1]), r, lambda: (r * r).sum(0))
         else:  # the amplitude vector of the drawn subtree configuration
             w = torch.mm(node.a, frame[3], out=buffer(first, d1 * dp, rows)).view(d1, dp, rows)
             a = w.mul_(ret[:, None, :]).sum(0)
@@ -650,14 +654,15 @@ def _sample_free_block(tree: Tree, tensors: Tensors, plan: _Plan, u: torch.Tenso
             ret = a.div_(norm.clamp_min(tiny))
             stack.pop()
     # ret: the normalised root amplitude (±1); Ψ(x) = ret · Π norms · Π e^{log_norm[config]}
+    # (in place where the temporaries are large: fresh memory costs page faults)
     conf = torch.stack([configs[c] for c in plan.draws])  # (n_draws, rows)
-    log_scale = torch.log(ret[0].abs().double()) + plan.log_norms.take(conf + plan.offsets[:, None]).sum(0)
-    if norms:
-        log_scale += torch.log(torch.stack(norms).double()).sum(0)
-    out, conf = torch.empty(n, rows, dtype=torch.uint8, device=device), conf.to(torch.uint8)  # tables ≤ 8 sites
+    out, bits = torch.empty(n, rows, dtype=torch.uint8, device=device), conf.to(torch.uint8)  # tables ≤ 8 sites
     for k, (which, sites) in plan.bits.items():
         shifts = torch.arange(k - 1, -1, -1, dtype=torch.uint8, device=device)
-        out[sites] = ((conf[which, None, :] >> shifts[:, None]) & 1).view(-1, rows)
+        out[sites] = ((bits[which, None, :] >> shifts[:, None]) & 1).view(-1, rows)
+    log_scale = torch.log(ret[0].abs().double()) + plan.log_norms.take(conf.add_(plan.offsets[:, None])).sum(0)
+    if norms:
+        log_scale += torch.stack(norms).double().log_().sum(0)
     return torch.empty(rows, n, dtype=torch.int64, device=device).copy_(out.T), 2.0 * log_scale
 
 
