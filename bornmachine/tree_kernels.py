@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from typing import NamedTuple
 
 import torch
 
@@ -238,9 +239,10 @@ def subtree_tables(tree: Tree, tensors: Tensors, max_sites: int = _TABLE_SITES) 
     return tables
 
 
-#: Sampling draws a table subtree from the weights of all its 2^k configurations (a pass over 2^k × rows):
-#: smaller tables than for amplitudes pay there.
-_SAMPLE_TABLE_SITES = 4
+#: Sampling draws a table subtree from the weights of all its 2^k configurations, one product (2^k, d) @ (d, rows)
+#: (at D = 16 and 8 sites the size of a contracted node's product, which it replaces together with the
+#: nodes below); at most 8 (configurations are decoded as uint8).
+_SAMPLE_TABLE_SITES = 8
 
 
 def _table_sites(n_rows: int) -> int:
@@ -455,9 +457,10 @@ def marginal_log_prob(tree: Tree, tensors: Tensors, sites: list[int], values: to
 # Exact sampling, top-down through the tree
 # --------------------------------------------------------------------------------------------------
 def _categorical_columns(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Index k ~ weights[k, i] / Σ_k weights[k, i] for each column i, from uniforms u (N,)."""
-    cum = torch.cumsum(weights.double(), dim=0)
-    return (cum < (u * cum[-1])[None, :]).sum(0).clamp_max(weights.shape[0] - 1)
+    """Index k ~ weights[k, i] / Σ_k weights[k, i] for each column i, from uniforms u (N,) in [0, 1): the
+    first k whose cumulative weight reaches u·Σ_k (≤ Σ_k, so k < K; summed along each column's own axis)."""
+    cum = torch.cumsum(weights.double().T, dim=1)  # (N, K)
+    return torch.searchsorted(cum, (u * cum[:, -1]).unsqueeze(1)).squeeze(1)
 
 
 def _row_blocks(tree: Tree, n_rows: int, chunk: int, generator, device):
@@ -467,6 +470,77 @@ def _row_blocks(tree: Tree, n_rows: int, chunk: int, generator, device):
         rows = min(chunk, n_rows - start)
         yield start, rows, torch.rand(rows, 2 * tree.n_sites - 1, generator=generator, dtype=torch.float64,
                                       device=generator_device(generator, device)).to(device)
+
+
+class _Draw(NamedTuple):
+    """A draw of :func:`sample`: all sites below a table node (or a leaf) from its parent-leg vector v (d, N),
+    by the weights (amplitudes @ v)² of the 2^k configurations."""
+    amplitudes: torch.Tensor  # (2^k, d): the table's columns scaled by e^{ln_i − max ln}, transposed; when
+    #                           split, rows ordered (child-1 bits, child-0 bits)
+    split: tuple | None  # (2^k0, 2^k1): drawn in two steps, the bits below child 0, then child 1's
+    table: torch.Tensor  # (d, 2^k): the normalised vector of each configuration
+    slot: int  # its uniforms: column slot (and slot + 1 when split) of u
+
+
+class _Node(NamedTuple):
+    """A contracted node of :func:`sample`, t (d0, d1, dp), as the matrices of its products with v, a0."""
+    slot: int  # its uniform: column slot of u
+    m: torch.Tensor  # (d0·d1, dp): M = t·v
+    r: torch.Tensor | None  # (dp·d1, d0): r = Σ_p v_p (t·a0)_p after a contracted child 0 (None: after a draw,
+    #                         r = a0ᵀ M from the M still in the buffer)
+    a: torch.Tensor  # (d1·dp, d0): the amplitude vector Σ_b a1_b (t·a0)_b
+
+
+class _Plan(NamedTuple):
+    """What :func:`sample` prepares once for all row blocks."""
+    draws: dict  # {table node or leaf: _Draw}, in depth-first order
+    nodes: dict  # {contracted node: _Node}
+    n_uniforms: int
+    log_norms: torch.Tensor  # (Σ 2^k,) float64: the draws' tables' log norms, one after the other
+    offsets: torch.Tensor  # (n_draws,): where each draw's log norms start
+    bits: dict  # {k: (the draws of k sites (F,), their sites (F·k,))}
+
+
+#: Table draws with more configurations than this go in two steps (no cumulative sum over 2^k rows).
+_FLAT_DRAW = 64
+
+
+def _sample_plan(tree: Tree, tensors: Tensors, tables: dict) -> _Plan:
+    """The draws and contracted nodes of :func:`sample`, their uniforms numbered in depth-first order."""
+    n = tree.n_sites
+    dtype, device = tensors[0].dtype, tensors[0].device
+    leaf = (torch.eye(2, dtype=dtype, device=device), torch.zeros(2, dtype=dtype, device=device))
+    subtree_leaves = _subtree_leaves(tree)
+    draws, nodes, slot, log_norms = {}, {}, 0, []
+    todo = [tree.root]
+    while todo:
+        c = todo.pop()
+        if c >= n and c not in tables:
+            t = tensors[c - n]
+            c0 = int(tree.children[c, 0])
+            r = None if c0 < n or c0 in tables else t.permute(2, 1, 0).reshape(-1, t.shape[0]).contiguous()
+            nodes[c] = _Node(slot, t.reshape(-1, t.shape[2]), r, t.permute(1, 2, 0).reshape(-1, t.shape[0]).contiguous())
+            slot += 1
+            todo += [int(tree.children[c, 1]), c0]
+            continue
+        table, log_norm = tables.get(c, leaf)
+        amplitudes = (table * torch.exp(log_norm - log_norm.max())[None, :]).T
+        split = None
+        if amplitudes.shape[0] > _FLAT_DRAW:
+            split = tuple(2 ** len(subtree_leaves[int(tree.children[c, s])]) for s in (0, 1))
+            amplitudes = amplitudes.reshape(*split, -1).transpose(0, 1).reshape(amplitudes.shape)
+        draws[c] = _Draw(amplitudes.contiguous(), split, table, slot)
+        log_norms.append(log_norm.double())
+        slot += 1 if split is None else 2
+    order = list(draws)
+    by_size = defaultdict(list)
+    for i, c in enumerate(order):
+        by_size[len(subtree_leaves[c])].append(i)
+    bits = {k: (torch.tensor(which, device=device),
+                torch.tensor([s for i in which for s in subtree_leaves[order[i]]], device=device))
+            for k, which in by_size.items()}
+    offsets = torch.tensor([0] + [x.numel() for x in log_norms[:-1]], device=device).cumsum(0)
+    return _Plan(draws, nodes, slot, torch.cat(log_norms), offsets, bits)
 
 
 def sample(tree: Tree, tensors: Tensors, n_samples: int, generator: torch.Generator | None = None,
@@ -479,87 +553,117 @@ def sample(tree: Tree, tensors: Tensors, n_samples: int, generator: torch.Genera
     mixture over k of the columns M[:, k] with weights ‖M[:, k]‖² (canonical form: child 1's subtree
     states are orthonormal); draw k, sample child 0's subtree from M[:, k], then child 1's from
     a0ᵀ M, a0 the amplitude vector of the drawn child-0 configuration, and return the node's amplitude
-    vector. A subtree of a lookup table (:func:`subtree_tables`; a leaf is one of 2 configurations) is
-    drawn in one step from the weights (table_iᵀ v)² e^{2 ln_i} of its 2^k configurations. O(N n D³).
-    Rows are processed in blocks of ``chunk``, each drawing its uniforms, (rows, 2n − 1) float64, from
+    vector. A subtree of a lookup table (:func:`subtree_tables`, up to ``_SAMPLE_TABLE_SITES`` sites; a leaf
+    is one of 2 configurations) is drawn from the weights (table_iᵀ v)² e^{2 ln_i} of its 2^k
+    configurations, in one step, or for more than ``_FLAT_DRAW`` in two (the bits below the table node's
+    child 0 from the weights summed over child 1's, then child 1's given them). O(N n D³). Rows are
+    processed in blocks of ``chunk``, each drawing its uniforms, (rows, n_draws) float64, from
     ``generator`` in turn.
     """
     n_samples = int(n_samples)
+    device = tensors[0].device
     with torch.no_grad():  # samples are not differentiable: the blocks work in place
         tables = subtree_tables(tree, tensors, min(_SAMPLE_TABLE_SITES, _table_sites(min(n_samples, chunk))))
-        parts = [_sample_free_block(tree, tensors, tables, u)
-                 for _, _, u in _row_blocks(tree, n_samples, chunk, generator, tensors[0].device)]
+        plan = _sample_plan(tree, tensors, tables)
+        parts = []
+        for start in range(0, n_samples, chunk):
+            u = torch.rand(min(chunk, n_samples - start), plan.n_uniforms, generator=generator, dtype=torch.float64,
+                           device=generator_device(generator, device))
+            parts.append(_sample_free_block(tree, tensors, plan, u.to(device)))
     if not parts:
-        return (torch.zeros(0, tree.n_sites, dtype=torch.int64, device=tensors[0].device),
-                torch.zeros(0, dtype=torch.float64, device=tensors[0].device))
+        return (torch.zeros(0, tree.n_sites, dtype=torch.int64, device=device),
+                torch.zeros(0, dtype=torch.float64, device=device))
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def _sample_free_block(tree: Tree, tensors: Tensors, tables: dict, u: torch.Tensor):
-    """:func:`sample` on one block of rows with its uniforms u (rows, 2n − 1)."""
+def _sample_free_block(tree: Tree, tensors: Tensors, plan: _Plan, u: torch.Tensor):
+    """:func:`sample` on one block of rows with its uniforms u (rows, n_uniforms).
+
+    The large intermediates, (d·d', rows), live in two buffers that every node reuses, so they stay in
+    cache: M = t·v (later t·a0) in ``first``, M² and the draws' weights in ``second``. After a draw below
+    child 0, r = a0ᵀ M reduces the M still in ``first``; after a contracted child 0 (whose subtree has
+    overwritten it), r = Σ_p v_p (t·a0)_p costs one more product."""
     n = tree.n_sites
     dtype, device = tensors[0].dtype, tensors[0].device
     tiny = _tiny(dtype)
-    n_rows = u.shape[0]
-    out = torch.zeros(n, n_rows, dtype=torch.int64, device=device)
-    subtree_leaves = _subtree_leaves(tree)
-    leaf_table = (torch.eye(2, dtype=dtype, device=device), torch.zeros(2, dtype=dtype, device=device))
-    log_scale = torch.zeros(n_rows, dtype=dtype, device=device)
+    rows = u.shape[0]
+    u = u.T.contiguous()  # one row of uniforms per draw (a column would be read with a stride)
+    shapes = [tensors[v - n].shape for v in plan.nodes]
+    first = torch.empty(max([d1 * max(d0, dp) for d0, d1, dp in shapes] + [1]) * rows, dtype=dtype, device=device)
+    second = torch.empty(max([d0 * d1 for d0, d1, _ in shapes] + [d.amplitudes.shape[0] for d in plan.draws.values()])
+                         * rows, dtype=dtype, device=device)
 
-    def normalised(vec):
-        return vec / (vec * vec).sum(0).sqrt().clamp_min(tiny)[None, :]
+    def buffer(buf, *shape):
+        return buf[:math.prod(shape)].view(*shape)
 
-    weighted_tables: dict = {}  # node → (2^k, d_c): table columns scaled by e^{ln_i − max ln}, transposed
+    norms = []  # (rows,) taken out at the contracted nodes
+    configs: dict = {}  # draw node → configuration (rows,)
 
-    def draw_subtree(c, vec):
-        """All sites below table node (or leaf) c in one draw; returns the configuration's vector (d_c, rows)."""
-        nonlocal log_scale
-        table, log_norm = tables.get(c, leaf_table)
-        if c not in weighted_tables:
-            weighted_tables[c] = (table * torch.exp(log_norm - log_norm.max())[None, :]).T
-        amp = weighted_tables[c] @ vec  # (2^k, rows): amplitudes up to one factor per table
-        config = _categorical_columns(amp * amp, u[:, c])
-        k = len(subtree_leaves[c])
-        shifts = torch.arange(k - 1, -1, -1, device=device)
-        out[subtree_leaves[c]] = (config[None, :] >> shifts[:, None]) & 1
-        log_scale = log_scale + log_norm[config]
-        return table.index_select(1, config)
+    def draw(c, vec):
+        """All sites below draw node c from vec (d_c, rows); returns the configuration's vector (d_c, rows)."""
+        d = plan.draws[c]
+        weights = torch.mm(d.amplitudes, vec, out=buffer(second, d.amplitudes.shape[0], rows)).square_()
+        if d.split is None:
+            config = _categorical_columns(weights, u[d.slot])
+        else:
+            n0, n1 = d.split
+            top = _categorical_columns(weights.view(n1, n0, rows).sum(0), u[d.slot])
+            rest = weights.view(n1, n0, rows).gather(1, top.view(1, 1, rows).expand(n1, 1, rows)).view(n1, rows)
+            config = torch.add(_categorical_columns(rest, u[d.slot + 1]), top, alpha=n1)
+        configs[c] = config
+        return d.table.gather(1, config.expand(d.table.shape[0], rows))
 
-    def descend(c, vec):
-        """Sample below child c from its parent-leg vector (d_c, rows): a table subtree at once (its vector
-        returned), an internal node pushed onto the stack (None returned)."""
-        vec = normalised(vec)
-        if c < n or c in tables:
-            return draw_subtree(c, vec)
-        stack.append([c, 0, vec, None, None])
+    def descend(c, vec, norm2):
+        """Sample below child c from its parent-leg vector (d_c, rows) of squared norms ``norm2()`` (rows,):
+        a draw node at once (its vector returned; a draw does not depend on the vector's scale), a contracted
+        node pushed onto the stack with the normalised vector (None returned)."""
+        if c in plan.draws:
+            return draw(c, vec)
+        stack.append([c, 0, vec.mul_(norm2().clamp_min_(tiny).rsqrt_()), None])
         return None
 
-    # explicit stack of frames [node, stage, v, M, a0]; results are passed back through `ret`
-    stack: list = []
-    ret = descend(tree.root, torch.ones(1, n_rows, dtype=dtype, device=device))
+    # explicit stack of frames [node, stage, v (unit), a0]; results are passed back through `ret`
+    root = torch.ones(1, rows, dtype=dtype, device=device)
+    stack: list = [[tree.root, 0, root, None]] if tree.root in plan.nodes else []
+    ret = None if stack else draw(tree.root, root)
     while stack:
         frame = stack[-1]
         v_node, stage = frame[0], frame[1]
-        t = tensors[v_node - n]
-        d0, d1, dp = t.shape
-        c0, c1 = int(tree.children[v_node, 0]), int(tree.children[v_node, 1])
+        node = plan.nodes[v_node]
+        d0, d1, dp = tensors[v_node - n].shape
         if stage == 0:
-            m = (t.reshape(d0 * d1, dp) @ frame[2]).view(d0, d1, n_rows)
-            frame[1], frame[3] = 1, m
-            k = _categorical_columns((m * m).sum(0), u[:, v_node])
-            ret = descend(c0, m.gather(1, k.view(1, 1, -1).expand(d0, 1, n_rows)).squeeze(1))
-        elif stage == 1:  # M is not needed after this: reduced in place
-            frame[1], frame[4] = 2, ret
-            m, frame[3] = frame[3], None
-            ret = descend(c1, m.mul_(ret[:, None, :]).sum(0))
+            m = torch.mm(node.m, frame[2], out=buffer(first, d0 * d1, rows)).view(d0, d1, rows)
+            weights = torch.mul(m, m, out=buffer(second, d0, d1, rows)).sum(0)  # (d1, rows)
+            k = _categorical_columns(weights, u[node.slot]).view(1, 1, rows)
+            col = m.gather(1, k.expand(d0, 1, rows)).view(d0, rows)
+            frame[1] = 1
+            ret = descend(int(tree.children[v_node, 0]), col, lambda: weights.gather(0, k[0]).view(rows))
+        elif stage == 1:
+            frame[1], frame[3] = 2, ret
+            if node.r is None:  # M is still in `first`
+                r = buffer(first, d0, d1, rows).mul_(ret[:, None, :]).sum(0)
+            else:
+                w = torch.mm(node.r, ret, out=buffer(first, dp * d1, rows)).view(dp, d1, rows)
+                r = w.mul_(frame[2][:, None, :]).sum(0)
+            ret = descend(int(tree.children[v_node, 1]), r, lambda: (r * r).sum(0))
         else:  # the amplitude vector of the drawn subtree configuration
-            a = _contract_nodes(t.unsqueeze(0), frame[4].unsqueeze(0), ret.unsqueeze(0))[0]
-            norm = (a * a).sum(0).sqrt()
-            log_scale = log_scale + torch.log(norm)
-            ret = a / norm.clamp_min(tiny)[None, :]
+            w = torch.mm(node.a, frame[3], out=buffer(first, d1 * dp, rows)).view(d1, dp, rows)
+            a = w.mul_(ret[:, None, :]).sum(0)
+            norm = (a * a).sum(0).sqrt_()
+            norms.append(norm)
+            ret = a.div_(norm.clamp_min(tiny))
             stack.pop()
-    # ret: the normalised root amplitude (±1); Ψ(x) = ret · exp(log_scale)
-    return out.T.contiguous(), 2.0 * (log_scale.double() + torch.log(ret[0].abs().double()))
+    # ret: the normalised root amplitude (±1); Ψ(x) = ret · Π norms · Π e^{log_norm[config]}
+    # (in place where the temporaries are large: fresh memory costs page faults)
+    conf = torch.stack([configs[c] for c in plan.draws])  # (n_draws, rows)
+    out, bits = torch.empty(n, rows, dtype=torch.uint8, device=device), conf.to(torch.uint8)  # tables ≤ 8 sites
+    for k, (which, sites) in plan.bits.items():
+        shifts = torch.arange(k - 1, -1, -1, dtype=torch.uint8, device=device)
+        out[sites] = ((bits[which, None, :] >> shifts[:, None]) & 1).view(-1, rows)
+    log_scale = torch.log(ret[0].abs().double()) + plan.log_norms.take(conf.add_(plan.offsets[:, None])).sum(0)
+    if norms:
+        log_scale += torch.stack(norms).double().log_().sum(0)
+    return torch.empty(rows, n, dtype=torch.int64, device=device).copy_(out.T), 2.0 * log_scale
 
 
 def conditional_sample(tree: Tree, tensors: Tensors, x: torch.Tensor, known: torch.Tensor,

@@ -331,6 +331,24 @@ def test_sampler_with_every_table_size(monkeypatch, table_sites):
     assert_allclose(lp, m.log_prob(samples), rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize("table_sites, flat_draw", [(0, 32), (3, 2), (8, 2)], ids=["no-tables", "split-3", "split-8"])
+@pytest.mark.parametrize("spec", [(8, 4, "balanced"), (7, 3, "caterpillar"), (6, 8, (0, (1, (2, (3, (4, 5)))))),
+                                  ((3, 4), 4, None)], ids=["balanced", "caterpillar", "right-chain", "bisection"])
+def test_sampler_draws_and_contractions(monkeypatch, spec, table_sites, flat_draw):
+    """Every mix of contracted nodes (child 0 a draw or contracted) and table draws (in one step or two)
+    samples exactly: χ² against enumeration, and ln p is log_prob. The right-leaning chain's nodes are
+    (2, d, d') with a leaf child 0: their products outgrow d0·d1."""
+    from bornmachine import tree_kernels
+
+    monkeypatch.setattr(tree_kernels, "_SAMPLE_TABLE_SITES", table_sites)
+    monkeypatch.setattr(tree_kernels, "_FLAT_DRAW", flat_draw)
+    m = gaussian_ttn(*spec, seed=6)
+    samples, lp = m.sample(20000, generator=gen(7))
+    pval = oracle.chi2_test(as_np(samples), oracle.probabilities(dense_psi(m)))
+    assert pval > P_MIN, f"chi2 p-value {pval:.2e} <= {P_MIN}"
+    assert_allclose(lp, m.log_prob(samples), rtol=1e-9, atol=1e-10)
+
+
 def test_images_and_dtypes():
     m = gaussian_ttn((3, 4), 3, None, seed=2)
     x = oracle.all_configs(12)[::37]
