@@ -152,9 +152,9 @@ class BornMachine(ABC):
 
     def _internal(self, x, name: str = "x") -> torch.Tensor:
         """Binary data (N, n_sites) or images (N, H, W) in natural pixel order → int64 (N, n_sites) in the
-        internal site order, on the model's device."""
+        internal site order, on the model's device (the kernels index with it)."""
         x = as_binary(x, self.n_sites, name=name, device=self.device, shape=self.shape)
-        return x if self._natural_order() else x[:, self.ordering]
+        return (x if self._natural_order() else x[:, self.ordering]).to(torch.int64)
 
     def _to_natural(self, x: torch.Tensor) -> torch.Tensor:
         """Configurations (N, n_sites) in internal order → natural pixel order."""
@@ -186,7 +186,7 @@ class BornMachine(ABC):
     def marginal_log_prob(self, x_sub, sites) -> torch.Tensor:
         """ln p(x_S) = ln Σ_{v ∖ S} p(v) (N,) for pixel indices ``sites`` and values x_sub (N, |S|)."""
         sites = as_sites(sites, self.n_sites)
-        x_sub = as_binary(x_sub, len(sites), name="x_sub", device=self.device)
+        x_sub = as_binary(x_sub, len(sites), name="x_sub", device=self.device).to(torch.int64)
         return self._marginal(sites, x_sub)
 
     def conditional_sample(self, x, known_mask, generator: torch.Generator | None = None):

@@ -98,7 +98,8 @@ def _train(args) -> int:
     if args.trainer == "sweep":
         trainer = SweepTrainer(model, max_bond=args.max_bond, cutoff=args.cutoff, lr=args.lr,
                                n_steps=args.steps, batch_size=args.batch_size, n_sweeps=args.sweeps, seed=args.seed,
-                               max_step=args.max_step, restructure=restructure, patience=args.patience)
+                               max_step=args.max_step, restructure=restructure, patience=args.patience,
+                               env_dtype=None if args.env_dtype is None else _dtype(args.env_dtype))
     else:
         if args.max_bond != 2:
             model = _resize(model, args)
@@ -244,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None,
                    help="use only the first LIMIT train and test images (all when not given)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="floating-point type")
+    p.add_argument("--env-dtype", choices=("float64", "float32"), default=None,
+                   help="sweep trainer: storage of the cached per-sample environments, most of its memory "
+                        "(float32 halves them; arithmetic stays in --dtype); --dtype when not given")
     p.add_argument("--device", default=None,
                    help="torch device, e.g. cuda (CPU when not given); under torchrun cuda means the "
                         "GPU of LOCAL_RANK")

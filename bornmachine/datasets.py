@@ -176,8 +176,9 @@ def _binarize(x, method, seed, threshold):
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor, without importing torch here
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
+    levels = None  # uint8: the intensity of each of the 256 values, looked up (no float copy of x)
     if arr.dtype == np.uint8:
-        p = arr.astype(np.float64) / 255.0
+        levels = np.arange(256) / 255.0
     elif arr.dtype == np.bool_:
         p = arr.astype(np.float64)
     elif np.issubdtype(arr.dtype, np.floating):
@@ -196,11 +197,14 @@ def _binarize(x, method, seed, threshold):
             raise TypeError(f"threshold must be a number, got {type(threshold).__name__}")
         if not 0.0 <= float(threshold) <= 1.0:
             raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+        if levels is not None:
+            return (levels > float(threshold)).astype(np.uint8)[arr]
         return (p > float(threshold)).astype(np.uint8)
     if seed is None:
         raise ValueError("stochastic binarization needs seed= (an int or numpy.random.Generator) "
                          "so that the result is reproducible")
     rng = _rng(seed)
+    p = levels[arr] if levels is not None else p
     return (rng.random(p.shape) < p).astype(np.uint8)
 
 

@@ -164,6 +164,19 @@ def contract_blocks(rows: torch.Tensor, matrices, bounds: list[int], out: torch.
     return out
 
 
-def inverse_permutation(order: torch.Tensor) -> torch.Tensor:
-    """The position of each index in ``order`` (a permutation of 0 … N−1), as one scatter."""
-    return torch.empty_like(order).scatter_(0, order, torch.arange(order.shape[0], device=order.device))
+def inverse_permutation(order: torch.Tensor, out: torch.Tensor | None = None,
+                        positions: torch.Tensor | None = None) -> torch.Tensor:
+    """The position of each index in ``order`` (a permutation of 0 … N−1, int64), as one scatter: into ``out``
+    (N,) int64 if given, from ``positions`` = arange(N) if at hand (buffers a caller reuses)."""
+    out = torch.empty_like(order) if out is None else out
+    positions = torch.arange(order.shape[0], device=order.device) if positions is None else positions
+    return out.scatter_(0, order, positions)
+
+
+def index_dtype(n: int) -> torch.dtype:
+    """The narrowest integer dtype that holds the indices 0 … n−1: uint8, int16, uint16, int32 or int64
+    (stored indices; convert to int64 to index with them)."""
+    for dtype, size in ((torch.uint8, 2 ** 8), (torch.int16, 2 ** 15), (torch.uint16, 2 ** 16), (torch.int32, 2 ** 31)):
+        if n <= size:
+            return dtype
+    return torch.int64

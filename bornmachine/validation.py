@@ -12,12 +12,13 @@ import torch
 
 
 def as_binary(x, n_sites: int, *, name: str = "x", device=None, shape: Sequence[int] | None = None) -> torch.Tensor:
-    """Return ``x`` as a (N, n_sites) int64 tensor of 0/1 values.
+    """Return ``x`` as a (N, n_sites) uint8 tensor of 0/1 values (one byte a pixel; ``x`` itself, reshaped,
+    when it already is a uint8 tensor on ``device``).
 
     Accepts numpy arrays or torch tensors of any integer, bool or float dtype, shape (N, n_sites),
     (n_sites,) (one configuration) or, when ``shape`` (the image shape) is given, (N, *shape).
     Raises ``ValueError`` for a wrong shape, NaN/inf, or values other than 0 and 1, and ``TypeError``
-    for objects that are not arrays.
+    for objects that are not arrays. Integer and bool data are checked without a full-size temporary.
     """
     if isinstance(x, torch.Tensor):
         t = x.detach()
@@ -39,16 +40,24 @@ def as_binary(x, n_sites: int, *, name: str = "x", device=None, shape: Sequence[
     if t.dim() != 2 or t.shape[1] != n_sites:
         hint = f" or (N, {', '.join(map(str, shape))})" if shape is not None and len(shape) > 1 else ""
         raise ValueError(f"{name} has shape {tuple(t.shape)}; expected (N, {n_sites}){hint}")
+    if t.dtype == torch.bool:
+        t = t.view(torch.uint8)
+    else:
+        _check_zero_one(t, name)
+    return t.to(device=device, dtype=torch.uint8) if device is not None else t.to(torch.uint8)
+
+
+def _check_zero_one(t: torch.Tensor, name: str) -> None:
+    """``ValueError`` unless every entry of the integer or float tensor ``t`` is 0 or 1 (naming one that is not)."""
     if t.is_floating_point():
         if not torch.isfinite(t).all():
             raise ValueError(f"{name} contains NaN or inf; data must be binary (0/1)")
-    if t.dtype == torch.bool:
-        t = t.to(torch.int64)
-    bad = (t != 0) & (t != 1)
-    if bad.any():
-        value = t[bad][0].item()
+        fine = not ((t != 0) & (t != 1)).any()
+    else:  # two reductions, no mask
+        fine = t.numel() == 0 or all(0 <= int(v) <= 1 for v in torch.aminmax(t))
+    if not fine:
+        value = t[(t != 0) & (t != 1)][0].item()
         raise ValueError(f"{name} must be binary (0/1); found value {value!r}")
-    return t.to(device=device, dtype=torch.int64) if device is not None else t.to(torch.int64)
 
 
 def as_sites(sites: Iterable[int] | torch.Tensor | np.ndarray, n_sites: int, *, name: str = "sites",
@@ -117,7 +126,7 @@ def parse_sites(n_sites) -> tuple[int, tuple[int, ...] | None]:
 
 
 def as_binary_data(data, *, name: str = "data", device=None) -> torch.Tensor:
-    """A data set as a (N, n) int64 tensor of 0/1 values: rows (N, n) or images (N, H, W) (flattened
+    """A data set as a (N, n) uint8 tensor of 0/1 values: rows (N, n) or images (N, H, W) (flattened
     row-major), numpy or torch, any integer/bool/float dtype. ``ValueError`` for another number of
     dimensions, no rows, or values other than 0 and 1; ``TypeError`` for non-arrays."""
     if not isinstance(data, (torch.Tensor, np.ndarray)):

@@ -207,6 +207,25 @@ def test_train_mnist5k_subset_float32_and_ordering(tmp_path, capsys):
     assert result["n_params"] == model.n_params and result["max_bond"] == max(model.bond_dims)
 
 
+def test_train_env_dtype_reaches_the_sweep_trainer(tmp_path, capsys, monkeypatch):
+    import bornmachine.cli as cli
+
+    seen = []
+
+    class Spy(cli.SweepTrainer):
+        def __init__(self, model, **hyper):
+            seen.append(hyper["env_dtype"])
+            super().__init__(model, **hyper)
+
+    monkeypatch.setattr(cli, "SweepTrainer", Spy)
+    for option in ([], ["--env-dtype", "float32"]):
+        code, out, err = run(["train", "--data", "bars-and-stripes", "--max-bond", 2, "--sweeps", 1, "--quiet",
+                              "--n-samples", 2, "--out", tmp_path / str(len(seen)), *option], capsys)
+        assert code == 0, err
+    assert seen == [None, torch.float32]
+    assert json.loads((tmp_path / "1" / "history.json").read_text())[0]["train_nll"] > 0
+
+
 @pytest.mark.parametrize("model, option", [("mps", "--ordering"), ("ttn", "--tree")])
 def test_train_from_data_structure_is_computed_from_the_training_rows_and_saved(tmp_path, capsys, model, option):
     out_dir = tmp_path / model

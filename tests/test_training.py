@@ -577,11 +577,24 @@ def test_bond_orders_sort_every_bond_by_its_two_site_code():
 
     x = torch.randint(0, 2, (50, 150), generator=gen(41))  # 149 bonds: several blocks of 64
     orders, counts = bond_orders(x)
-    assert orders.shape == (149, 50) and len(counts) == 149
+    assert orders.shape == (149, 50) and orders.dtype == torch.uint8 and len(counts) == 149
     for k in range(149):
         code = 2 * x[:, k] + x[:, k + 1]
-        assert torch.equal(orders[k], torch.argsort(code, stable=True))
+        assert torch.equal(orders[k].long(), torch.argsort(code, stable=True))
         assert counts[k] == torch.bincount(code, minlength=4).tolist()
+    ordering = torch.randperm(150, generator=gen(43))
+    moved, moved_counts = bond_orders(x.to(torch.uint8), ordering)
+    reference = bond_orders(x[:, ordering])
+    assert torch.equal(moved, reference[0]) and moved_counts == reference[1]
+
+
+@pytest.mark.parametrize("n, dtype", [(256, torch.uint8), (257, torch.int16), (2 ** 15, torch.int16),
+                                      (2 ** 15 + 1, torch.uint16), (2 ** 16, torch.uint16), (2 ** 16 + 1, torch.int32),
+                                      (2 ** 31 + 1, torch.int64)])
+def test_index_dtype_is_the_narrowest_that_holds_every_index(n, dtype):
+    from bornmachine.linalg import index_dtype
+
+    assert index_dtype(n) == dtype
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
@@ -590,13 +603,15 @@ def test_advance_environments_multiplies_each_row_by_its_own_matrix(side):
 
     g = gen(42)
     x = torch.randint(0, 2, (40, 2), generator=g)
-    order, counts = bond_orders(x)[0][0], bond_orders(x)[1][0]
+    order, counts = bond_orders(x)[0][0].long(), bond_orders(x)[1][0]
     a = torch.randn(3, 2, 5, dtype=torch.float64, generator=g)
     width = 3 if side == "left" else 5
     rows = torch.randn(40, width, dtype=torch.float64, generator=g)[order]  # rows in the bond's code order
     bits = x[order, 0] if side == "left" else x[order, 1]
-    for normalize in (True, False):
-        out = advance_environments(rows.clone(), a, counts, side, normalize)
+    for normalize, buffers in ((True, False), (False, False), (True, True)):
+        out, norms = (torch.empty(40, 5 if side == "left" else 3, dtype=torch.float64),
+                      torch.empty(40, 1, dtype=torch.float64)) if buffers else (None, None)
+        out = advance_environments(rows.clone(), a, counts, side, normalize, out, norms)
         if side == "left":
             ref = torch.stack([rows[i] @ a[:, bits[i], :] for i in range(40)])
         else:

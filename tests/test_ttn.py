@@ -702,9 +702,9 @@ def test_inside_vectors_kept_between_sweeps_are_the_fresh_ones():
     key, kept = engine._kept
     assert key == engine._inside_key(data)
     fresh = engine._fresh_inside(data)
-    below_root = list(range(trainer.model.n_sites)) + [v for v in trainer.model.tree.internal
-                                                        if v != trainer.model.tree.root]
+    below_root = [v for v in trainer.model.tree.internal if v != trainer.model.tree.root]
     assert all(torch.equal(kept[v], fresh[v]) for v in below_root)
+    assert all(kept[v] is None and fresh[v] is None for v in range(trainer.model.n_sites))  # made from the rows
     trainer.model.tensors[0].mul_(1.0)  # an in-place write bumps the version
     assert engine._kept[0] != engine._inside_key(data)
     assert engine._inside_key(data.clone()) != engine._inside_key(data)

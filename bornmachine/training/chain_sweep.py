@@ -13,10 +13,12 @@ buffer grows with 25 % room; one allocation keeps the heap from fragmenting and 
 faults of a fresh one; ``release`` frees it). Once the bonds are near their largest sizes the slots
 keep one layout, and the right environments that the right→left pass leaves in them serve the next
 sweep as they are. Each bond's samples are sorted by their two-site code and its environments are
-stored in that order, so every block of rows is contracted with its own matrix only. Every other
-per-sample array of a step is O(N · D), so the environments dominate:
-bytes ≈ N · Σ_k D_k · itemsize(env_dtype) (× ≤ 1.25 while bonds grow) + 24 · N · n (the data, int64,
-twice, and the per-bond sample orders).
+stored in that order, so every block of rows is contracted with its own matrix only. The per-bond
+sample orders are stored in the narrowest index dtype (2 bytes per sample and bond up to 65536 rows),
+the data stay as given (uint8 from the trainers), and every per-sample array of a step lives in
+buffers kept between sweeps (O(N · D); temporaries of changing sizes would fragment the heap), so the
+environments dominate:
+bytes ≈ N · Σ_k D_k · itemsize(env_dtype) + N · n · (1 + itemsize(orders)) + N · D · (8 · itemsize(env_dtype)).
 """
 from __future__ import annotations
 
@@ -27,30 +29,38 @@ from .engine import SweepEngine
 from .local_update import divide_by_amplitudes
 
 
-def bond_orders(x: torch.Tensor) -> tuple[torch.Tensor, list[list[int]]]:
-    """For every bond k of configurations x (N, n): the stable order sorting the samples by their code
-    2·x_k + x_{k+1}, as rows of (n − 1, N) int64, and the count of each code per bond (n − 1 lists of 4)."""
-    n_bonds = x.shape[1] - 1
-    orders = torch.empty(n_bonds, x.shape[0], dtype=torch.int64, device=x.device)
+def bond_orders(x: torch.Tensor, ordering: torch.Tensor | None = None) -> tuple[torch.Tensor, list[list[int]]]:
+    """For every bond k of the chain over configurations x (N, n) (any integer dtype; chain site k is
+    column ``ordering[k]``, default: column k): the stable order sorting the samples by their code
+    2·x_k + x_{k+1}, as rows of (n − 1, N) in the narrowest index dtype (:func:`~bornmachine.linalg.index_dtype`
+    of N: uint16 up to 65536 rows), and the count of each code per bond (n − 1 lists of 4)."""
+    n_rows, n_bonds = x.shape[0], x.shape[1] - 1
+    columns = torch.arange(x.shape[1]) if ordering is None else ordering
+    orders = torch.empty(n_bonds, n_rows, dtype=linalg.index_dtype(n_rows), device=x.device)
     counts = []
     for start in range(0, n_bonds, 64):  # blocks of bonds: temporaries stay small next to the result
         stop = min(start + 64, n_bonds)
-        codes = 2 * x[:, start:stop] + x[:, start + 1:stop + 1]
-        orders[start:stop] = torch.argsort(codes, dim=0, stable=True).T
-        counts += torch.stack([(codes == c).sum(0) for c in range(4)], 1).tolist()
+        bits = x[:, columns[start:stop + 1].to(x.device)].T  # (≤ 65, N) in x's dtype
+        codes = (2 * bits[:-1] + bits[1:]).contiguous()  # sorting contiguous rows: 7× faster than columns
+        orders[start:stop] = torch.argsort(codes, dim=1, stable=True)
+        counts += torch.stack([(codes == c).sum(1) for c in range(4)], 1).tolist()
     return orders, counts
 
 
-def chain_amplitudes(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, counts: list[int]) -> torch.Tensor:
+def chain_amplitudes(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, counts: list[int],
+                     work: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """ψ_i = L_iᵀ B[:, s_i, t_i, :] R_i (N,) for environments left (N, Dl), right (N, Dr) sorted by the code
-    2·s + t (``counts[c]`` samples of code c) and a merged tensor B (Dl, 2, 2, Dr) (or a direction of it)."""
+    2·s + t (``counts[c]`` samples of code c) and a merged tensor B (Dl, 2, 2, Dr) (or a direction of it).
+    ``work`` (N, Dr) holds L_iᵀ B[:, s_i, t_i, :] afterwards, ``out`` (N,) ψ (buffers a caller reuses)."""
     dl, dr = merged.shape[0], merged.shape[3]
     blocks = merged.permute(1, 2, 0, 3).reshape(4, dl, dr).unbind(0)
     bounds = linalg.block_bounds(counts)
-    return torch.linalg.vecdot(linalg.contract_blocks(left, blocks, bounds, torch.empty_like(right)), right)
+    work = torch.empty_like(right) if work is None else work
+    return torch.linalg.vecdot(linalg.contract_blocks(left, blocks, bounds, work), right, out=out)
 
 
-def nll_gradient_sum(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, counts: list[int]):
+def nll_gradient_sum(left: torch.Tensor, merged: torch.Tensor, right: torch.Tensor, counts: list[int],
+                     work: torch.Tensor | None = None, psi: torch.Tensor | None = None):
     """The sample sum in the NLL gradient w.r.t. the merged tensor B, over the given samples.
 
     left (N, Dl) and right (N, Dr) environments sorted by code 2·s + t with ``counts[c]`` samples of
@@ -58,11 +68,12 @@ def nll_gradient_sum(left: torch.Tensor, merged: torch.Tensor, right: torch.Tens
     S[2s + t] = Σ_{i of code 2s+t} L_i R_iᵀ / ψ_i, the number of samples used and the number left out:
     samples of zero amplitude (:func:`~bornmachine.training.local_update.divide_by_amplitudes`), and ψ (N,).
     Each code block costs two (N_c × Dl × Dr) matmuls. S and the counts are sums over samples, so the
-    shards of several processes add up.
+    shards of several processes add up. ``work`` (N, Dr) and ``psi`` (N,): buffers for the per-sample
+    products and ψ (a caller's, reused from step to step).
     """
     dl, dr = merged.shape[0], merged.shape[3]
-    psi = chain_amplitudes(left, merged, right, counts)
-    weighted, n_zero = divide_by_amplitudes(right, psi)  # R_i / ψ_i, zero-amplitude samples left out
+    psi = chain_amplitudes(left, merged, right, counts, work, psi)
+    weighted, n_zero = divide_by_amplitudes(right, psi, out=work)  # R_i / ψ_i, zero-amplitude samples left out
     grad = merged.new_zeros(4, dl, dr)
     bounds = linalg.block_bounds(counts)
     for c, (a, b) in enumerate(zip(bounds, bounds[1:])):
@@ -72,7 +83,8 @@ def nll_gradient_sum(left: torch.Tensor, merged: torch.Tensor, right: torch.Tens
 
 
 def advance_environments(rows: torch.Tensor, a: torch.Tensor, counts: list[int], side: str,
-                         normalize: bool = True) -> torch.Tensor:
+                         normalize: bool = True, out: torch.Tensor | None = None,
+                         norms: torch.Tensor | None = None) -> torch.Tensor:
     """Per-sample environments one site further, for rows sorted by the two-site code of their bond.
 
     ``side="left"``: rows L_i (N, D_{k-1}) at bond k (sites k, k+1), ``a`` = A_k → L_i A_k[:, x_k, :] (N, D_k);
@@ -80,23 +92,18 @@ def advance_environments(rows: torch.Tensor, a: torch.Tensor, counts: list[int],
     x_k is the major bit of the code, x_{k+1} the minor one, so every row is multiplied by its own
     matrix only (no wasted branch). ``normalize``: rescale rows to unit norm (the NLL gradient is invariant
     to their scale; with isometric tensors a row shrinks by about sqrt p(x_k | rest) per site).
+    ``out`` (N, D) and ``norms`` (N, 1): buffers for the result and the row norms (a caller's, reused).
     """
+    width = a.shape[2] if side == "left" else a.shape[0]
+    out = rows.new_empty(rows.shape[0], width) if out is None else out
     if side == "left":
-        out = linalg.contract_blocks(rows, (a[:, 0, :], a[:, 1, :]), [0, counts[0] + counts[1], rows.shape[0]],
-                              rows.new_empty(rows.shape[0], a.shape[2]))
+        linalg.contract_blocks(rows, (a[:, 0, :], a[:, 1, :]), [0, counts[0] + counts[1], rows.shape[0]], out)
     else:
         mats = (a[:, 0, :].T, a[:, 1, :].T)
-        out = linalg.contract_blocks(rows, mats + mats, linalg.block_bounds(counts),
-                                      rows.new_empty(rows.shape[0], a.shape[0]))
+        linalg.contract_blocks(rows, mats + mats, linalg.block_bounds(counts), out)
     if normalize:
-        out /= torch.linalg.vector_norm(out, dim=1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
+        out /= torch.linalg.vector_norm(out, dim=1, keepdim=True, out=norms).clamp_min_(torch.finfo(out.dtype).tiny)
     return out
-
-
-def _with_merged(rows, merged):
-    """(left, merged, right, counts) from the (left, right, counts) of some rows."""
-    left, right, counts = rows
-    return left, merged, right, counts
 
 
 def _merge(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -106,8 +113,8 @@ def _merge(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 class ChainSweep(SweepEngine):
     """Two-site sweeps of an MPS; owns the environments' buffer and its slot layout, the right
-    environments the last right→left pass left there and the per-bond sample orders of the current
-    rows (see the module docstring). ``sweep`` = :meth:`_begin`, :meth:`_initial_rights`,
+    environments the last right→left pass left there, the per-bond sample orders of the current rows and
+    the per-step buffers (see the module docstring). ``sweep`` = :meth:`_begin`, :meth:`_initial_rights`,
     :meth:`_sweep_right`, :meth:`_sweep_left`."""
 
     def __init__(self, model, update, max_bond, cutoff, env_dtype):
@@ -115,6 +122,7 @@ class ChainSweep(SweepEngine):
         self._buffer = None  # the environments of a sweep, kept from sweep to sweep
         self._kept_rights = None  # (rows, slot sizes, buffer, tensors) of the right environments in the buffer
         self._orders = None  # (rows, ordering, per-bond sample orders, code counts)
+        self._work = None  # the per-step buffers (:meth:`_workspace`)
 
     def sweep(self, x: torch.Tensor, part: distributed.Shard) -> int:
         model = self.model
@@ -130,15 +138,15 @@ class ChainSweep(SweepEngine):
 
     # the state of one sweep ------------------------------------------------------------------------
     def _begin(self, data: torch.Tensor) -> None:
-        """Sample orders of the rows ``data`` (natural order) and the slot layout of the buffer."""
+        """Sample orders of the rows ``data`` (natural order), the slot layout of the buffer, the per-step buffers."""
         model, t = self.model, self.model.tensors
         n = model.n_sites
-        x = data[:, model.ordering.to(data.device)]
         # Per bond k the samples sorted by code 2·x_k + x_{k+1}: each block of rows has one matrix. The
         # environments used at bond k (L_k and R_{k+1}) are stored in this order, so a step reads them as
         # they are and a new environment costs one gather into the next bond's order.
         if self._orders is None or self._orders[0] is not data or self._orders[1] != model.ordering.tolist():
-            self._orders = (data, model.ordering.tolist(), *bond_orders(x))  # kept: the rows stay the same
+            self._orders = None  # free the old orders first
+            self._orders = (data, model.ordering.tolist(), *bond_orders(data, model.ordering))  # kept: same rows
         self._dtype, self._env = model.dtype, self.env_dtype or model.dtype
         # Slot b of one buffer of N · Σ_b cap_b numbers holds bond b's right environment (old D_b) until the
         # left→right pass replaces it by the left one of the updated bond: D_b ≤ min(max_bond, 2 D_{b+1}).
@@ -153,12 +161,40 @@ class ChainSweep(SweepEngine):
         offsets = [0]
         for cap in caps:
             offsets.append(offsets[-1] + cap)
-        self._caps, self._offsets, self._rows = caps, offsets, x.shape[0]
+        self._caps, self._offsets, self._rows = caps, offsets, data.shape[0]
         most = self._rows * sum(min(self.max_bond, 2 ** min(b + 1, n - b - 1, 62)) for b in range(n - 1))
         self._store = self._environment_buffer(self._rows * offsets[-1], most, self._env, model.device)
         self._every = 8 if self._env == self._dtype == torch.float64 else 2  # rows shrink by ~sqrt p per site
-        self._ones = torch.ones(self._rows, 1, dtype=self._env, device=model.device)
+        self._workspace(max([self.max_bond] + old))
         self._lefts = [None] * n  # lefts[k] = L_k, in bond k's order
+
+    def _workspace(self, width: int) -> None:
+        """Per-step buffers for rows of up to ``width`` numbers, kept between sweeps (per-step temporaries of
+        varying sizes would fragment the heap): (N, width) matrices in the model's dtype (products and new
+        environments; with another env dtype also a gather and the two environments of a step converted),
+        two (N, width) spares in the env dtype for right environments that outgrow their slot, ψ, ψ of a
+        search direction and row norms (N,), and int64 (N,) sample orders, their inverse and a permutation."""
+        rows, device = self._rows, self.model.device
+        n_mats = 1 if self._env == self._dtype else 4
+        work = self._work
+        if work is not None and work["mats"].shape == (n_mats, rows * width) and work["mats"].dtype == self._dtype \
+                and work["spares"].dtype == self._env and work["mats"].device == torch.device(device):
+            return
+        self._work = None  # free the old buffers first
+        self._work = {"mats": torch.empty(n_mats, rows * width, dtype=self._dtype, device=device),
+                      "spares": torch.empty(2, rows * width, dtype=self._env, device=device),
+                      "vectors": torch.empty(3, rows, dtype=self._dtype, device=device),
+                      "indices": torch.empty(3, rows, dtype=torch.int64, device=device),
+                      "positions": torch.arange(rows, device=device), "ones": torch.ones(rows, 1, dtype=self._env,
+                                                                                           device=device)}
+
+    def _mat(self, i: int, rows: int, width: int, key: str = "mats") -> torch.Tensor:
+        """Per-step buffer ``i`` as a contiguous (rows, width) view."""
+        return self._work[key][i, :rows * width].view(rows, width)
+
+    def _in_model_dtype(self, envs: torch.Tensor, i: int) -> torch.Tensor:
+        """Stored environments in the model's dtype (themselves, or converted into per-step buffer ``i``)."""
+        return envs if envs.dtype == self._dtype else self._mat(i, *envs.shape).copy_(envs)
 
     def _slot(self, bond: int, width: int) -> torch.Tensor:
         """Slot ``bond`` of the buffer as a contiguous (rows, width) view: rows stay close in memory."""
@@ -168,17 +204,19 @@ class ChainSweep(SweepEngine):
 
     def _reorder(self, envs: torch.Tensor, bond: int, to_bond: int, out: torch.Tensor) -> torch.Tensor:
         """Rows in ``bond``'s code order → ``to_bond``'s order, into ``out`` (stored as the env dtype)."""
-        orders = self._orders[2]
-        perm = linalg.inverse_permutation(orders[bond]).index_select(0, orders[to_bond])
+        orders, (order, inverse, perm) = self._orders[2], self._work["indices"]
+        linalg.inverse_permutation(order.copy_(orders[bond]), inverse, self._work["positions"])
+        torch.index_select(inverse, 0, order.copy_(orders[to_bond]), out=perm)
         if envs.dtype == out.dtype:
             return torch.index_select(envs, 0, perm, out=out)
-        return out.copy_(envs.index_select(0, perm))
+        return out.copy_(torch.index_select(envs, 0, perm, out=self._mat(1, *envs.shape)))
 
     def _right_step(self, envs: torch.Tensor, bond: int, out: torch.Tensor) -> torch.Tensor:
         """R_bond from R_{bond+1} (in bond's order) through site bond + 1, into bond − 1's order."""
-        counts = self._orders[3]
-        moved = advance_environments(envs.to(self._dtype), self.model.tensors[bond + 1], counts[bond], "right",
-                                     (bond + 1) % self._every == 0)
+        counts, a = self._orders[3], self.model.tensors[bond + 1]
+        moved = advance_environments(self._in_model_dtype(envs, 3), a, counts[bond], "right",
+                                     (bond + 1) % self._every == 0, self._mat(0, self._rows, a.shape[0]),
+                                     self._mat(2, self._rows, 1, "vectors"))
         return self._reorder(moved, bond, bond - 1, out)
 
     def _initial_rights(self, data: torch.Tensor) -> list:
@@ -186,7 +224,7 @@ class ChainSweep(SweepEngine):
         in the buffer when rows, layout and tensors are the same, else built right to left."""
         t, n = self.model.tensors, self.model.n_sites
         rights = [None] * n
-        rights[n - 1] = self._ones
+        rights[n - 1] = self._work["ones"]
         kept = self._kept_rights
         if kept is not None and kept[0] is data and kept[1] == self._caps and kept[2] is self._store and \
                 all(a is b for a, b in zip(kept[3], t)):
@@ -201,50 +239,51 @@ class ChainSweep(SweepEngine):
     # the two passes -----------------------------------------------------------------------------------
     def _sweep_right(self, rights: list, part: distributed.Shard) -> int:
         """Left → right: the centre moves from site k to k+1; the left environments fill the slots."""
-        t, n, dtype = self.model.tensors, self.model.n_sites, self._dtype
-        orders, counts = self._orders[2:]
+        t, n = self.model.tensors, self.model.n_sites
+        counts = self._orders[3]
         lefts = self._lefts
-        lefts[0] = self._ones
+        lefts[0] = self._work["ones"]
         zero = 0
         for k in range(n - 1):
-            left = lefts[k].to(dtype)
-            merged, n_zero = self._optimise(_merge(t[k], t[k + 1]), left,
-                                            rights[k + 1].to(dtype), counts[k], orders[k], k, part)
+            left = self._in_model_dtype(lefts[k], 2)
+            merged, n_zero = self._optimise(_merge(t[k], t[k + 1]), left, self._in_model_dtype(rights[k + 1], 3),
+                                            counts[k], k, part)
             zero = max(zero, n_zero)
             t[k], t[k + 1] = self._split(merged, absorb="right")
             rights[k + 1] = None
             if k < n - 2:
-                lefts[k + 1] = self._reorder(advance_environments(left, t[k], counts[k], "left", k % self._every == 0),
-                                             k, k + 1, self._slot(k, t[k].shape[2]))
+                width = t[k].shape[2]
+                moved = advance_environments(left, t[k], counts[k], "left", k % self._every == 0,
+                                             self._mat(0, self._rows, width), self._mat(2, self._rows, 1, "vectors"))
+                lefts[k + 1] = self._reorder(moved, k, k + 1, self._slot(k, width))
         return zero
 
     def _sweep_left(self, part: distributed.Shard) -> int:
         """Right → left: the centre moves from site k+1 to k; the right environments go back into the
-        slots, where the next sweep finds them if they fit."""
-        t, n, dtype = self.model.tensors, self.model.n_sites, self._dtype
-        orders, counts = self._orders[2:]
+        slots, where the next sweep finds them if they fit (else into the two spares, in turn)."""
+        t, n = self.model.tensors, self.model.n_sites
+        counts = self._orders[3]
         lefts = self._lefts
-        right = self._ones.to(dtype)  # R_{k+1} in bond k's order
+        right = self._in_model_dtype(self._work["ones"], 3)  # R_{k+1} in bond k's order
         fits = True
         zero = 0
         for k in range(n - 2, -1, -1):
-            merged, n_zero = self._optimise(_merge(t[k], t[k + 1]), lefts[k].to(dtype), right,
-                                            counts[k], orders[k], k, part)
+            merged, n_zero = self._optimise(_merge(t[k], t[k + 1]), self._in_model_dtype(lefts[k], 2), right,
+                                            counts[k], k, part)
             zero = max(zero, n_zero)
             t[k], t[k + 1] = self._split(merged, absorb="left")
             lefts[k] = None
             if k > 0:  # R_k into slot k (L_{k+1} is used up), where the next sweep looks for it, if it fits
                 width = t[k].shape[2]
                 fits = fits and width <= self._caps[k]
-                out = self._slot(k, width) if width <= self._caps[k] else \
-                    torch.empty(self._rows, width, dtype=self._env, device=self.model.device)
-                right = self._right_step(right, k, out).to(dtype)
+                out = self._slot(k, width) if width <= self._caps[k] else self._mat(k % 2, self._rows, width, "spares")
+                right = self._in_model_dtype(self._right_step(right, k, out), 3)
         if fits:
             self._kept_rights = (self._orders[0], self._caps, self._store, list(t))
         return zero
 
     def release(self) -> None:
-        self._buffer = self._kept_rights = self._orders = self._store = self._lefts = self._ones = None
+        self._buffer = self._kept_rights = self._orders = self._store = self._lefts = self._work = None
 
     def _environment_buffer(self, size: int, most: int, dtype: torch.dtype, device) -> torch.Tensor:
         """The environments' buffer (≥ ``size`` numbers), kept between sweeps: a fresh one of hundreds of MB
@@ -256,16 +295,16 @@ class ChainSweep(SweepEngine):
             buffer = self._buffer = torch.empty(max(size, min(most, size + size // 4)), dtype=dtype, device=device)
         return buffer
 
-    def _optimise(self, merged, left, right, counts, order, k, part):
+    def _optimise(self, merged, left, right, counts, k, part):
         """The local update's steps on the merged tensor (Dl, 2, 2, Dr) of bond k.
 
-        left, right: this rank's environments (part.size, D) in the bond's code order ``order`` (sample
-        indices), with ``counts`` samples of each code.
+        left, right: this rank's environments (part.size, D) in bond k's code order, with ``counts`` samples
+        of each code. Full batches use the per-step buffers for ψ, the products and ψ of a search direction.
         """
         dl, dr = merged.shape[0], merged.shape[3]
         if not self.update.is_full_batch(part):
-            rank_of = linalg.inverse_permutation(order)
-            edges = torch.tensor(linalg.block_bounds(counts), device=order.device)
+            rank_of = linalg.inverse_permutation(self._orders[2][k].to(torch.int64))
+            edges = torch.tensor(linalg.block_bounds(counts), device=left.device)
 
         last = [None, None]  # the minibatch of the current step and its rows: gradient and line search share them
 
@@ -278,14 +317,20 @@ class ChainSweep(SweepEngine):
                 last[:] = idx, (left[rows], right[rows], [b - a for a, b in zip(cuts, cuts[1:])])
             return last[1]
 
+        def buffers(rows, vector):  # (rows, Dr) products and ψ (rows,) in the per-step buffers
+            return self._mat(0, rows, dr), self._work["vectors"][vector, :rows]
+
         def sample_sum_of(merged, idx, step):
-            grad_sum, n_used, n_zero, psi = nll_gradient_sum(*_with_merged(restrict(idx), merged))
+            sub_left, sub_right, sub_counts = restrict(idx)
+            grad_sum, n_used, n_zero, psi = nll_gradient_sum(sub_left, merged, sub_right, sub_counts,
+                                                             *buffers(sub_left.shape[0], 0))
             return grad_sum.view(2, 2, dl, dr).permute(2, 0, 1, 3), n_used, n_zero, psi
 
         def amplitudes_of(direction, idx):
-            return chain_amplitudes(*_with_merged(restrict(idx), direction))
+            sub_left, sub_right, sub_counts = restrict(idx)
+            return chain_amplitudes(sub_left, direction, sub_right, sub_counts, *buffers(sub_left.shape[0], 1))
 
-        return self.update.optimise(merged, sample_sum_of, amplitudes_of, part, order.device, f"bond {k}")
+        return self.update.optimise(merged, sample_sum_of, amplitudes_of, part, left.device, f"bond {k}")
 
     def _split(self, merged, absorb):
         dl, _, _, dr = merged.shape

@@ -51,13 +51,14 @@ class GradientTrainer(BornTrainer):
         return self._params
 
     def _run_epoch(self, x: torch.Tensor, epoch: int) -> dict:
-        """One epoch over this rank's rows x (part.size, n); minibatches index all part.total rows."""
+        """One epoch over this rank's rows x (part.size, n) uint8; minibatches index all part.total rows (int64
+        for the kernels, one minibatch at a time)."""
         model, part = self.model, self._part
         x = x[:, model.ordering.to(x.device)]
         perm = torch.randperm(part.total, generator=self.generator)
         zero = 0
         for i in range(0, part.total, self.batch_size):
-            batch = x[part.local(perm[i:i + self.batch_size]).to(x.device)]
+            batch = x[part.local(perm[i:i + self.batch_size]).to(x.device)].to(torch.int64)
             self._optimizer.zero_grad(set_to_none=True)
             with torch.no_grad():  # drop Ψ = 0 samples first: ∂ ln|Ψ| at Ψ = 0 would poison the gradient with NaN
                 finite = torch.isfinite(model.amplitude_kernel(self._params, batch)[1])

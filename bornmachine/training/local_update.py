@@ -21,16 +21,18 @@ def zero_amplitude_floor(dtype: torch.dtype) -> float:
     return math.sqrt(torch.finfo(dtype).tiny)
 
 
-def divide_by_amplitudes(rows: torch.Tensor, psi: torch.Tensor, samples_axis: int = 0) -> tuple[torch.Tensor, int]:
+def divide_by_amplitudes(rows: torch.Tensor, psi: torch.Tensor, samples_axis: int = 0,
+                         out: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """``rows[i] / psi[i]`` for samples of non-zero amplitude, rows (N, d) (or (d, N) with
     ``samples_axis=1``); entries of samples with |ψ_i| ≤ :func:`zero_amplitude_floor` become zero (their NLL
-    is infinite; they are left out of the gradient and counted). Returns (weighted rows, number left out)."""
+    is infinite; they are left out of the gradient and counted). Returns (weighted rows, number left out);
+    the weighted rows go into ``out`` (shaped like rows; it may be rows itself) if given."""
     floor = zero_amplitude_floor(psi.dtype)
     shape = (-1, 1) if samples_axis == 0 else (1, -1)
     if psi.numel() and float(psi.abs().min()) > floor:  # the usual case: one host read, no mask
-        return rows / psi.view(shape), 0
+        return torch.div(rows, psi.view(shape), out=out), 0
     ok = psi.abs() > floor
-    return rows * (ok / torch.where(ok, psi, 1.0)).view(shape), int((~ok).sum())
+    return torch.mul(rows, (ok / torch.where(ok, psi, 1.0)).view(shape), out=out), int((~ok).sum())
 
 
 def nll_gradient(merged: torch.Tensor, sample_sum: torch.Tensor, n_used: int) -> torch.Tensor:
@@ -64,7 +66,8 @@ def line_search(psi: torch.Tensor, psi_direction: torch.Tensor, n_used: int, nor
                         device=psi.device)
     ok = psi.abs() > zero_amplitude_floor(psi.dtype)
     psi, g = psi[ok].double(), psi_direction[ok].double()
-    sums = torch.log((psi[None, :] - etas[:, None] * g[None, :]).abs()).sum(1)
+    terms = etas[:, None] * g[None, :]  # one (17, N) buffer: ln|ψ_i − η g_i| in place
+    sums = torch.sub(psi[None, :], terms, out=terms).abs_().log_().sum(1)
     distributed.all_reduce_sum(sums)
     bb, bg, gg = norms
     f = -(2.0 / max(n_used, 1)) * sums + torch.log((bb - 2.0 * etas * bg + etas * etas * gg).clamp_min(1e-300))

@@ -31,8 +31,9 @@ merges child 0, the root matrix and child 1 into one (d_a·d_b, d_c·d_d) matrix
 centre to child 0, from child 0 to child 1 (root matrix = identity meanwhile), back to the root
 (root matrix = diag of the Schmidt values).
 
-Environments are kept for every node (inside vectors, N · Σ_v d_v numbers) and along the current
-path (outside vectors), stored in ``env_dtype``. A step also forms per-sample pair
+Environments are kept for every internal node (inside vectors, N · Σ_v d_v numbers; a leaf's one-hot
+vector is made from the rows, uint8, where it is used) and along the current path (outside vectors),
+stored in ``env_dtype``. A step also forms per-sample pair
 products in_a ⊗ in_b (N · D² numbers, model dtype), which dominate the memory at large D. A step
 costs O(N D⁴) with the explicit gradient; for large merged matrices with ``n_steps = 1`` the update
 B − η ∂L/∂B is never formed when that is cheaper (few rows per step, e.g. minibatches): the randomized
@@ -127,11 +128,11 @@ class TreeSweep(SweepEngine):
                 tuple((id(t), t._version) for t in model.tensors))
 
     def _fresh_inside(self, x: torch.Tensor) -> list:
-        """Inside vectors (d_v, N) of every node for rows x, bottom-up by :meth:`_inside_of`."""
+        """Inside vectors (d_v, N) of every internal node for rows x, bottom-up by :meth:`_inside_of` (a leaf's,
+        the one-hot (2, N) of its pixel, is made from the rows where it is used: :meth:`_get`)."""
         tree = self.model.tree
-        bits = x.T.to(self._env)
-        inside: list = list(torch.stack([1.0 - bits, bits], dim=1).unbind(0)) + [None] * (tree.n_sites - 1)
-        self._inside = inside
+        inside: list = [None] * (2 * tree.n_sites - 1)
+        self._inside, self._rows = inside, x
         for v in tree.internal:
             if v != tree.root:
                 inside[v] = self._inside_of(v, _pair_product(*self._children(v)))
@@ -149,7 +150,7 @@ class TreeSweep(SweepEngine):
             raise ValueError("two-site tree training needs two adjacent internal nodes (n_sites >= 3)")
         if model.center != tree.root:  # after a sweep the model is canonical at the root already
             model.canonicalize(tree.root)
-        self._part = part
+        self._part, self._rows = part, x
         self._dtype = model.dtype
         self._env = self.env_dtype or model.dtype  # storage of the environments; arithmetic in the model's dtype
         kept, self._kept = self._kept, None
@@ -181,11 +182,16 @@ class TreeSweep(SweepEngine):
             if self.reuse_inside:
                 self._kept = (self._inside_key(x), self._inside)
         finally:
-            self._inside = self._outside = None
+            self._inside = self._outside = self._rows = None
         return self._zero
 
     # environments -----------------------------------------------------------------------------------
     def _get(self, store, v: int) -> torch.Tensor:
+        """The stored vector (d_v, N) of node v in the model's dtype; a leaf's inside vector from the rows
+        (no (n, 2, N) copy of the data in floats)."""
+        if store is self._inside and v < self.model.tree.n_sites:
+            bits = self._rows[:, v].to(self._dtype)
+            return torch.stack([1 - bits, bits])
         vec = store[v]
         return vec if vec.dtype == self._dtype else vec.to(self._dtype)
 
