@@ -75,11 +75,10 @@ def select(train_one: Callable[[float, int, str], tuple[object, object]], lrs: S
                     kept["converged"], candidates)
 
 
-def curve_rows(name: str, selected: Selected | dict) -> list[dict]:
-    """Rows of :data:`CURVE_COLUMNS` for every candidate of one model (``selected``: a :class:`Selected` or
-    its cached form ``{"lr", "restart", "candidates"}``)."""
-    lr, restart, candidates = ((selected.lr, selected.restart, selected.candidates) if isinstance(selected, Selected)
-                               else (selected["lr"], selected["restart"], selected["candidates"]))
+def curve_rows(name: str, row: dict) -> list[dict]:
+    """Rows of :data:`CURVE_COLUMNS` for every candidate of one model, from its result row
+    (``{"lr", "restart", "candidates", ...}``, as the experiments store it)."""
+    lr, restart, candidates = row["lr"], row["restart"], row["candidates"]
     return [{"model": name, "lr": c["lr"], "restart": c["restart"], "epoch": h["epoch"], "train_nll": h["train_nll"],
              "valid_nll": h["valid_nll"], "selected": c["lr"] == lr and c["restart"] == restart}
             for c in candidates for h in c["history"]]

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bornmachine import MPS
 from bornmachine.validation import as_binary
 
 from . import figures, verdicts
@@ -128,8 +129,6 @@ def _row_major_params(store: RowStore, variant: str, shape, bond: int) -> int:
     row = store.get(f"{variant}|mps:row-major")
     if row is not None:
         return int(row["n_params"])
-    from bornmachine import MPS
-
     return MPS(tuple(shape), bond, generator=torch.Generator().manual_seed(0)).n_params
 
 
