@@ -158,9 +158,9 @@ def _level_groups(tree: Tree, tensors: Tensors):
 #: Internal nodes with at least this many tensor entries are contracted one by one (their GEMM is large
 #: enough to run near matmul speed); smaller nodes of one level and shape share one batched product.
 _LARGE_NODE = 1024
-#: Elements of the intermediate of one row block of :func:`_contract_nodes` (2 MiB in float64: it stays in
-#: the CPU's cache between the GEMM that writes it and the pass that reduces it).
-_BLOCK_ELEMENTS = 1 << 18
+#: Elements of the intermediate of one row block of :func:`_contract_nodes` (1 MiB in float64, half of a 2 MiB
+#: L2: it stays in the CPU's cache between the GEMM that writes it and the pass that reduces it).
+_BLOCK_ELEMENTS = 1 << 17
 #: Rows per block of :func:`log_amplitude` (bounds its memory: about rows·Σ_v d_v numbers).
 _ROW_BLOCK = 4096
 
@@ -182,15 +182,17 @@ def _contract_nodes(t: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor) -> torc
     in_place = not (torch.is_grad_enabled() and (t.requires_grad or u0.requires_grad or u1.requires_grad))
     block = max(64, _BLOCK_ELEMENTS // (g * d_small * dp))
     out, parts = u0.new_empty(g, dp, n_rows), []
+    work = u0.new_empty(g * d_small * dp * min(block, n_rows)) if in_place else None  # one block's products
     for start in range(0, n_rows, block):
         rows = slice(start, start + block)
-        w = torch.bmm(lhs, u0[:, :, rows]) if g > 1 else (lhs[0] @ u0[0, :, rows]).unsqueeze(0)
-        w = w.view(g, d_small, dp, -1)
-        factor = u1[:, :, None, rows]
-        if in_place:
-            torch.sum(w.mul_(factor), 1, out=out[:, :, rows])
+        if in_place:  # products into the one work buffer: no allocation (and page faults) per block
+            m = min(block, n_rows - start)
+            w = work[:g * d_small * dp * m].view(g, d_small * dp, m)
+            torch.bmm(lhs, u0[:, :, rows], out=w) if g > 1 else torch.mm(lhs[0], u0[0, :, rows], out=w[0])
+            torch.sum(w.view(g, d_small, dp, m).mul_(u1[:, :, None, rows]), 1, out=out[:, :, rows])
         else:  # autograd: no in-place writes
-            parts.append((w * factor).sum(1))
+            w = torch.bmm(lhs, u0[:, :, rows]).view(g, d_small, dp, -1)
+            parts.append((w * u1[:, :, None, rows]).sum(1))
     return out if in_place else torch.cat(parts, 2)
 
 
@@ -265,10 +267,15 @@ def root_amplitude(tree: Tree, tensors: Tensors, x: torch.Tensor, tables: dict |
     tiny = _tiny(dtype)
     if tables is None:
         tables = subtree_tables(tree, tensors, _table_sites(n_samples))
-    x = x.to(device=device, dtype=torch.int64)
-    bits = x.T.to(dtype)  # (n, N)
-    vectors: list[torch.Tensor | None] = list(torch.stack([1.0 - bits, bits], dim=1).unbind(0)) + [None] * (n - 1)
+    bits = x.to(device=device, dtype=torch.uint8).T.contiguous()  # (n, N): rows of sites, one cheap transpose
     log_scale = torch.zeros(n_samples, dtype=dtype, device=device)
+    vectors: list[torch.Tensor | None] = [None] * (2 * n - 1)
+    # leaves whose parent is contracted: their one-hot vectors (2, N)
+    leaves = [s for s in range(n) if int(tree.parent[s]) not in tables]
+    if leaves:
+        on = bits[leaves].to(dtype)
+        for s, pair in zip(leaves, torch.stack([1.0 - on, on], dim=1).unbind(0)):
+            vectors[s] = pair
     # table nodes whose parent is contracted (or the root): their vectors, looked up
     subtree_leaves = _subtree_leaves(tree)
     by_size = defaultdict(list)
@@ -276,13 +283,14 @@ def root_amplitude(tree: Tree, tensors: Tensors, x: torch.Tensor, tables: dict |
         if int(tree.parent[v]) not in tables:
             by_size[len(subtree_leaves[v])].append(v)
     for k, nodes in by_size.items():
-        leaves = torch.tensor([subtree_leaves[v] for v in nodes], device=device)  # (F, k)
-        powers = 2 ** torch.arange(k - 1, -1, -1, device=device)
-        index = (x[:, leaves] * powers).sum(2)  # (N, F)
+        sites = torch.tensor([subtree_leaves[v] for v in nodes], device=device)  # (F, k)
+        small = torch.uint8 if k <= 8 else torch.int64  # up to 8 sites bits · powers fit uint8 (no int64 copy)
+        powers = (2 ** torch.arange(k - 1, -1, -1, device=device)).to(small)
+        index = (bits[sites].to(small) * powers[:, None]).sum(1)  # (F, N) int64 configuration numbers
+        log_norms = torch.stack([tables[v][1] for v in nodes])  # (F, 2^k)
+        log_scale += torch.gather(log_norms, 1, index).sum(0)
         for f, v in enumerate(nodes):
-            table, log_norm = tables[v]
-            vectors[v] = table.index_select(1, index[:, f])
-            log_scale = log_scale + log_norm[index[:, f]]
+            vectors[v] = tables[v][0].index_select(1, index[f])
     for group in _level_groups(tree, tensors):
         group = [v for v in group if v not in tables]
         if not group:
@@ -300,7 +308,8 @@ def root_amplitude(tree: Tree, tensors: Tensors, x: torch.Tensor, tables: dict |
             out = _contract_nodes(t, u0, u1)  # (G, dp, N)
             norm = (out * out).sum(1).sqrt()  # (G, N); vector_norm over a non-contiguous axis is ~10x slower
             log_scale = log_scale + torch.log(norm).sum(0)
-            out = out / norm.clamp_min(tiny).unsqueeze(1)
+            scale = norm.clamp_min(tiny).unsqueeze(1)
+            out = out / scale if out.requires_grad else out.div_(scale)  # in place unless autograd tracks it
             for i, o in zip(batch, out.unbind(0)):
                 vectors[group[i]] = o
         for c in c0 + c1:
