@@ -132,7 +132,7 @@ class TreeSweep(SweepEngine):
         the one-hot (2, N) of its pixel, is made from the rows where it is used: :meth:`_get`)."""
         tree = self.model.tree
         inside: list = [None] * (2 * tree.n_sites - 1)
-        self._inside, self._rows = inside, x
+        self._inside, self._sites = inside, x.T.contiguous()
         for v in tree.internal:
             if v != tree.root:
                 inside[v] = self._inside_of(v, _pair_product(*self._children(v)))
@@ -150,7 +150,7 @@ class TreeSweep(SweepEngine):
             raise ValueError("two-site tree training needs two adjacent internal nodes (n_sites >= 3)")
         if model.center != tree.root:  # after a sweep the model is canonical at the root already
             model.canonicalize(tree.root)
-        self._part, self._rows = part, x
+        self._part, self._sites = part, x.T.contiguous()  # (n, N): a leaf's row is contiguous
         self._dtype = model.dtype
         self._env = self.env_dtype or model.dtype  # storage of the environments; arithmetic in the model's dtype
         kept, self._kept = self._kept, None
@@ -182,7 +182,7 @@ class TreeSweep(SweepEngine):
             if self.reuse_inside:
                 self._kept = (self._inside_key(x), self._inside)
         finally:
-            self._inside = self._outside = self._rows = None
+            self._inside = self._outside = self._sites = None
         return self._zero
 
     # environments -----------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ class TreeSweep(SweepEngine):
         """The stored vector (d_v, N) of node v in the model's dtype; a leaf's inside vector from the rows
         (no (n, 2, N) copy of the data in floats)."""
         if store is self._inside and v < self.model.tree.n_sites:
-            bits = self._rows[:, v].to(self._dtype)
+            bits = self._sites[v].to(self._dtype)
             return torch.stack([1 - bits, bits])
         vec = store[v]
         return vec if vec.dtype == self._dtype else vec.to(self._dtype)
