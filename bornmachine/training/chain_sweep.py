@@ -18,7 +18,11 @@ sample orders are stored in the narrowest index dtype (2 bytes per sample and bo
 the data stay as given (uint8 from the trainers), and every per-sample array of a step lives in
 buffers kept between sweeps (O(N · D); temporaries of changing sizes would fragment the heap), so the
 environments dominate:
-bytes ≈ N · Σ_k D_k · itemsize(env_dtype) + N · n · (1 + itemsize(orders)) + N · D · (8 · itemsize(env_dtype)).
+bytes ≈ N · Σ_k D_k · itemsize(env_dtype) + N · n · (1 + itemsize(orders)) + N · D · (8 m + 2 · itemsize(env_dtype))
++ 208 N (m = 1 matrix of the model's dtype, 4 with another env dtype; 208 bytes a row: ψ, amplitude weights, ψ of a
+search direction, row norms, three index rows, positions, ones, the line search's 17 float64 terms).
+A step works in place in those buffers (no temporary of N rows: they fragment the heap) and reads one value back to
+the host: the truncated split's spectrum, carrying the local update's two numbers.
 """
 from __future__ import annotations
 
@@ -58,7 +62,8 @@ def split_rows(rows: torch.Tensor, sizes, transpose: bool = False):
 class StepRows(NamedTuple):
     """One step's samples in a bond's code order (``counts[c]`` of code c = 2·s + t): the left environments
     (N, Dl) with their code blocks and the blocks of their transpose, the right environments (N, Dr), a
-    work matrix (N, Dr) with its blocks, and columns (N, 1) for ψ and the amplitude weights."""
+    work matrix (N, Dr) with its blocks, columns (N, 1) for ψ and the amplitude weights, and a column of
+    Dr ones (row sums as one matrix product: 3× faster than a sum over rows of a few numbers)."""
 
     counts: list
     lefts: tuple
@@ -68,15 +73,17 @@ class StepRows(NamedTuple):
     works: tuple
     psi: torch.Tensor
     weights: torch.Tensor
+    unit: torch.Tensor
 
     @classmethod
-    def of(cls, left, right, counts, work=None, psi=None, weights=None, split=split_rows) -> "StepRows":
+    def of(cls, left, right, counts, work=None, psi=None, weights=None, unit=None, split=split_rows) -> "StepRows":
         """The blocks of left and work by ``split`` (buffers made where not given)."""
         work = torch.empty_like(right) if work is None else work
         psi = right.new_empty(right.shape[0], 1) if psi is None else psi
         weights = torch.empty_like(psi) if weights is None else weights
+        unit = right.new_ones(right.shape[1], 1) if unit is None else unit
         return cls(counts, split(left, counts), split(left, counts, True), right, work, split(work, counts), psi,
-                   weights)
+                   weights, unit)
 
 
 def _contract(row_blocks, matrices, out_blocks) -> None:
@@ -92,7 +99,7 @@ def step_amplitudes(rows: StepRows, merged: torch.Tensor, out: torch.Tensor) -> 
     place (no temporary of N rows)."""
     blocks = merged.reshape(rows.lefts[0].shape[1], 4, rows.right.shape[1]).unbind(1)
     _contract(rows.lefts, blocks, rows.works)
-    return torch.sum(rows.work.mul_(rows.right), 1, keepdim=True, out=out)
+    return torch.mm(rows.work.mul_(rows.right), rows.unit, out=out)
 
 
 def step_gradient_sum(rows: StepRows, merged: torch.Tensor):
@@ -282,6 +289,14 @@ class ChainSweep(SweepEngine):
             blocks = self._views[name] = split_rows(rows, sizes, transpose)
         return blocks
 
+    def _unit(self, width: int) -> torch.Tensor:
+        """A (width, 1) column of ones in the model's dtype (made once)."""
+        name = ("unit", width)
+        view = self._views.get(name)
+        if view is None:
+            view = self._views[name] = torch.ones(width, 1, dtype=self._dtype, device=self.model.device)
+        return view
+
     def _terms(self) -> torch.Tensor:
         """The line search's (17, N) float64 buffer, made when first needed and kept."""
         if self._work["terms"] is None:
@@ -406,7 +421,7 @@ class ChainSweep(SweepEngine):
         dr, update, columns = merged.shape[1] // 2, self.update, self._work["columns"]
         if update.is_full_batch(part):
             everything = StepRows.of(left, right, counts, self._mat(0, left.shape[0], dr), columns["psi"],
-                                     columns["weights"], self._blocks)
+                                     columns["weights"], self._unit(dr), self._blocks)
         else:
             rank_of = linalg.inverse_permutation(self._orders[2][k].to(torch.int64))
             edges = torch.tensor(linalg.block_bounds(counts), device=left.device)
@@ -421,7 +436,8 @@ class ChainSweep(SweepEngine):
                 cuts = torch.searchsorted(rows, edges).tolist()
                 m = rows.shape[0]
                 last[:] = idx, StepRows.of(left[rows], right[rows], [b - a for a, b in zip(cuts, cuts[1:])],
-                                           self._mat(0, m, dr), columns["psi"][:m], columns["weights"][:m])
+                                           self._mat(0, m, dr), columns["psi"][:m], columns["weights"][:m],
+                                           self._unit(dr))
             return last[1]
 
         def sample_sum_of(merged, idx, step):
