@@ -59,7 +59,8 @@ def slot_dims(dims, max_bond: int) -> list[int]:
 def sweep_bytes(n_rows: int, n_pixels: int, dims, max_bond: int, env_size: int, model_size: int = 8) -> dict:
     """The README's memory of one MPS sweep of one process over ``n_rows`` rows (bond dimensions before it):
     environments N · Σ_k D_k · b_env, sample orders N · (n − 1) · b_idx and the per-step buffers
-    N · D · (m · b + 2 b_env) (m = 1 model-dtype matrix, 4 when the environments are stored in another dtype)."""
+    N · D · (m · b + 2 b_env) (m = 1 model-dtype matrix, 4 when the environments are stored in another dtype) plus
+    208 bytes a row (four columns, three index rows, positions, ones and the line search's 17 float64 terms)."""
     from bornmachine.linalg import index_dtype
 
     width = max([max_bond] + list(dims))
@@ -67,7 +68,7 @@ def sweep_bytes(n_rows: int, n_pixels: int, dims, max_bond: int, env_size: int, 
     matrices = 1 if env_size == model_size else 4
     return {"env": env_bytes(n_rows, slot_dims(dims, max_bond), env_size),
             "orders": n_rows * (n_pixels - 1) * index_size,
-            "buffers": n_rows * width * (matrices * model_size + 2 * env_size) + n_rows * 8 * (3 + 4)}
+            "buffers": n_rows * width * (matrices * model_size + 2 * env_size) + n_rows * 8 * (4 + 3 + 1 + 1 + 17)}
 
 
 def worker(args) -> None:

@@ -112,16 +112,23 @@ def sum_ints(*values: int) -> tuple[int, ...]:
     return tuple(int(v) for v in buf.tolist())
 
 
-def sum_with_counts(tensor: torch.Tensor, *counts: int) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """Sum ``tensor`` and the integers ``counts`` over all ranks in one all-reduce (one message per
-    step of a sweep). Returns the summed tensor (a new one; ``tensor`` itself without a group) and the
-    summed counts. The counts travel in ``tensor``'s dtype: exact up to 2^24 in float32, 2^53 in float64."""
+def sum_with_counts(tensor: torch.Tensor, *counts):
+    """Sum ``tensor`` and the counts ``counts`` (ints, or 0-d integer tensors on ``tensor``'s device) over all
+    ranks in one all-reduce (one message per step of a sweep). Returns the summed tensor (a new one;
+    ``tensor`` itself without a group) and the summed counts, of the kinds given (tensors stay on the device:
+    no host read). The counts travel in ``tensor``'s dtype: exact up to 2^24 in float32, 2^53 in float64."""
     if not is_active():
-        return tensor, tuple(int(c) for c in counts)
-    flat = torch.cat([tensor.reshape(-1), tensor.new_tensor([float(c) for c in counts])])
+        return tensor, tuple(c if isinstance(c, torch.Tensor) else int(c) for c in counts)
+    values = [c.to(tensor.dtype).reshape(1) if isinstance(c, torch.Tensor) else tensor.new_tensor([float(c)])
+              for c in counts]
+    flat = torch.cat([tensor.reshape(-1), *values])
     dist.all_reduce(flat)
     n = tensor.numel()
-    return flat[:n].view_as(tensor), tuple(round(v) for v in flat[n:].tolist())
+    if not any(isinstance(c, torch.Tensor) for c in counts):
+        return flat[:n].view_as(tensor), tuple(round(v) for v in flat[n:].tolist())
+    summed = flat[n:].round().to(torch.int64)
+    return flat[:n].view_as(tensor), tuple(summed[i] if isinstance(c, torch.Tensor) else int(summed[i])
+                                           for i, c in enumerate(counts))
 
 
 def broadcast_flag(flag: bool) -> bool:

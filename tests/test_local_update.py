@@ -87,3 +87,47 @@ def test_optimise_lowers_the_local_nll_and_draws_minibatches_of_the_global_rows(
     batches = LocalUpdate(lr=0.1, n_steps=1, batch_size=30, max_step=0.3, generator=gen(1))
     idx = batches.minibatch(Shard(40, 80, 120), "cpu")  # this rank holds rows 40..79 of 120
     assert idx.numel() < 30 and int(idx.min()) >= 0 and int(idx.max()) < 40
+
+
+def test_amplitude_weights_leave_out_zero_nan_and_tiny_amplitudes_without_a_host_read():
+    from bornmachine.training.local_update import amplitude_weights, zero_amplitude_floor
+
+    floor = zero_amplitude_floor(torch.float64)
+    psi = torch.tensor([0.5, -2.0, 0.0, -0.0, floor, -floor, 2 * floor, float("nan")], dtype=torch.float64)
+    out = torch.empty_like(psi)
+    w = amplitude_weights(psi, out=out)
+    assert w is out and torch.isfinite(w).all()
+    expected = torch.tensor([2.0, -0.5, 0, 0, 0, 0, 1 / (2 * floor), 0], dtype=torch.float64)
+    torch.testing.assert_close(w, expected, rtol=1e-15, atol=0)
+    assert int(torch.count_nonzero(w)) == 3
+    weighted, n_zero = divide_by_amplitudes(torch.ones(8, 2, dtype=torch.float64), psi)
+    assert n_zero == 5 and torch.equal(weighted[:, 0], expected)
+
+
+def test_a_settled_proposal_is_the_step_of_the_trust_region_and_line_search():
+    """propose + settle (device step, two numbers read) take the η that step_size and line_search choose."""
+    from bornmachine.training.local_update import line_search_step
+
+    left, right, merged = problem(5)
+    grad, psi = gradient(merged, left, right)
+    g = ((left @ grad) * right).sum(1)
+    norm = float(grad.norm())
+
+    def sample_sum_of(b, idx, step):
+        p = ((left @ b) * right).sum(1)
+        weighted, n_zero = divide_by_amplitudes(right, p)
+        return left.T @ weighted, p.shape[0] - n_zero, n_zero, p
+
+    for lr in (0.1 / norm, 1.0 / norm):  # inside and beyond the trust region
+        update = LocalUpdate(lr=lr, n_steps=1, batch_size=None, max_step=0.3, generator=gen(0))
+        proposal = update.propose(merged, sample_sum_of, Shard(0, 200, 200), "cpu")
+        assert proposal.summary.tolist()[0] == pytest.approx(norm, rel=1e-12)
+        settled, check = update.settle(proposal, proposal.summary.tolist(), lambda d, idx: ((left @ d) * right).sum(1),
+                                       "test")
+        norms = (float((merged * merged).sum()), float((merged * grad).sum()), norm ** 2)
+        eta = update.step_size(norm, lambda eta_max: line_search(psi, g, 200, norms, eta_max))
+        expected = (merged - eta * grad) / (merged - eta * grad).norm()
+        torch.testing.assert_close(settled, expected, rtol=1e-12, atol=1e-14)
+        assert (check is None) == (lr < 0.3 / norm)
+        assert float(line_search_step(psi, g, torch.tensor(200), norms, 0.3 / norm)) == line_search(psi, g, 200, norms,
+                                                                                                  0.3 / norm)
