@@ -12,7 +12,8 @@
     (each folder also: convergence.csv/json + convergence.png, the validation curve of every model)
 
 Everything is cached in ``out``: run the same command again after an interruption and it resumes.
-Presets: ``"quick"`` (≤ 15 minutes on 2 cores for mnist5k), ``"full"`` (paper-scale settings: hours),
+Presets: ``"quick"`` (mnist5k, bond ≤ 16: over 30 minutes on 2 cores, measured 2026-12-02; it aims at 15),
+``"full"`` (paper-scale settings: hours),
 ``"smoke"`` (tiny sizes, under a minute: checks that the whole pipeline runs; its numbers mean nothing).
 """
 from __future__ import annotations
