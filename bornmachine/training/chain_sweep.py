@@ -239,8 +239,8 @@ class ChainSweep(SweepEngine):
         for cap in caps:
             offsets.append(offsets[-1] + cap)
         self._caps, self._offsets, self._rows = caps, offsets, data.shape[0]
-        most_ = self._rows * sum(min(self.max_bond, 2 ** min(b + 1, n - b - 1, 62)) for b in range(n - 1))
-        self._store = self._environment_buffer(self._rows * offsets[-1], most_, self._env, model.device)
+        most_numbers = self._rows * sum(min(self.max_bond, 2 ** min(b + 1, n - b - 1, 62)) for b in range(n - 1))
+        self._store = self._environment_buffer(self._rows * offsets[-1], most_numbers, self._env, model.device)
         self._every = 8 if self._env == self._dtype == torch.float64 else 2  # rows shrink by ~sqrt p per site
         self._workspace(max([self.max_bond] + old))
         if self._layout is None or self._layout[0] is not self._store or self._layout[1:] != (offsets, self._rows) \
