@@ -12,13 +12,17 @@ from bornmachine.cli import HelpFormatter
 from . import experiments, report as report_module, structure
 
 
+def _overrides(args) -> dict:
+    return {} if args.workers is None else {"workers": args.workers}
+
+
 def _settings(args) -> dict:
-    return dict(report_module.PRESETS[args.preset])
+    return {**report_module.PRESETS[args.preset], **_overrides(args)}
 
 
 def cmd_report(args) -> int:
     index = report_module.report(args.out, preset=args.preset, data=args.data, seed=args.seed,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, overrides=_overrides(args))
     print(f"report written to {index}")
     return 0
 
@@ -102,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="same as --preset full")
         q.add_argument("--seed", type=int, default=0, help="seed of subsampling, cuts, models and estimators")
         q.add_argument("--no-progress", action="store_true", help="no progress bars")
+        q.add_argument("--workers", type=int, help="models trained side by side in this many processes "
+                       "(default: one per core)")
         return q
 
     command("report", cmd_report, "all three experiments → OUT/index.md", "report")

@@ -29,6 +29,7 @@ import re
 import time
 import zlib
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -37,11 +38,13 @@ from tqdm.auto import tqdm
 
 from bornmachine import datasets
 from bornmachine.validation import as_binary, check_positive_int
+from rbm.io import load as load_rbm
 
 from . import bipartitions as bp
 from . import figures, verdicts
 from .capacity import network_bound, rbm_bound
 from .information import data_renyi2, ksg_mutual_information, plugin_mutual_information
+from .parallel import run_jobs
 from .selection import curve_rows, curve_table
 from .table import RowStore, Table, write_text
 from .training import BORN_KINDS, evaluate_rbm, fingerprint, train_born_machine, train_rbm
@@ -350,7 +353,7 @@ def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[in
                       max_epochs: int = 40, lrs: Sequence[float] = (0.01,), restarts: int = 1, patience: int = 4,
                       batch_size: int = 100, valid_fraction: float = 0.1, eval_ais: Sequence[int] = (32, 300),
                       ais_chains: int = 100, ais_betas: int = 10000, n_gibbs: int = 1000, seed: int = 0,
-                      out: str = "fig4", progress: bool = True) -> Result:
+                      workers: int = 1, out: str = "fig4", progress: bool = True) -> Result:
     """The paper's Fig. 4: test NLL of RBM connectivities against #params at matched budgets.
 
     For each budget, :func:`rbm.masks.matched` builds one architecture per kind (counts within 1 %;
@@ -359,7 +362,8 @@ def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[in
     in ``lrs`` and ``restarts`` seeds, up to ``max_epochs`` with early stopping (``patience``) on the
     validation NLL, and the candidate of lowest validation NLL is kept. Its test NLL is estimated by
     forward AIS (± one standard error) and bracketed by reverse AIS from data-initialised chains
-    (``n_gibbs`` sweeps), or computed exactly for ≤ 20 hidden units. Writes ``fig4.csv/json``,
+    (``n_gibbs`` sweeps), or computed exactly for ≤ 20 hidden units; ``workers`` models train side by side
+    (:func:`~comparison.parallel.run_jobs`). Writes ``fig4.csv/json``,
     ``convergence.csv/json``, ``fig4.png``, ``convergence.png``, ``summary.md``; checkpoints under ``out/models``.
     """
     shape = tuple(int(s) for s in shape)
@@ -370,18 +374,14 @@ def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[in
                 "batch_size": batch_size, "valid_fraction": valid_fraction, "eval_ais": list(eval_ais),
                 "ais": [ais_chains, ais_betas], "n_gibbs": n_gibbs, "seed": seed, "data": fingerprint(x, xv, xt)}
     store = RowStore(os.path.join(out, "runs.json"), settings)
-    keyed = []
-    for budget, kind, arch in tqdm(rbm_jobs(budgets, kinds, shape, seed), desc="RBMs", unit="model",
-                                   disable=not progress, leave=False):
-        key = f"{kind}-{budget}"
-        row = store.get(key) or store.put(key, dict(rbm_result_row(arch, x, xv, xt, key, max_epochs=max_epochs, lrs=lrs,
-                                                             restarts=restarts, patience=patience,
-                                                             batch_size=batch_size, eval_ais=eval_ais,
-                                                             ais_chains=ais_chains, ais_betas=ais_betas,
-                                                             n_gibbs=n_gibbs, seed=seed,
-                                                             folder=os.path.join(out, "models")),
-                                                    budget=int(budget)))
-        keyed.append((key, row))
+    archs = {f"{kind}-{budget}": (budget, arch) for budget, kind, arch in rbm_jobs(budgets, kinds, shape, seed)}
+    train_one = partial(rbm_result_row, max_epochs=max_epochs, lrs=lrs, restarts=restarts, patience=patience,
+                        batch_size=batch_size, eval_ais=eval_ais, ais_chains=ais_chains, ais_betas=ais_betas,
+                        n_gibbs=n_gibbs, seed=seed, folder=os.path.join(out, "models"))
+    run_jobs(train_one, {key: (arch, x, xv, xt, key) for key, (_, arch) in archs.items() if key not in store},
+             workers=workers, done=lambda key, row: store.put(key, dict(row, budget=int(archs[key][0]))),
+             desc="RBMs", progress=progress)
+    keyed = [(key, store.get(key)) for key in archs]
     columns = ["budget", "kind", "n_hidden", "n_params", "window", "lr", "restart", "epochs", "best_epoch", "converged",
                "valid_nll", "test_nll", "test_nll_stderr", "test_nll_reverse", "ais_gap", "train_nll", "log_z_method",
                "seconds", "model_file"]
@@ -412,6 +412,19 @@ def rbm_result_row(arch, x, xv, xt, tag: str, *, max_epochs, lrs, restarts, pati
             "window": None if window is None else "x".join(map(str, window)) if isinstance(window, tuple)
             else str(window), **selection_columns(selected), **scores, "seconds": time.perf_counter() - t0,
             "model_file": f"{tag}.npz"}
+
+
+def born_result_row(kind: str, x, xv, xt, shape: Sequence[int], bond_dim: int, *, max_sweeps, lrs, restarts, patience,
+                    restructure=None, seed, folder) -> dict:
+    """Train (validation-selected, :func:`~comparison.training.train_born_machine`) and score one Born machine:
+    its result row (exact NLLs)."""
+    t0 = time.perf_counter()
+    selected = train_born_machine(kind, x, xv, shape, bond_dim, max_sweeps=max_sweeps, lrs=lrs, restarts=restarts,
+                                  patience=patience, restructure=restructure, seed=seed, folder=folder)
+    model = selected.model
+    return {"n_params": model.n_params, "max_bond": max(model.bond_dims), **selection_columns(selected),
+            "valid_nll": model.nll(xv), "test_nll": model.nll(xt), "test_nll_stderr": 0.0, "ais_gap": 0.0,
+            "train_nll": model.nll(x), "seconds": time.perf_counter() - t0}
 
 
 def fig4_findings(table: Table, shape: Sequence[int]) -> list[str]:
@@ -467,8 +480,8 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
                       rbm_max_epochs: int = 40, rbm_lrs: Sequence[float] = (0.01,), rbm_patience: int = 4,
                       valid_fraction: float = 0.1, eval_ais: Sequence[int] = (32, 300), ais_chains: int = 100,
                       ais_betas: int = 10000, n_gibbs: int = 1000, bipartitions: Sequence[bp.Bipartition] | None = None,
-                      info_data=None, model_samples: int = 1000, seed: int = 0, out: str = "born_vs_boltzmann",
-                      cache: str | None = None, progress: bool = True) -> Result:
+                      info_data=None, model_samples: int = 1000, seed: int = 0, workers: int = 1,
+                      out: str = "born_vs_boltzmann", cache: str | None = None, progress: bool = True) -> Result:
     """Born machines and RBMs at matched parameter counts, and what each carries across every cut.
 
     A seeded ``valid_fraction`` of the training rows is held out for every choice. Each of ``born_kinds``
@@ -479,6 +492,7 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
     when "dense" is among them) as in :func:`rbm_architectures`. Then, for the largest models, the
     per-bipartition table of :func:`information_table` on ``info_data`` (default: train + test): data MI
     and S₂ beside each Born machine's S₂, MI and min-cut bound and each RBM's |Z| ln 2 bound.
+    ``workers`` models train side by side (:func:`~comparison.parallel.run_jobs`).
     Writes ``nll``, ``convergence`` and ``cuts`` tables (CSV/JSON), ``nll_vs_params.png``,
     ``convergence.png``, ``cuts.png``, sample grids, the MPS entanglement profile and ``summary.md``;
     ``cache`` as in :func:`mi_profile`.
@@ -494,36 +508,30 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
                 "n_gibbs": n_gibbs, "seed": seed, "data": fingerprint(x, xv, xt)}
     store = RowStore(os.path.join(out, "runs.json"), settings)
     folder = os.path.join(out, "models")
-    keyed, born = [], {}
-    jobs = [(k, d) for d in bond_dims for k in born_kinds]
-    for kind, d in tqdm(jobs, desc="Born machines", unit="model", disable=not progress, leave=False):
-        t0 = time.perf_counter()
-        selected = train_born_machine(kind, x, xv, shape, d, max_sweeps=max_sweeps, lrs=lrs, restarts=restarts,
-                                      patience=patience, seed=seed, folder=folder)
-        model = born[(kind, d)] = selected.model
-        key = f"{kind}-D{d}"
-        row = store.get(key) or store.put(key, {
-            "family": kind, "size": f"D={d}", "n_params": model.n_params, "max_bond": max(model.bond_dims),
-            **selection_columns(selected), "valid_nll": model.nll(xv), "test_nll": model.nll(xt),
-            "test_nll_stderr": 0.0, "ais_gap": 0.0, "train_nll": model.nll(x), "seconds": time.perf_counter() - t0})
-        keyed.append((key, row))
+    train_one = partial(born_result_row, max_sweeps=max_sweeps, lrs=lrs, restarts=restarts, patience=patience,
+                        seed=seed, folder=folder)
+    jobs = {f"{k}-D{d}": (k, d) for d in bond_dims for k in born_kinds}
+    run_jobs(train_one, {key: (k, x, xv, xt, shape, d) for key, (k, d) in jobs.items() if key not in store},
+             workers=workers, done=lambda key, row: store.put(key, dict(row, family=jobs[key][0],
+                                                                         size=f"D={jobs[key][1]}")),
+             desc="Born machines", progress=progress)
+    keyed = [(key, store.get(key)) for key in jobs]
+    born = {(k, d): train_born_machine(k, x, xv, shape, d, max_sweeps=max_sweeps, lrs=lrs, restarts=restarts,
+                                       patience=patience, seed=seed, folder=folder).model  # re-read, not retrained
+            for k, d in jobs.values()}
     budgets = sorted({born[(k, d)].n_params for (k, d) in born if k == born_kinds[0]})
-    rbm_models = {}
-    for budget, kind, arch in tqdm(rbm_jobs(budgets, rbm_kinds, shape, seed), desc="RBMs", unit="model",
-                                   disable=not progress, leave=False):
-        key = f"rbm-{kind}-{budget}"
-        row = store.get(key)
-        if row is None:
-            r = rbm_result_row(arch, x, xv, xt, key, max_epochs=rbm_max_epochs, lrs=rbm_lrs, restarts=restarts,
-                         patience=rbm_patience, batch_size=100, eval_ais=eval_ais, ais_chains=ais_chains,
-                         ais_betas=ais_betas, n_gibbs=n_gibbs, seed=seed, folder=folder)
-            r.update(family=f"rbm-{kind}", size=f"{r['n_hidden']} hidden", max_bond=None)
-            row = store.put(key, r)
-        keyed.append((key, row))
-        if budget == budgets[-1]:
-            from rbm.io import load as load_rbm
-
-            rbm_models[f"rbm-{kind}"] = load_rbm(os.path.join(folder, row["model_file"]))
+    archs = {f"rbm-{kind}-{budget}": (budget, kind, arch) for budget, kind, arch in rbm_jobs(budgets, rbm_kinds,
+                                                                                               shape, seed)}
+    train_rbm_one = partial(rbm_result_row, max_epochs=rbm_max_epochs, lrs=rbm_lrs, restarts=restarts,
+                            patience=rbm_patience, batch_size=100, eval_ais=eval_ais, ais_chains=ais_chains,
+                            ais_betas=ais_betas, n_gibbs=n_gibbs, seed=seed, folder=folder)
+    run_jobs(train_rbm_one, {key: (arch, x, xv, xt, key) for key, (_, _, arch) in archs.items() if key not in store},
+             workers=workers, desc="RBMs", progress=progress,
+             done=lambda key, row: store.put(key, dict(row, family=f"rbm-{archs[key][1]}",
+                                                       size=f"{row['n_hidden']} hidden", max_bond=None)))
+    keyed += [(key, store.get(key)) for key in archs]
+    rbm_models = {f"rbm-{kind}": load_rbm(os.path.join(folder, store.get(key)["model_file"]))
+                  for key, (budget, kind, _) in archs.items() if budget == budgets[-1]}
     columns = ["family", "size", "n_params", "max_bond", "lr", "epochs", "best_epoch", "converged", "valid_nll",
                "test_nll", "test_nll_stderr", "ais_gap", "train_nll", "seconds"]
     nll = Table("nll", columns, [{c: row.get(c) for c in columns} for _, row in keyed],

@@ -27,28 +27,30 @@ import numpy as np
 import torch
 
 from . import experiments, structure
+from .parallel import default_workers
 from .table import write_text
 
 __all__ = ["PRESETS", "report", "load_dataset"]
 
 #: Settings of the presets. ``rbm_hidden``: Fig.-4 budgets as the parameter counts of dense RBMs
-#: with that many hidden units (the other kinds are matched to them).
+#: with that many hidden units (the other kinds are matched to them). ``workers``: models trained side by
+#: side in that many processes (None: one per core, :func:`~comparison.parallel.default_workers`).
 PRESETS = {
     "quick": {"bond_dims": [2, 4, 8, 16], "max_sweeps": 10, "born_lrs": [0.05], "born_patience": 2, "restarts": 1,
               "rbm_hidden": [4, 8, 16, 32, 64], "rbm_max_epochs": 30, "rbm_lrs": [0.01], "rbm_patience": 4,
               "valid_fraction": 0.1, "eval_ais": [32, 300], "ais_chains": 50, "ais_betas": 1000, "n_gibbs": 200,
               "cut_step": 2, "model_samples": 500, "max_train": 4000, "max_test": 1000, "structure_bonds": [9, 8],
-              "structures": None},
+              "structures": None, "workers": None},
     "full": {"bond_dims": [2, 4, 8, 16, 32], "max_sweeps": 20, "born_lrs": [0.02, 0.05], "born_patience": 3,
              "restarts": 1, "rbm_hidden": [4, 8, 16, 32, 64, 100], "rbm_max_epochs": 60, "rbm_lrs": [0.003, 0.01, 0.03],
              "rbm_patience": 6, "valid_fraction": 0.1, "eval_ais": [64, 1000], "ais_chains": 100, "ais_betas": 10000,
              "n_gibbs": 1000, "cut_step": 1, "model_samples": 2000, "max_train": None, "max_test": None,
-             "structure_bonds": [22, 16], "structures": None},
+             "structure_bonds": [22, 16], "structures": None, "workers": None},
     "smoke": {"bond_dims": [2], "max_sweeps": 2, "born_lrs": [0.05], "born_patience": 1, "restarts": 1,
               "rbm_hidden": [2, 3], "rbm_max_epochs": 2, "rbm_lrs": [0.01], "rbm_patience": 1, "valid_fraction": 0.1,
               "eval_ais": [8, 20], "ais_chains": 8, "ais_betas": 50, "n_gibbs": 5, "cut_step": 14, "model_samples": 50,
               "max_train": 100, "max_test": 50, "structure_bonds": [2, 2],
-              "structures": ["mps:row-major", "mps:from-data", "ttn:random+mi", "rbm:from-data"]},
+              "structures": ["mps:row-major", "mps:from-data", "ttn:random+mi", "rbm:from-data"], "workers": None},
 }
 
 #: Data sets of the command line (any name of :func:`bornmachine.datasets.by_name` with an image shape works here).
@@ -163,7 +165,9 @@ def structure_settings(settings: dict, seed: int) -> dict:
 
 
 def _shared(settings: dict) -> dict:
-    return {key: settings[key] for key in ("valid_fraction", "eval_ais", "ais_chains", "ais_betas", "n_gibbs")}
+    workers = settings["workers"] if settings["workers"] is not None else default_workers()
+    return {"workers": workers,
+            **{key: settings[key] for key in ("valid_fraction", "eval_ais", "ais_chains", "ais_betas", "n_gibbs")}}
 
 
 def _index(results, data, preset, settings, n_train, n_test, timings) -> str:

@@ -16,21 +16,21 @@ from the shuffled training rows, so they should not care. Every choice is made o
 from __future__ import annotations
 
 import os
-import time
+from functools import partial
 from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bornmachine import MPS
 from bornmachine.validation import as_binary
 
 from . import figures, verdicts
-from .experiments import (Result, convergence_finding, rbm_jobs, rbm_result_row, selection_columns, split_rows,
+from .experiments import (Result, born_result_row, convergence_finding, rbm_jobs, rbm_result_row, split_rows,
                           write_curves)
+from .parallel import run_jobs
 from .table import RowStore, Table
-from .training import fingerprint, train_born_machine
+from .training import fingerprint
 
 __all__ = ["structure_experiment", "STRUCTURES", "shuffle_pixels"]
 
@@ -56,13 +56,13 @@ def structure_experiment(train, test, shape: Sequence[int], *, mps_bond: int = 9
                          rbm_max_epochs: int = 30, rbm_lrs: Sequence[float] = (0.01,), rbm_patience: int = 4,
                          valid_fraction: float = 0.1, eval_ais: Sequence[int] = (32, 300), ais_chains: int = 50,
                          ais_betas: int = 1000, n_gibbs: int = 200, shuffle_seed: int = 1, seed: int = 0,
-                         structures: Sequence[str] | None = None, out: str = "structure",
+                         structures: Sequence[str] | None = None, workers: int = 1, out: str = "structure",
                          progress: bool = True) -> Result:
     """Geometric vs mutual-information structures on the images and on pixel-shuffled images.
 
     MPS at bond ``mps_bond``, TTN at ``ttn_bond`` (9 and 8 give nearly equal counts on 28×28), RBMs matched
     to the row-major MPS's parameter count. ``structures``: names ``family:structure`` to run (default all
-    of :data:`STRUCTURES`). Writes ``structure.csv/json``, ``convergence.csv/json``, ``structure.png``,
+    of :data:`STRUCTURES`); ``workers`` models train side by side (:func:`~comparison.parallel.run_jobs`). Writes ``structure.csv/json``, ``convergence.csv/json``, ``structure.png``,
     ``convergence.png`` and ``summary.md`` into ``out``; checkpoints under ``out/models``.
     """
     shape = tuple(int(s) for s in shape)
@@ -79,35 +79,34 @@ def structure_experiment(train, test, shape: Sequence[int], *, mps_bond: int = 9
                 "data": fingerprint(x_all, xt_all)}
     store = RowStore(os.path.join(out, "runs.json"), settings)
     folder = os.path.join(out, "models")
-    keyed = []
-    jobs = [(variant, s) for variant in ("images", "shuffled") for s in chosen]
-    budget = None
-    for variant, (family, name, kind, criterion) in tqdm(jobs, desc="structures", unit="model", disable=not progress,
-                                                         leave=False):
-        x_raw, xt = (x_all, xt_all) if variant == "images" else (
-            shuffle_pixels(x_all, shuffle_seed)[0], shuffle_pixels(xt_all, shuffle_seed)[0])
-        x, xv = split_rows(x_raw, valid_fraction, seed)
-        key = f"{variant}|{family}:{name}"
-        row = store.get(key)
-        if row is None:
-            t0 = time.perf_counter()
-            if family == "rbm":
-                budget = budget or _row_major_params(store, variant, shape, mps_bond)
-                arch = next(a for b, k, a in rbm_jobs([budget], [kind], shape, seed, data=x) if k == kind)
-                row = rbm_result_row(arch, x, xv, xt, f"{variant}-{kind}", max_epochs=rbm_max_epochs, lrs=rbm_lrs,
-                               restarts=restarts, patience=rbm_patience, batch_size=100, eval_ais=eval_ais,
-                               ais_chains=ais_chains, ais_betas=ais_betas, n_gibbs=n_gibbs, seed=seed, folder=folder)
-            else:
-                bond = mps_bond if family == "mps" else ttn_bond
-                selected = train_born_machine(kind, x, xv, shape, bond, max_sweeps=max_sweeps, lrs=lrs,
-                                              restarts=restarts, patience=patience, restructure=criterion, seed=seed,
-                                              folder=os.path.join(folder, variant))
-                model = selected.model
-                row = {"n_params": model.n_params, **selection_columns(selected), "valid_nll": model.nll(xv),
-                       "test_nll": model.nll(xt), "test_nll_stderr": 0.0, "ais_gap": 0.0, "train_nll": model.nll(x)}
-            row = store.put(key, dict(row, variant=variant, family=family, structure=name,
-                                      seconds=time.perf_counter() - t0))
-        keyed.append((key, row))
+    data = {"images": (x_all, xt_all),
+            "shuffled": (shuffle_pixels(x_all, shuffle_seed)[0], shuffle_pixels(xt_all, shuffle_seed)[0])}
+    data = {variant: (*split_rows(x_raw, valid_fraction, seed), xt) for variant, (x_raw, xt) in data.items()}
+    jobs = {f"{variant}|{s[0]}:{s[1]}": (variant, *s) for variant in ("images", "shuffled") for s in chosen}
+
+    def store_row(key, row):
+        variant, family, name = jobs[key][:3]
+        store.put(key, dict(row, variant=variant, family=family, structure=name))
+
+    born_jobs = {key: (kind, *data[variant], shape, mps_bond if family == "mps" else ttn_bond, criterion,
+                       os.path.join(folder, variant))
+                 for key, (variant, family, name, kind, criterion) in jobs.items()
+                 if family != "rbm" and key not in store}
+    run_jobs(partial(_born_row, max_sweeps=max_sweeps, lrs=lrs, restarts=restarts, patience=patience, seed=seed),
+             born_jobs, workers=workers, done=store_row, desc="structures: Born machines", progress=progress)
+    rbm_keys = [key for key, job in jobs.items() if job[1] == "rbm" and key not in store]
+    budget = _row_major_params(store, "images", shape, mps_bond)  # one budget for both variants
+    rbm_tasks = {}
+    for key in rbm_keys:
+        variant, kind = jobs[key][0], jobs[key][3]
+        x, xv, xt = data[variant]
+        arch = next(a for b, k, a in rbm_jobs([budget], [kind], shape, seed, data=x) if k == kind)
+        rbm_tasks[key] = (arch, x, xv, xt, f"{variant}-{kind}")
+    run_jobs(partial(rbm_result_row, max_epochs=rbm_max_epochs, lrs=rbm_lrs, restarts=restarts, patience=rbm_patience,
+                     batch_size=100, eval_ais=eval_ais, ais_chains=ais_chains, ais_betas=ais_betas, n_gibbs=n_gibbs,
+                     seed=seed, folder=folder),
+             rbm_tasks, workers=workers, done=store_row, desc="structures: RBMs", progress=progress)
+    keyed = [(key, store.get(key)) for key in jobs]
     columns = ["variant", "family", "structure", "n_params", "lr", "epochs", "best_epoch", "converged", "valid_nll",
                "test_nll", "test_nll_stderr", "ais_gap", "train_nll", "seconds"]
     table = Table("structure", columns, [{c: row.get(c) for c in columns} for _, row in keyed],
@@ -122,6 +121,10 @@ def structure_experiment(train, test, shape: Sequence[int], *, mps_bond: int = 9
     result.findings = structure_findings(table)
     result.write()
     return result
+
+
+def _born_row(kind, x, xv, xt, shape, bond, criterion, folder, **settings) -> dict:
+    return born_result_row(kind, x, xv, xt, shape, bond, restructure=criterion, folder=folder, **settings)
 
 
 def _row_major_params(store: RowStore, variant: str, shape, bond: int) -> int:
