@@ -64,6 +64,9 @@ class Bipartition:
     def __setattr__(self, key, value):
         raise AttributeError("Bipartition is immutable")
 
+    def __reduce__(self):  # pickling (worker processes) rebuilds it from its mask and name
+        return (Bipartition, (np.array(self._mask), self._name))
+
     @property
     def mask(self) -> np.ndarray:
         return self._mask

@@ -10,6 +10,7 @@ import numpy as np
 from bornmachine.cli import HelpFormatter
 
 from . import experiments, report as report_module, structure
+from .parallel import default_workers
 
 
 def _overrides(args) -> dict:
@@ -40,7 +41,8 @@ def cmd_fig3(args) -> int:
         models[name] = load_model(path)
     bips = experiments.profile_bipartitions(shape, step=s["cut_step"], seed=args.seed)
     result = experiments.mi_profile(np.concatenate([train, test]), shape, models=models, bipartitions=bips,
-                                    model_samples=s["model_samples"], seed=args.seed, out=args.out,
+                                    model_samples=s["model_samples"], seed=args.seed,
+                                    workers=s["workers"] or default_workers(), out=args.out,
                                     progress=not args.no_progress)
     return _done(result)
 

@@ -34,7 +34,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bornmachine import datasets
 from bornmachine.validation import as_binary, check_positive_int
@@ -91,7 +90,7 @@ class Result:
 # ------------------------------------------------------------------------------------------------
 def information_table(data, bips: Sequence[bp.Bipartition], models: Mapping[str, object] | None = None, *,
                       ksg_k: int = 3, model_samples: int = 1000, seed: int = 0, store: RowStore | None = None,
-                      progress: bool = True, name: str = "information") -> Table:
+                      workers: int = 1, progress: bool = True, name: str = "information") -> Table:
     """One row per bipartition: data MI (KSG, plug-in), data S₂, and per model its S₂, MI and bound.
 
     data : binary (N, n) or (N, H, W). bips : bipartitions of the n pixels.
@@ -100,7 +99,8 @@ def information_table(data, bips: Sequence[bp.Bipartition], models: Mapping[str,
         ``<name>_mi`` ± ``<name>_mi_stderr`` (exact samples + marginals), ``<name>_bound`` (min cut,
         :func:`~comparison.capacity.network_bound`), ``<name>_seconds``) or RBM (``<name>_bound`` =
         |Z| ln 2 only). ``seconds``: time of the data columns.
-    store : cache of finished rows (resume). All values in nats.
+    store : cache of finished rows (resume). workers : cuts computed side by side
+    (:func:`~comparison.parallel.run_jobs`; the numbers do not depend on it). All values in nats.
     """
     if not bips:
         raise ValueError("no bipartitions given")
@@ -117,35 +117,52 @@ def information_table(data, bips: Sequence[bp.Bipartition], models: Mapping[str,
         else:
             columns += [f"{m}_s2", f"{m}_s2_stderr", f"{m}_s2_method", f"{m}_mi", f"{m}_mi_stderr", f"{m}_bound",
                         f"{m}_seconds"]
-    rows = []
-    for bip in tqdm(bips, desc="bipartitions", unit="cut", disable=not progress, leave=False):
-        family, position = parse_name(bip.name)
+    found, jobs, keys = {}, {}, []
+    for i, bip in enumerate(bips):
         mask_tag = hashlib.sha1(np.packbits(bip.flat_mask).tobytes()).hexdigest()[:8]  # names need not be unique
         cut_seed = seed + zlib.crc32(mask_tag.encode())  # per cut, independent of the list's order
-        key = f"data|{data_tag}|k{ksg_k}|seed{seed}|{bip.name}|{mask_tag}"
-        row = store.get(key) if store is not None else None
-        if row is None:
-            t0 = time.perf_counter()
-            plug, sat = plugin_mutual_information(x, bip, return_saturation=True)
-            s2, sat2 = data_renyi2(x, bip, return_saturation=True)
-            row = {"bipartition": bip.name, "family": family, "position": position, "n_x": int(bip.sites_x.size),
-                   "ksg_mi": float(ksg_mutual_information(x, bip, k=ksg_k, seed=seed)),
-                   "plugin_mi": float(plug), "plugin_saturated": bool(sat.saturated), "data_s2": float(s2),
-                   "data_s2_saturated": bool(sat2.saturated), "ln_n": math.log(x.shape[0]),
-                   "seconds": time.perf_counter() - t0}
-            if store is not None:
-                store.put(key, row)
-        row = {c: row[c] for c in columns[:11]}
-        for m, model in models.items():
-            key = f"model|{m}|{model_tags[m]}|s{model_samples}|seed{seed}|{bip.name}|{mask_tag}"
-            part = store.get(key) if store is not None else None
-            if part is None:
-                part = _model_columns(m, model, bip, model_samples, cut_seed)
-                if store is not None:
-                    store.put(key, part)
-            row.update(part)
+        data_key = f"data|{data_tag}|k{ksg_k}|seed{seed}|{bip.name}|{mask_tag}"
+        model_keys = {m: f"model|{m}|{model_tags[m]}|s{model_samples}|seed{seed}|{bip.name}|{mask_tag}" for m in models}
+        keys.append((data_key, model_keys))
+        for key in (data_key, *model_keys.values()):
+            if store is not None and key in store:
+                found[key] = store.get(key)
+        missing = {model_keys[m]: (m, model) for m, model in models.items() if model_keys[m] not in found}
+        if data_key not in found or missing:
+            jobs[i] = (x, bip, None if data_key in found else data_key, missing, ksg_k, seed, model_samples, cut_seed)
+
+    def done(_, parts):
+        for key, part in parts.items():
+            found[key] = part if store is None else store.put(key, part)
+
+    run_jobs(_cut_parts, jobs, workers=workers, done=done, desc="bipartitions", unit="cut", progress=progress)
+    rows = []
+    for data_key, model_keys in keys:
+        row = {c: found[data_key][c] for c in columns[:11]}
+        for key in model_keys.values():
+            row.update(found[key])
         rows.append(row)
     return Table(name, columns, rows)
+
+
+def _cut_parts(x: np.ndarray, bip: bp.Bipartition, data_key: str | None, models: dict, ksg_k: int, seed: int,
+               model_samples: int, cut_seed: int) -> dict:
+    """The missing parts of one cut's row: ``{data_key: data columns}`` (if a key is given) and ``{key: model
+    columns}`` for every ``key → (name, model)`` of ``models``."""
+    parts = {}
+    if data_key is not None:
+        family, position = parse_name(bip.name)
+        t0 = time.perf_counter()
+        plug, sat = plugin_mutual_information(x, bip, return_saturation=True)
+        s2, sat2 = data_renyi2(x, bip, return_saturation=True)
+        parts[data_key] = {"bipartition": bip.name, "family": family, "position": position,
+                           "n_x": int(bip.sites_x.size), "ksg_mi": float(ksg_mutual_information(x, bip, k=ksg_k, seed=seed)),
+                           "plugin_mi": float(plug), "plugin_saturated": bool(sat.saturated), "data_s2": float(s2),
+                           "data_s2_saturated": bool(sat2.saturated), "ln_n": math.log(x.shape[0]),
+                           "seconds": time.perf_counter() - t0}
+    for key, (name, model) in models.items():
+        parts[key] = _model_columns(name, model, bip, model_samples, cut_seed)
+    return parts
 
 
 def _model_columns(name: str, model, bip: bp.Bipartition, n_samples: int, seed: int) -> dict:
@@ -215,19 +232,21 @@ def profile_bipartitions(shape: Sequence[int], step: int = 1, n_random: int = 3,
 # ------------------------------------------------------------------------------------------------
 def mi_profile(data, shape: Sequence[int], *, models: Mapping[str, object] | None = None,
                bipartitions: Sequence[bp.Bipartition] | None = None, ksg_k: int = 3, model_samples: int = 1000,
-               seed: int = 0, out: str = "fig3", cache: str | None = None, progress: bool = True) -> Result:
+               seed: int = 0, workers: int = 1, out: str = "fig3", cache: str | None = None,
+               progress: bool = True) -> Result:
     """The paper's Fig. 3: MI of the data per bipartition by every estimator, with trained models beside.
 
     data : binary (N, H·W) or (N, H, W); shape : (H, W). models : name → trained MPS/TTN (optional).
     bipartitions : default :func:`profile_bipartitions` (the 73 cuts of the standard set on 28×28).
     Writes ``fig3.csv/json``, ``fig3.png``, ``summary.md`` into ``out``; per-cut numbers are cached in
-    ``cache`` (default ``out/information.json``; experiments given one file share their numbers).
+    ``cache`` (default ``out/information.json``; experiments given one file share their numbers);
+    ``workers`` cuts are computed side by side.
     """
     shape = tuple(int(s) for s in shape)
     bips = list(bipartitions) if bipartitions is not None else profile_bipartitions(shape)
     store = RowStore(cache or os.path.join(out, "information.json"), {"kind": "information"})
     table = information_table(data, bips, models, ksg_k=ksg_k, model_samples=model_samples, seed=seed,
-                              store=store, progress=progress, name="fig3")
+                              store=store, workers=workers, progress=progress, name="fig3")
     table.shown = ["bipartition", "n_x", "ksg_mi", "plugin_mi", "data_s2"] + \
         [f"{m}_{q}" for m in (models or {}) for q in ("mi", "s2")]
     result = Result("fig3", out, {"fig3": table}, title="Mutual information per bipartition (paper Fig. 3)")
@@ -542,7 +561,8 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
     bips = list(bipartitions) if bipartitions is not None else profile_bipartitions(shape)
     info = RowStore(cache or os.path.join(out, "information.json"), {"kind": "information"})
     cuts = information_table(torch.cat([x, xv]) if info_data is None else info_data, bips, models,
-                             model_samples=model_samples, seed=seed, store=info, progress=progress, name="cuts")
+                             model_samples=model_samples, seed=seed, store=info, workers=workers, progress=progress,
+                             name="cuts")
     cuts.shown = ["bipartition", "ksg_mi", "data_s2"] + [f"{m}_{q}" for m in models
                                                            for q in (("s2", "bound") if not m.startswith("rbm")
                                                                      else ("bound",))]

@@ -32,7 +32,7 @@ def default_workers() -> int:
 
 
 def run_jobs(fn: Callable, jobs: Mapping[str, tuple], *, workers: int = 1, done: Callable | None = None,
-             desc: str = "jobs", progress: bool = True) -> dict:
+             desc: str = "jobs", unit: str = "model", progress: bool = True) -> dict:
     """``{key: fn(*args)}`` for every ``key → args`` of ``jobs``, ``workers`` at a time.
 
     done(key, result), if given, is called here as each job finishes (in completion order), e.g. to
@@ -40,7 +40,7 @@ def run_jobs(fn: Callable, jobs: Mapping[str, tuple], *, workers: int = 1, done:
     """
     workers = min(check_positive_int(workers, "workers"), max(1, len(jobs)))
     results = {}
-    bar = tqdm(total=len(jobs), desc=desc, unit="model", disable=not progress or not jobs, leave=False)
+    bar = tqdm(total=len(jobs), desc=desc, unit=unit, disable=not progress or not jobs, leave=False)
 
     def finish(key, result):
         results[key] = result

@@ -111,7 +111,8 @@ def report(out: str = "report", preset: str = "quick", data="mnist5k", seed: int
     t0 = time.perf_counter()
     models = {name: model for name, model in bvb.models.items() if not name.startswith("rbm")}
     fig3 = experiments.mi_profile(all_data, shape, models=models, bipartitions=bips,
-                                  model_samples=settings["model_samples"], seed=seed, out=os.path.join(out, "fig3"),
+                                  model_samples=settings["model_samples"], seed=seed,
+                                  workers=_shared(settings)["workers"], out=os.path.join(out, "fig3"),
                                   cache=os.path.join(out, "information.json"), progress=progress)
     timings["fig3"] = time.perf_counter() - t0
 

@@ -1,6 +1,8 @@
 """Bipartitions: every pixel on exactly one side, the named shapes, validation of masks and arguments."""
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -100,6 +102,8 @@ def test_immutable_swapped_hashable():
     assert np.array_equal(s.sites_x, a.sites_y) and s.name == "up_down(row=2)~"
     assert len({a, bp.up_down((4, 4), 2), s}) == 2
     assert "up_down(row=2)" in repr(a) and "|X|=8" in repr(a)
+    again = pickle.loads(pickle.dumps(a))  # worker processes receive cuts pickled
+    assert again == a and not again.mask.flags.writeable and np.array_equal(again.sites_x, a.sites_x)
 
 
 @pytest.mark.parametrize("mask, match", [

@@ -48,3 +48,23 @@ def test_structure_rows_do_not_depend_on_the_worker_count(tmp_path):
     for one, two in zip(rows[1], rows[2]):
         assert one["n_params"] == two["n_params"] and one["epochs"] == two["epochs"]
         assert math.isclose(one["test_nll"], two["test_nll"], rel_tol=1e-6), (one, two)
+
+
+def test_information_table_does_not_depend_on_the_worker_count():
+    import torch
+
+    from bornmachine import MPS
+    from comparison import experiments
+
+    rng = np.random.default_rng(2)
+    x = ((rng.random((150, 6, 1)) < 0.4) & (rng.random((150, 1, 6)) < 0.4)).reshape(150, 36).astype(np.uint8)
+    models = {"mps": MPS((6, 6), 3, generator=torch.Generator().manual_seed(0))}
+    bips = experiments.profile_bipartitions((6, 6), step=2)
+    tables = [experiments.information_table(x, bips, models, model_samples=50, workers=w, progress=False)
+              for w in (1, 2)]
+    assert len(tables[0]) == len(bips)
+    for one, two in zip(tables[0].rows, tables[1].rows):
+        assert one.keys() == two.keys() and one["bipartition"] == two["bipartition"]
+        for key, value in one.items():
+            if isinstance(value, float) and not key.endswith("seconds"):
+                assert math.isclose(value, two[key], rel_tol=1e-9, abs_tol=1e-12), key
