@@ -399,7 +399,7 @@ def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[in
                         n_gibbs=n_gibbs, seed=seed, folder=os.path.join(out, "models"))
     run_jobs(train_one, {key: (arch, x, xv, xt, key) for key, (_, arch) in archs.items() if key not in store},
              workers=workers, done=lambda key, row: store.put(key, dict(row, budget=int(archs[key][0]))),
-             desc="RBMs", progress=progress)
+             cost=lambda key: archs[key][0], desc="RBMs", progress=progress)
     keyed = [(key, store.get(key)) for key in archs]
     columns = ["budget", "kind", "n_hidden", "n_params", "window", "lr", "restart", "epochs", "best_epoch", "converged",
                "valid_nll", "test_nll", "test_nll_stderr", "test_nll_reverse", "ais_gap", "train_nll", "log_z_method",
@@ -533,6 +533,7 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
     run_jobs(train_one, {key: (k, x, xv, xt, shape, d) for key, (k, d) in jobs.items() if key not in store},
              workers=workers, done=lambda key, row: store.put(key, dict(row, family=jobs[key][0],
                                                                          size=f"D={jobs[key][1]}")),
+             cost=lambda key: jobs[key][1] ** 3 * (2 if jobs[key][0].startswith("ttn") else 1),
              desc="Born machines", progress=progress)
     keyed = [(key, store.get(key)) for key in jobs]
     born = {(k, d): train_born_machine(k, x, xv, shape, d, max_sweeps=max_sweeps, lrs=lrs, restarts=restarts,
@@ -545,7 +546,7 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
                             patience=rbm_patience, batch_size=100, eval_ais=eval_ais, ais_chains=ais_chains,
                             ais_betas=ais_betas, n_gibbs=n_gibbs, seed=seed, folder=folder)
     run_jobs(train_rbm_one, {key: (arch, x, xv, xt, key) for key, (_, _, arch) in archs.items() if key not in store},
-             workers=workers, desc="RBMs", progress=progress,
+             workers=workers, cost=lambda key: archs[key][0], desc="RBMs", progress=progress,
              done=lambda key, row: store.put(key, dict(row, family=f"rbm-{archs[key][1]}",
                                                        size=f"{row['n_hidden']} hidden", max_bond=None)))
     keyed += [(key, store.get(key)) for key in archs]

@@ -32,13 +32,17 @@ def default_workers() -> int:
 
 
 def run_jobs(fn: Callable, jobs: Mapping[str, tuple], *, workers: int = 1, done: Callable | None = None,
-             desc: str = "jobs", unit: str = "model", progress: bool = True) -> dict:
-    """``{key: fn(*args)}`` for every ``key → args`` of ``jobs``, ``workers`` at a time.
+             cost: Callable[[str], float] | None = None, desc: str = "jobs", unit: str = "model",
+             progress: bool = True) -> dict:
+    """``{key: fn(*args)}`` for every ``key → args`` of ``jobs`` (in the order of ``jobs``), ``workers`` at a time.
 
     done(key, result), if given, is called here as each job finishes (in completion order), e.g. to
-    store its row. An exception in a job is raised here after the running jobs are cancelled.
+    store its row. cost(key): a job's expected relative cost; the costliest start first, so that no worker
+    is left alone with a long job at the end. An exception in a job is raised here after the running jobs
+    are cancelled.
     """
     workers = min(check_positive_int(workers, "workers"), max(1, len(jobs)))
+    order = list(jobs) if cost is None else sorted(jobs, key=cost, reverse=True)
     results = {}
     bar = tqdm(total=len(jobs), desc=desc, unit=unit, disable=not progress or not jobs, leave=False)
 
@@ -49,16 +53,22 @@ def run_jobs(fn: Callable, jobs: Mapping[str, tuple], *, workers: int = 1, done:
         bar.update()
 
     if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
-        for key, args in jobs.items():
-            finish(key, fn(*args))
-        bar.close()
-        return results
+        for key in order:
+            finish(key, fn(*jobs[key]))
+    else:
+        _in_workers(fn, jobs, order, workers, finish)
+    bar.close()
+    return {key: results[key] for key in jobs}
+
+
+def _in_workers(fn: Callable, jobs: Mapping[str, tuple], order: list, workers: int, finish: Callable) -> None:
+    """The jobs in ``order`` on a pool of ``workers`` forked processes; finish(key, result) as each ends."""
     threads = max(1, torch.get_num_threads() // workers)
     with warnings.catch_warnings():  # Python ≥ 3.12 warns about fork in a threaded process (torch's pool)
         warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                  initializer=torch.set_num_threads, initargs=(threads,)) as pool:
-            futures = {pool.submit(fn, *args): key for key, args in jobs.items()}
+            futures = {pool.submit(fn, *jobs[key]): key for key in order}
             try:
                 for future in as_completed(futures):
                     finish(futures[future], future.result())
@@ -66,5 +76,3 @@ def run_jobs(fn: Callable, jobs: Mapping[str, tuple], *, workers: int = 1, done:
                 for future in futures:
                     future.cancel()
                 raise
-    bar.close()
-    return {key: results[key] for key in jobs}

@@ -93,7 +93,8 @@ def structure_experiment(train, test, shape: Sequence[int], *, mps_bond: int = 9
                  for key, (variant, family, name, kind, criterion) in jobs.items()
                  if family != "rbm" and key not in store}
     run_jobs(partial(_born_row, max_sweeps=max_sweeps, lrs=lrs, restarts=restarts, patience=patience, seed=seed),
-             born_jobs, workers=workers, done=store_row, desc="structures: Born machines", progress=progress)
+             born_jobs, workers=workers, done=store_row, cost=lambda key: jobs[key][1] == "ttn",  # trees first
+             desc="structures: Born machines", progress=progress)
     rbm_keys = [key for key, job in jobs.items() if job[1] == "rbm" and key not in store]
     budget = _row_major_params(store, "images", shape, mps_bond)  # one budget for both variants
     rbm_tasks = {}

@@ -30,6 +30,13 @@ def test_run_jobs_returns_every_result_in_job_order(workers):
         run_jobs(_fails, {i: (i,) for i in range(5)}, workers=workers, progress=False)
 
 
+def test_run_jobs_starts_the_costliest_first():
+    started = []
+    out = run_jobs(_square, {i: (i,) for i in range(5)}, workers=1, cost=lambda key: key % 3,
+                   done=lambda key, value: started.append(key), progress=False)
+    assert started == [2, 1, 4, 0, 3] and list(out) == [0, 1, 2, 3, 4]
+
+
 def test_run_jobs_refuses_bad_worker_counts():
     with pytest.raises(ValueError, match="workers"):
         run_jobs(_square, {"a": (1,)}, workers=0)
