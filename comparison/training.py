@@ -22,6 +22,8 @@ from .selection import Selected, select
 __all__ = ["BORN_KINDS", "make_born", "train_born_machine", "train_rbm", "evaluate_rbm", "fingerprint",
            "settings_tag"]
 
+#: The RBMs' learning-rate backoff after an overshooting epoch (:class:`rbm.CDTrainer`'s ``backoff``).
+RBM_BACKOFF = 0.5
 #: Born machines of the comparison: MPS on the row-major and snake chains, TTN on the bisection tree.
 BORN_KINDS = ("mps-row-major", "mps-snake", "ttn")
 
@@ -72,11 +74,12 @@ def train_rbm(arch, train: torch.Tensor, valid: torch.Tensor, *, tag: str, max_e
     from rbm import CDTrainer
 
     stem = f"{tag}-" + settings_tag(max_epochs, patience, batch_size, tuple(eval_ais), seed, arch.n_hidden,
-                                    fingerprint(train, valid))
+                                    fingerprint(train, valid), "backoff", RBM_BACKOFF)
 
     def one(lr: float, restart: int, checkpoint: str):
         model = arch.build(generator=torch.Generator().manual_seed(seed + 7919 * restart))
-        trainer = CDTrainer(model, lr=lr, n_epochs=max_epochs, patience=patience, batch_size=batch_size,
+        trainer = CDTrainer(model, lr=lr, n_epochs=max_epochs, patience=patience, backoff=RBM_BACKOFF,
+                            batch_size=batch_size,
                             ais_chains=int(eval_ais[0]), ais_betas=int(eval_ais[1]), seed=seed + restart)
         trainer.fit(train, valid, checkpoint=checkpoint, progress=False)
         return model, trainer

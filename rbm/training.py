@@ -21,7 +21,11 @@ weights get tiny gradients near W = 0, otherwise stall at the independent-pixel 
 
 Early stopping: with ``patience`` and validation data, training stops after ``patience`` epochs
 without a lower validation NLL and the model gets the parameters of its best validation epoch
-(``best_epoch``).
+(``best_epoch``). Backoff (``backoff``, with early stopping): an epoch whose validation NLL lies more than
+2 % (at least 2 nats) above the best so far has overshot — a step too large for this model, e.g. a large
+local RBM at a learning rate that suits a dense one; the next epoch starts again from the best epoch's
+parameters with the learning rate multiplied by ``backoff`` (records: ``backoff`` True). The count of
+backoffs is read from the history, so a resumed run continues with the same rate.
 
 The fit loop (history, progress, checkpoints, resume, callbacks) is the one every trainer of the package
 shares (:class:`bornmachine.training.Trainer`). Checkpoints (``fit(..., checkpoint=path)``) are written
@@ -61,7 +65,9 @@ _ADAM_BETA2, _ADAM_EPS = 0.999, 1e-8
 
 # Hyper-parameters that shape the training trajectory: a checkpoint resumes only if they agree.
 _TRAJECTORY_KEYS = ("k", "persistent", "lr", "lr_decay", "momentum", "weight_decay", "batch_size", "n_chains",
-                    "init_visible_bias", "shuffle", "centering", "centering_rate", "adaptive", "patience")
+                    "init_visible_bias", "shuffle", "centering", "centering_rate", "adaptive", "patience", "backoff")
+#: A validation NLL this far above the best (relative, at least ``_OVERSHOOT_NATS``) triggers a backoff.
+_OVERSHOOT, _OVERSHOOT_NATS = 0.02, 2.0
 
 
 class CDTrainer(Trainer):
@@ -106,6 +112,10 @@ class CDTrainer(Trainer):
     patience : int ≥ 1 or None
         With validation data: stop after this many epochs without a lower validation NLL and keep
         the parameters of the best one (None: train all ``n_epochs``, keep the last parameters).
+    backoff : float in (0, 1) or None
+        With ``patience`` and validation data: after an epoch that overshot (validation NLL > 2 %, and
+        ≥ 2 nats, above the best), restart from the best parameters at ``backoff`` times the learning
+        rate (default 0.5; None: never).
     eval_every : int ≥ 0
         Evaluate the NLL every ``eval_every`` epochs and after the last one (0: never).
     log_z : {"auto", "exact", "ais"}
@@ -127,7 +137,8 @@ class CDTrainer(Trainer):
         when not evaluated), ``best_epoch`` (the epoch of the lowest validation NLL so far, with
         ``patience`` and validation data, else None), ``log_z``, ``log_z_stderr``, ``log_z_method``,
         ``recon_error`` (mean squared one-step reconstruction error on ≤ 1000 training rows), ``time_s``
-        (training seconds of that epoch), ``eval_time_s``.
+        (training seconds of that epoch), ``eval_time_s``, ``backoff`` (True when the epoch restarted from the
+        best parameters at a lower rate).
     epoch : int
         Finished epochs.
     best_epoch : int or None
@@ -139,7 +150,7 @@ class CDTrainer(Trainer):
                  weight_decay: float = 1e-4, batch_size: int = 100, n_epochs: int = 20, n_chains: int | None = None,
                  init_visible_bias: bool = True, shuffle: bool = True, centering: bool = True,
                  centering_rate: float = 0.01, adaptive: bool = True, patience: int | None = None,
-                 eval_every: int = 1, log_z: str = "auto",
+                 backoff: float | None = 0.5, eval_every: int = 1, log_z: str = "auto",
                  exact_max_units: int = 20, ais_chains: int = 100, ais_betas: int = 1000, seed: int | None = 0,
                  generator: torch.Generator | None = None):
         if not isinstance(rbm, RBM):
@@ -163,6 +174,7 @@ class CDTrainer(Trainer):
                                            high_closed=True)
         self.adaptive = bool(adaptive)
         self.patience = check_positive_int(patience, "patience") if patience is not None else None
+        self.backoff = None if backoff is None else _check_float(backoff, "backoff", low=0.0, high=1.0, low_open=True)
         if isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) or eval_every < 0:
             raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
         self.eval_every = int(eval_every)
@@ -192,7 +204,7 @@ class CDTrainer(Trainer):
                 "weight_decay": self.weight_decay, "batch_size": self.batch_size, "n_epochs": self.n_epochs,
                 "n_chains": self.n_chains, "init_visible_bias": self.init_visible_bias, "shuffle": self.shuffle,
                 "centering": self.centering, "centering_rate": self.centering_rate, "adaptive": self.adaptive,
-                "patience": self.patience,
+                "patience": self.patience, "backoff": self.backoff,
                 "eval_every": self.eval_every, "log_z": self.log_z, "exact_max_units": self.exact_max_units,
                 "ais_chains": self.ais_chains, "ais_betas": self.ais_betas, "seed": self.seed}
 
@@ -218,9 +230,21 @@ class CDTrainer(Trainer):
         self.rbm.set_parameters(*(self._tensor(arrays[name]) for name in ("W", "b", "c")))
 
     def _run_epoch(self, x: torch.Tensor, epoch: int) -> dict:
-        lr = self.current_lr()
+        backoff = self._overshot()
+        if backoff:
+            self._apply_snapshot(*self._best[2], "the best-validation snapshot")
+        lr = self.current_lr(backoff)
         self._train_epoch(x, lr, distributed.shard(x.shape[0], name="train"))
-        return {"lr": lr}
+        return {"lr": lr, "backoff": backoff}
+
+    def _overshot(self) -> bool:
+        """Whether the last epoch's validation NLL lies too far above the best one (see ``backoff``)."""
+        if self.backoff is None or self._best is None or not self.history:
+            return False
+        last, best = self.history[-1].get("valid_nll"), self._best[0]
+        if last is None:
+            return False
+        return not math.isfinite(last) or last > best + max(_OVERSHOOT * abs(best), _OVERSHOOT_NATS)
 
     # ---------------------------------------------------------------------------------------------
     # training
@@ -238,11 +262,13 @@ class CDTrainer(Trainer):
                                             device=self.generator.device))
         self._offsets = (x.mean(0), hidden_prob(x, rbm.W, rbm.c).mean(0)) if self.centering else None
 
-    def current_lr(self) -> float:
-        """Learning rate of the next epoch (see ``lr_decay``)."""
+    def current_lr(self, backoff: bool = False) -> float:
+        """Learning rate of the next epoch (see ``lr_decay`` and ``backoff``; ``backoff``: this epoch backs off)."""
+        n_backoffs = sum(bool(record.get("backoff")) for record in self.history) + bool(backoff)
+        lr = self.lr * (self.backoff or 1.0) ** n_backoffs
         if self.lr_decay == "linear":
-            return self.lr * (1.0 - self.epoch / self.n_epochs)
-        return self.lr
+            return lr * (1.0 - self.epoch / self.n_epochs)
+        return lr
 
     def _train_epoch(self, x: torch.Tensor, lr: float, part: distributed.Shard) -> None:
         """One pass over all rows of x (N, n_visible) in minibatches; this rank computes on its ``part``."""

@@ -161,6 +161,8 @@ def test_callback_can_stop_early():
     ({"centering_rate": 1.5}, ValueError, "centering_rate must be in"),
     ({"patience": 0}, ValueError, "patience must be >= 1"),
     ({"patience": 1.5}, TypeError, "patience"),
+    ({"backoff": 1.0}, ValueError, "backoff must be in"),
+    ({"backoff": 0.0}, ValueError, "backoff must be in"),
 ])
 def test_bad_hyper_parameters(kwargs, err, match):
     with pytest.raises(err, match=match):
@@ -313,3 +315,40 @@ def test_early_stopping_resumes_bit_identically(tmp_path):
         assert _untimed(tr.history) == _untimed(full_tr.history) and tr.best_epoch == full_tr.best_epoch
     again, tr, _ = _overfit(tmp_path, name="full.npz", patience=3)  # a stopped run stays stopped
     assert len(tr.history) == n and torch.equal(again.W, full.W)
+
+
+def _overshooting(tmp_path=None, stop_after=None, name="bo.npz", **kw):
+    """Adam at lr 3 on a small RBM: epochs overshoot (validation NLL jumps by tens of nats)."""
+    x, xv = prototype_data(16, 200, 1, noise=0.1), prototype_data(16, 400, 1, noise=0.1)[200:]
+    r = RBM(16, 10, generator=gen(0))
+    trainer = CDTrainer(r, lr=3.0, n_epochs=30, patience=4, batch_size=20, seed=0, **kw)
+    fit_until(trainer, x, xv, None if tmp_path is None else tmp_path / name, stop_after)
+    return r, trainer
+
+
+def test_backoff_restarts_from_the_best_epoch_at_a_lower_rate():
+    _, trainer = _overshooting()
+    hist = trainer.history
+    backoffs = [h["epoch"] for h in hist if h["backoff"]]
+    assert len(backoffs) >= 2
+    for h in hist:  # lr = lr₀ · 0.5^(backoffs so far, this one included) · the linear decay
+        n_before = sum(g["backoff"] for g in hist if g["epoch"] <= h["epoch"])
+        assert h["lr"] == pytest.approx(3.0 * 0.5 ** n_before * (1 - (h["epoch"] - 1) / 30))
+    for e in backoffs:  # only after an epoch 2 % (≥ 2 nats) above the best before it
+        before = [g["valid_nll"] for g in hist if g["epoch"] < e - 1]
+        last = hist[e - 2]["valid_nll"]
+        assert before and last > min(before) + max(0.02 * min(before), 2.0)
+    _, plain = _overshooting(backoff=None)
+    assert not any(h["backoff"] for h in plain.history)
+    best = min(h["valid_nll"] for h in hist)
+    assert best < min(h["valid_nll"] for h in plain.history) - 1.0  # backing off reaches a better model
+
+
+def test_backoff_resumes_bit_identically(tmp_path):
+    full, full_tr = _overshooting(tmp_path, name="full.npz")
+    first = next(h["epoch"] for h in full_tr.history if h["backoff"])
+    for stop_after in (first - 1, first):
+        _overshooting(tmp_path, stop_after=stop_after, name=f"p{stop_after}.npz")
+        resumed, tr = _overshooting(tmp_path, name=f"p{stop_after}.npz")
+        assert all(torch.equal(a, b) for a, b in zip(resumed.parameters(), full.parameters()))
+        assert _untimed(tr.history) == _untimed(full_tr.history)
