@@ -328,6 +328,23 @@ class RBM:
             W.masked_fill_(~self._mask, 0.0)
         self._W, self._b, self._c = W, b, c
 
+    def add_edges_(self, edges: torch.Tensor, dw: torch.Tensor, db: torch.Tensor, dc: torch.Tensor) -> None:
+        """In-place update of the weights on ``edges`` (E,) (flat indices row · n_hidden + col of unmasked
+        entries) by ``dw`` (E,), and ``b += db, c += dc``: the training step of sparse masks, which never
+        touches the masked zeros. Raises ``ValueError`` (and leaves the model unchanged) on NaN or inf."""
+        for name, d, p in (("db", db, self._b), ("dc", dc, self._c)):
+            if not isinstance(d, torch.Tensor) or d.shape != p.shape:
+                raise ValueError(f"{name} must be a tensor of shape {tuple(p.shape)}")
+        if not isinstance(dw, torch.Tensor) or dw.shape != edges.shape:
+            raise ValueError(f"dw must be a tensor of shape {tuple(edges.shape)} (one value per edge)")
+        flat = self._W.view(-1)
+        w, b, c = flat[edges] + dw, self._b + db, self._c + dc
+        for name, t in (("W", w), ("b", b), ("c", c)):
+            if not torch.isfinite(t).all():
+                raise ValueError(f"{name} would contain NaN or inf after the update")
+        flat.index_copy_(0, edges, w)
+        self._b, self._c = b, c
+
     def copy(self) -> "RBM":
         """An independent copy (same parameters, mask, dtype, device)."""
         new = RBM.__new__(RBM)

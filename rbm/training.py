@@ -57,7 +57,8 @@ from bornmachine.training import Trainer
 from bornmachine.validation import as_binary, check_positive_int
 
 from .model import RBM, base_rate_bias, bernoulli, free_energy, gibbs_step, hidden_prob, make_generator, visible_prob
-from .partition import estimate_log_z
+from .partition import SPARSE_DENSITY, estimate_log_z
+from .sparse import MaskedProducts
 
 __all__ = ["CDTrainer", "centered_gradient", "centered_step"]
 
@@ -112,6 +113,10 @@ class CDTrainer(Trainer):
     patience : int ≥ 1 or None
         With validation data: stop after this many epochs without a lower validation NLL and keep
         the parameters of the best one (None: train all ``n_epochs``, keep the last parameters).
+    sparse : bool or None
+        Products of a masked W at its sparsity pattern (:class:`rbm.sparse.MaskedProducts`, CSR) instead of
+        the masked dense matrix: None (default) when the mask keeps at most 10 % of at least 10⁵ weights,
+        True for any mask, False never. The results agree up to floating-point round-off.
     backoff : float in (0, 1) or None
         With ``patience`` and validation data: after an epoch that overshot (validation NLL > 2 %, and
         ≥ 2 nats, above the best), restart from the best parameters at ``backoff`` times the learning
@@ -150,7 +155,7 @@ class CDTrainer(Trainer):
                  weight_decay: float = 1e-4, batch_size: int = 100, n_epochs: int = 20, n_chains: int | None = None,
                  init_visible_bias: bool = True, shuffle: bool = True, centering: bool = True,
                  centering_rate: float = 0.01, adaptive: bool = True, patience: int | None = None,
-                 backoff: float | None = 0.5, eval_every: int = 1, log_z: str = "auto",
+                 backoff: float | None = 0.5, sparse: bool | None = None, eval_every: int = 1, log_z: str = "auto",
                  exact_max_units: int = 20, ais_chains: int = 100, ais_betas: int = 1000, seed: int | None = 0,
                  generator: torch.Generator | None = None):
         if not isinstance(rbm, RBM):
@@ -175,6 +180,10 @@ class CDTrainer(Trainer):
         self.adaptive = bool(adaptive)
         self.patience = check_positive_int(patience, "patience") if patience is not None else None
         self.backoff = None if backoff is None else _check_float(backoff, "backoff", low=0.0, high=1.0, low_open=True)
+        if sparse is not None and not isinstance(sparse, bool):
+            raise TypeError(f"sparse must be True, False or None, got {type(sparse).__name__}")
+        self.sparse = sparse
+        self._products: MaskedProducts | None = None  # the sparse path's CSR products (made when first needed)
         if isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) or eval_every < 0:
             raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
         self.eval_every = int(eval_every)
@@ -204,7 +213,7 @@ class CDTrainer(Trainer):
                 "weight_decay": self.weight_decay, "batch_size": self.batch_size, "n_epochs": self.n_epochs,
                 "n_chains": self.n_chains, "init_visible_bias": self.init_visible_bias, "shuffle": self.shuffle,
                 "centering": self.centering, "centering_rate": self.centering_rate, "adaptive": self.adaptive,
-                "patience": self.patience, "backoff": self.backoff,
+                "patience": self.patience, "backoff": self.backoff, "sparse": self.sparse,
                 "eval_every": self.eval_every, "log_z": self.log_z, "exact_max_units": self.exact_max_units,
                 "ais_chains": self.ais_chains, "ais_betas": self.ais_betas, "seed": self.seed}
 
@@ -290,10 +299,19 @@ class CDTrainer(Trainer):
         if self.persistent:
             self._chains = distributed.all_gather_rows(chains)
 
+    def _uses_sparse(self) -> bool:
+        """Whether updates take the CSR products of the mask (see ``sparse``)."""
+        rbm = self.rbm
+        if rbm.is_dense or self.sparse is False:
+            return False
+        return bool(self.sparse) or (rbm.W.numel() >= 100_000 and rbm.n_edges <= SPARSE_DENSITY * rbm.W.numel())
+
     def _step(self, v0: torch.Tensor, n_pos: int, vk: torch.Tensor, rows, n_neg: int, lr: float) -> torch.Tensor:
         """One update from this rank's rows v0 of a minibatch of ``n_pos`` rows and its rows vk
         (``rows``, see :func:`~rbm.model.bernoulli`) of the ``n_neg`` negative-phase chains; returns
         the chains after the k Gibbs sweeps."""
+        if self._uses_sparse():
+            return self._sparse_step(v0, n_pos, vk, rows, n_neg, lr)
         rbm = self.rbm
         W, b, c = rbm.parameters()
         ph0 = hidden_prob(v0, W, c)
@@ -319,17 +337,67 @@ class CDTrainer(Trainer):
             self._offsets[1].lerp_(h_data, self.centering_rate)
         return vk
 
-    def _direction(self, grads, lr: float) -> list[torch.Tensor]:
-        """The ascent step from the gradients (W, b, c): heavy-ball momentum, or Adam with ``adaptive``."""
+    def _sparse_step(self, v0: torch.Tensor, n_pos: int, vk: torch.Tensor, rows, n_neg: int, lr: float) -> torch.Tensor:
+        """:meth:`_step` on the mask's edges only (same draws, same arithmetic up to round-off): CSR products,
+        the gradient and Adam's moments on the E edge values (the moments' dense buffers are read and
+        written at the edges), :meth:`~rbm.RBM.add_edges_`."""
+        rbm = self.rbm
+        if self._products is None or self._products.shape != tuple(rbm.W.shape):
+            self._products = MaskedProducts(rbm._mask)
+        prods = self._products
+        W, b, c = rbm.parameters()
+        edges = prods.edges
+        prods.load(W)
+        ph0 = torch.sigmoid(prods.hidden(v0, c))
+        for _ in range(self.k):
+            h = bernoulli(torch.sigmoid(prods.hidden(vk, c)), self.generator, rows)
+            vk = bernoulli(torch.sigmoid(prods.visible(h, b)), self.generator, rows)
+        phk = torch.sigmoid(prods.hidden(vk, c))
+        grad_w = prods.edge_sums(v0, ph0) / n_pos - prods.edge_sums(vk, phk) / n_neg
+        grad_b = v0.sum(0) / n_pos - vk.sum(0) / n_neg
+        h_data = ph0.sum(0) / n_pos
+        grad_c = h_data - phk.sum(0) / n_neg
+        distributed.all_reduce_sum(grad_w, grad_b, grad_c, h_data)
+        i, j = prods.rows, prods.cols
+        if self.centering:
+            mu, lam = self._offsets
+            grad_w = grad_w - mu[i] * grad_c[j] - grad_b[i] * lam[j]
+        grad_w = grad_w - self.weight_decay * W.reshape(-1)[edges]
+        flat_velocity = self._velocity[0].view(-1)
+        velocity, second = [flat_velocity[edges], *self._velocity[1:]], None
+        if self._second is not None:
+            flat_second = self._second[0].view(-1)
+            second = [flat_second[edges], *self._second[1:]]
+        step = self._direction((grad_w, grad_b, grad_c), lr, velocity, second)
+        flat_velocity.index_copy_(0, edges, velocity[0])
+        if second is not None:
+            flat_second.index_copy_(0, edges, second[0])
+        dw, db, dc = step
+        if self.centering:
+            db = db - torch.zeros_like(db).index_add_(0, i, dw * lam[j])
+            dc = dc - torch.zeros_like(dc).index_add_(0, j, dw * mu[i])
+        try:
+            rbm.add_edges_(edges, dw, db, dc)
+        except ValueError as err:
+            raise ValueError(f"training diverged at epoch {self.epoch + 1} ({err}); lower lr") from err
+        if self.centering:
+            self._offsets[1].lerp_(h_data, self.centering_rate)
+        return vk
+
+    def _direction(self, grads, lr: float, velocity=None, second=None) -> list[torch.Tensor]:
+        """The ascent step from the gradients (W, b, c): heavy-ball momentum, or Adam with ``adaptive``;
+        ``velocity``/``second``: the moment buffers to update (default the trainer's)."""
         self._n_updates += 1
+        velocity = self._velocity if velocity is None else velocity
+        second = self._second if second is None else second
         if not self.adaptive:
-            for v_, g_ in zip(self._velocity, grads):
+            for v_, g_ in zip(velocity, grads):
                 v_.mul_(self.momentum).add_(g_, alpha=lr)
-            return self._velocity
+            return velocity
         beta1, beta2, t = self.momentum, _ADAM_BETA2, self._n_updates
         scale = lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
         steps = []
-        for m_, s_, g_ in zip(self._velocity, self._second, grads):
+        for m_, s_, g_ in zip(velocity, second, grads):
             m_.lerp_(g_, 1.0 - beta1)
             s_.mul_(beta2).addcmul_(g_, g_, value=1.0 - beta2)
             steps.append(scale * m_ / (s_.sqrt() + _ADAM_EPS))

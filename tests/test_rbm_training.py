@@ -352,3 +352,56 @@ def test_backoff_resumes_bit_identically(tmp_path):
         resumed, tr = _overshooting(tmp_path, name=f"p{stop_after}.npz")
         assert all(torch.equal(a, b) for a, b in zip(resumed.parameters(), full.parameters()))
         assert _untimed(tr.history) == _untimed(full_tr.history)
+
+
+# ------------------------------------------------------------------------------------------------
+# sparse masks: CSR products on the edges
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw", [{}, {"centering": False}, {"adaptive": False, "lr": 0.1}, {"persistent": False},
+                                {"k": 2}], ids=["default", "plain", "momentum", "CD", "k2"])
+def test_sparse_products_train_like_the_dense_masked_weights(kw):
+    x, xv = prototype_data(30, 120, 4, noise=0.1), prototype_data(30, 160, 4, noise=0.1)[120:]
+    mask = masks.random(30, 12, 48, seed=1)
+    runs = []
+    for sparse in (False, True):
+        r = RBM(30, 12, mask=mask, generator=gen(0))
+        tr = CDTrainer(r, n_epochs=4, batch_size=20, patience=3, sparse=sparse, seed=2, **{"lr": 0.05, **kw})
+        tr.fit(x, xv, progress=False)
+        runs.append((r, tr))
+    (dense, tr_d), (sparse, tr_s) = runs
+    assert tr_s._uses_sparse() and not tr_d._uses_sparse()
+    for a, b in zip(dense.parameters(), sparse.parameters()):
+        assert torch.allclose(a, b, atol=1e-10, rtol=0)
+    assert bool((sparse.W[~sparse.mask] == 0).all())
+    for h_d, h_s in zip(tr_d.history, tr_s.history):
+        assert h_d["valid_nll"] == pytest.approx(h_s["valid_nll"], abs=1e-9)
+    for m_d, m_s in zip(tr_d._velocity + (tr_d._second or []), tr_s._velocity + (tr_s._second or [])):
+        assert torch.allclose(m_d, m_s, atol=1e-10, rtol=0)  # the moments too: checkpoints are alike
+
+
+def test_sparse_products_are_chosen_for_sparse_large_masks():
+    small = CDTrainer(RBM(30, 12, mask=masks.random(30, 12, 48, seed=1)))
+    dense = CDTrainer(RBM(400, 300, generator=gen(0)))
+    local = CDTrainer(RBM(400, 300, mask=masks.random(400, 300, 2700, seed=1), generator=gen(0)))
+    assert not small._uses_sparse() and not dense._uses_sparse() and local._uses_sparse()
+    assert not CDTrainer(local.rbm, sparse=False)._uses_sparse() and CDTrainer(small.rbm, sparse=True)._uses_sparse()
+    with pytest.raises(TypeError, match="sparse must be True, False or None"):
+        CDTrainer(small.rbm, sparse="yes")
+
+
+def test_add_edges_updates_only_the_edges_and_refuses_non_finite_results():
+    mask = masks.random(6, 4, 8, seed=0)
+    r = RBM(6, 4, mask=mask, generator=gen(1))
+    edges = mask.reshape(-1).nonzero()[:, 0]
+    before = [p.clone() for p in r.parameters()]
+    dw = torch.arange(1.0, edges.numel() + 1, dtype=torch.float64)
+    r.add_edges_(edges, dw, torch.ones(6, dtype=torch.float64), torch.zeros(4, dtype=torch.float64))
+    assert torch.equal(r.W.reshape(-1)[edges], before[0].reshape(-1)[edges] + dw)
+    assert bool((r.W[~mask] == 0).all()) and torch.equal(r.b, before[1] + 1)
+    snapshot = [p.clone() for p in r.parameters()]
+    with pytest.raises(ValueError, match="W would contain NaN or inf"):
+        r.add_edges_(edges, torch.full_like(dw, math.inf), torch.zeros(6, dtype=torch.float64),
+                     torch.zeros(4, dtype=torch.float64))
+    assert all(torch.equal(a, b) for a, b in zip(r.parameters(), snapshot))  # unchanged
+    with pytest.raises(ValueError, match="one value per edge"):
+        r.add_edges_(edges, dw[:-1], torch.zeros(6, dtype=torch.float64), torch.zeros(4, dtype=torch.float64))
