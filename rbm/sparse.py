@@ -57,9 +57,10 @@ class MaskedProducts:
         """c + vW (N, n_h) for v (N, n_v)."""
         return (self._wt @ v.T).T + c
 
-    def visible(self, h: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """b + hWᵀ (N, n_v) for h (N, n_h)."""
-        return (self._w @ h.T).T + b
+    def visible(self, h: torch.Tensor, b: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """b + scale · hWᵀ (N, n_v) for h (N, n_h)."""
+        out = (self._w @ h.T).T
+        return (out if scale == 1.0 else out.mul_(scale)).add_(b)
 
     def edge_sums(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """Σ_b v_bi h_bj (E,) on the edges (i, j), row-major; v (N, n_v), h (N, n_h)."""

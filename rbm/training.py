@@ -56,7 +56,8 @@ from bornmachine import distributed
 from bornmachine.training import Trainer
 from bornmachine.validation import as_binary, check_positive_int
 
-from .model import RBM, base_rate_bias, bernoulli, free_energy, gibbs_step, hidden_prob, make_generator, visible_prob
+from .model import (RBM, base_rate_bias, bernoulli, free_energy, gibbs_step, hidden_prob, make_generator, softplus,
+                    visible_prob)
 from .partition import SPARSE_DENSITY, estimate_log_z
 from .sparse import MaskedProducts
 
@@ -115,8 +116,8 @@ class CDTrainer(Trainer):
         the parameters of the best one (None: train all ``n_epochs``, keep the last parameters).
     sparse : bool or None
         Products of a masked W at its sparsity pattern (:class:`rbm.sparse.MaskedProducts`, CSR) instead of
-        the masked dense matrix: None (default) when the mask keeps at most 10 % of at least 10⁵ weights,
-        True for any mask, False never. The results agree up to floating-point round-off.
+        the masked dense matrix: None (default) on the CPU when the mask keeps at most 10 % of at least 10⁵
+        weights, True for any mask, False never. The results agree up to floating-point round-off.
     backoff : float in (0, 1) or None
         With ``patience`` and validation data: after an epoch that overshot (validation NLL > 2 %, and
         ≥ 2 nats, above the best), restart from the best parameters at ``backoff`` times the learning
@@ -304,7 +305,8 @@ class CDTrainer(Trainer):
         rbm = self.rbm
         if rbm.is_dense or self.sparse is False:
             return False
-        return bool(self.sparse) or (rbm.W.numel() >= 100_000 and rbm.n_edges <= SPARSE_DENSITY * rbm.W.numel())
+        return bool(self.sparse) or (rbm.W.numel() >= 100_000 and rbm.n_edges <= SPARSE_DENSITY * rbm.W.numel()
+                                     and rbm.device.type == "cpu")
 
     def _step(self, v0: torch.Tensor, n_pos: int, vk: torch.Tensor, rows, n_neg: int, lr: float) -> torch.Tensor:
         """One update from this rank's rows v0 of a minibatch of ``n_pos`` rows and its rows vk
@@ -337,17 +339,22 @@ class CDTrainer(Trainer):
             self._offsets[1].lerp_(h_data, self.centering_rate)
         return vk
 
+    def _sparse_products(self) -> MaskedProducts:
+        """The CSR products of the mask (made once), loaded with the current W."""
+        rbm = self.rbm
+        if self._products is None or self._products.shape != tuple(rbm.W.shape):
+            self._products = MaskedProducts(rbm._mask)
+        self._products.load(rbm.W)
+        return self._products
+
     def _sparse_step(self, v0: torch.Tensor, n_pos: int, vk: torch.Tensor, rows, n_neg: int, lr: float) -> torch.Tensor:
         """:meth:`_step` on the mask's edges only (same draws, same arithmetic up to round-off): CSR products,
         the gradient and Adam's moments on the E edge values (the moments' dense buffers are read and
         written at the edges), :meth:`~rbm.RBM.add_edges_`."""
         rbm = self.rbm
-        if self._products is None or self._products.shape != tuple(rbm.W.shape):
-            self._products = MaskedProducts(rbm._mask)
-        prods = self._products
+        prods = self._sparse_products()
         W, b, c = rbm.parameters()
         edges = prods.edges
-        prods.load(W)
         ph0 = torch.sigmoid(prods.hidden(v0, c))
         for _ in range(self.k):
             h = bernoulli(torch.sigmoid(prods.hidden(vk, c)), self.generator, rows)
@@ -417,9 +424,13 @@ class CDTrainer(Trainer):
         rbm = self.rbm
         W, b, c = rbm.parameters()
         gen = torch.Generator(device=rbm.device).manual_seed((self._eval_seed + epoch) % (2 ** 63))
+        prods = self._sparse_products() if self._uses_sparse() else None
         with torch.no_grad():
             sub = x[:1000]
-            recon = visible_prob(bernoulli(hidden_prob(sub, W, c), gen), W, b)
+            if prods is None:
+                recon = visible_prob(bernoulli(hidden_prob(sub, W, c), gen), W, b)
+            else:
+                recon = torch.sigmoid(prods.visible(bernoulli(torch.sigmoid(prods.hidden(sub, c)), gen), b))
             out["recon_error"] = float(((sub - recon) ** 2).sum(1).mean())
             log_z = estimate_log_z(rbm, self.log_z, exact_max_units=self.exact_max_units, n_chains=self.ais_chains,
                                    n_betas=self.ais_betas, data=x, generator=gen)
@@ -427,9 +438,9 @@ class CDTrainer(Trainer):
                                               and min(rbm.n_visible, rbm.n_hidden) <= self.exact_max_units)
             out["log_z"], out["log_z_stderr"] = float(log_z.value), float(log_z.stderr)
             out["log_z_method"] = "exact" if exact else "ais"
-            out["train_nll"] = _mean_free_energy(x, W, b, c) + log_z.value
+            out["train_nll"] = _mean_free_energy(x, W, b, c, prods) + log_z.value
             if xv is not None:
-                out["valid_nll"] = _mean_free_energy(xv, W, b, c) + log_z.value
+                out["valid_nll"] = _mean_free_energy(xv, W, b, c, prods) + log_z.value
         out["eval_time_s"] = time.perf_counter() - t0
         return out
 
@@ -513,9 +524,14 @@ def _check_float(value, name: str, *, low: float | None = None, high: float | No
     return value
 
 
-def _mean_free_energy(x: torch.Tensor, W, b, c) -> float:
-    """Mean free energy (nats) of all rows of x (N, n_visible); each rank sums its block of rows."""
+def _mean_free_energy(x: torch.Tensor, W, b, c, products: MaskedProducts | None = None) -> float:
+    """Mean free energy (nats) of all rows of x (N, n_visible), by the CSR ``products`` of W when given;
+    each rank sums its block of rows."""
     part = distributed.shard(x.shape[0])
-    total = free_energy(x[part.start:part.stop], W, b, c).sum()
+    rows = x[part.start:part.stop]
+    if products is None:
+        total = free_energy(rows, W, b, c).sum()
+    else:
+        total = -(rows @ b).sum() - softplus(products.hidden(rows, c)).sum()
     distributed.all_reduce_sum(total)
     return float(total) / x.shape[0]

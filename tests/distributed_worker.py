@@ -15,7 +15,7 @@ import torch
 
 from bornmachine import MPS, TTN, datasets, distributed
 from bornmachine import GradientTrainer, SweepTrainer
-from rbm import RBM, CDTrainer
+from rbm import RBM, CDTrainer, masks
 
 
 def gen(seed: int) -> torch.Generator:
@@ -75,9 +75,9 @@ def resumed(directory):
     return trainer.model.tensors, history
 
 
-def _cd(**kw):
+def _cd(mask=None, **kw):
     train, valid = _patterns(16)
-    model = RBM(16, 8, generator=gen(5))
+    model = RBM(16, 8, mask=mask, generator=gen(5))
     history = CDTrainer(model, lr=0.1, batch_size=20, n_epochs=3, seed=6, **kw).fit(train, valid, progress=False)
     return list(model.parameters()), history
 
@@ -90,8 +90,14 @@ def cd():
     return _cd(persistent=False, k=2)
 
 
+def pcd_sparse():
+    """A masked RBM on its CSR products (gradient sums on the edges, all-reduced)."""
+    return _cd(mask=masks.random(16, 8, 40, seed=2), sparse=True, persistent=True, n_chains=7)
+
+
 SCENARIOS = {"mps_full": mps_full, "mps_minibatch": mps_minibatch, "ttn": ttn, "ttn_implicit": ttn_implicit,
-             "gradient": gradient, "pcd": pcd, "cd": cd}
+             "gradient": gradient, "pcd": pcd, "cd": cd,
+             "pcd_sparse": pcd_sparse}
 
 
 def run_all(directory) -> dict[str, np.ndarray]:
