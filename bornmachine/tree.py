@@ -30,6 +30,8 @@ import numpy as np
 import torch
 
 from .mutual_information import pairwise_mutual_information
+from .spectral import nearest_information_graph, significant_information, spectral_bisection
+from .validation import as_binary_data, check_positive_int
 
 NAMES = ("bisection", "balanced", "caterpillar")
 
@@ -239,10 +241,19 @@ class Tree:
         return cls.from_nested(split(0, h, 0, w), h * w)
 
     @classmethod
-    def from_data(cls, data, *, max_height: int | None = None) -> "Tree":
-        """Agglomerate the sites bottom-up by mutual information, with a height bound.
+    def from_data(cls, data, *, method: str = "spectral", max_height: int | None = None,
+                  neighbours: int = 6) -> "Tree":
+        """A binary tree over the sites from their mutual information.
 
-        Every site starts as a block; each step merges the two blocks of largest average pairwise
+        ``method="spectral"`` (default): the recursive balanced spectral bisection of the graph of each site's
+        ``neighbours`` strongest links (:func:`bornmachine.spectral.spectral_bisection`; height ⌈log₂ n⌉), the
+        tree whose optimal leaf order is ``orderings.from_data(method="tree")``. On mnist5k (3600 images, D = 8,
+        4 sweeps) a TTN on it reached test NLL 113.1–113.8 with 3, 4 or 6 neighbours, against 114.9 for
+        ``"agglomerative"`` and 109.7 for the image bisection; on a shuffled Markov chain its blocks are runs of
+        the chain, where the height bound of the agglomerative merges can force far sites together.
+
+        ``method="agglomerative"``: agglomerate the sites bottom-up, with a height bound. Every
+        site starts as a block; each step merges the two blocks of largest average pairwise
         mutual information Σ_{i∈A, j∈B} I_ij / (|A| |B|) (I from
         :func:`~bornmachine.mutual_information.pairwise_mutual_information`) among the pairs the
         balance rule allows. Balance rule: the tree's height stays ≤ ``max_height``. Blocks of heights
@@ -254,12 +265,23 @@ class Tree:
         Parameters
         ----------
         data : (N, n) or (N, H, W) binary array, numpy or torch (sites = pixels, row-major), n ≥ 2.
-        max_height : int, optional
+        method : "agglomerative" or "spectral".
+        max_height : int, optional, ``"agglomerative"`` only
             Height bound, at least ⌈log₂ n⌉ (that value gives a perfectly balanced depth); default
             ⌈log₂ n⌉ + 2. ``n − 1`` lifts the bound (pure information-driven merges).
+        neighbours : int ≥ 1, ``"spectral"`` only: links per site of the bisected graph, about the number of
+            neighbours a site has in the data's geometry (2 on a chain; 4–8 on an image grid). With many more,
+            the small blocks of a chain are nearly complete graphs whose Fiedler vector is noise.
         """
-        mi = pairwise_mutual_information(data).cpu().numpy()
+        if method not in ("agglomerative", "spectral"):
+            raise ValueError(f"unknown method {method!r}; choose 'agglomerative' or 'spectral'")
+        x = as_binary_data(data)
+        mi = pairwise_mutual_information(x).cpu().numpy()
         n = _check_n(mi.shape[0])
+        if method == "spectral":
+            graph = nearest_information_graph(significant_information(mi, x.shape[0]),
+                                              check_positive_int(neighbours, "neighbours"))
+            return cls.from_nested(spectral_bisection(graph), n)
         lowest = math.ceil(math.log2(n))
         if max_height is None:
             max_height = lowest + 2

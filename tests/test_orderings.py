@@ -178,10 +178,10 @@ def shuffled_chain(n: int = 30, n_rows: int = 2000, seed: int = 0):
     return chain, perm, chain.sample(n_rows, seed)[:, perm], chain.sample(n_rows, seed + 1)[:, perm]
 
 
-@pytest.mark.parametrize("refine", [True, False])
-def test_from_data_puts_a_shuffled_markov_chain_back_in_order(refine):
+@pytest.mark.parametrize("method, refine", [("tree", True), ("fiedler", True), ("fiedler", False)])
+def test_from_data_puts_a_shuffled_markov_chain_back_in_order(method, refine):
     _, perm, train, _ = shuffled_chain()
-    order = orderings.from_data(train, refine=refine)
+    order = orderings.from_data(train, method, refine=refine)
     assert order.dtype == np.int64 and sorted(order.tolist()) == list(range(30))
     rho = stats.spearmanr(perm[order], np.arange(30)).statistic  # chain site at each position
     assert abs(rho) >= 0.99
@@ -206,13 +206,42 @@ def test_an_mps_on_the_learned_ordering_reaches_the_exact_nll_of_the_chain():
     assert abs(mps.nll(test) - exact) < 2 * 115 / (2 * len(train))
 
 
-def test_from_data_orders_independent_parts_apart_and_constant_pixels_last():
+def _two_parts_and_constants():
     a, b = MarkovChain(6).sample(500, 0), MarkovChain(5, flip=(0.05, 0.1)).sample(500, 1)
-    x = np.concatenate([a, np.zeros((500, 2), dtype=np.uint8), b], axis=1)  # pixels 6, 7 constant
-    order = orderings.from_data(x)
+    return np.concatenate([a, np.zeros((500, 2), dtype=np.uint8), b], axis=1)  # pixels 6, 7 constant
+
+
+def test_fiedler_orders_independent_parts_apart_and_constant_pixels_last():
+    order = orderings.from_data(_two_parts_and_constants(), "fiedler")
     assert sorted(order[-2:].tolist()) == [6, 7]
     head = set(order[:6].tolist())  # the larger part first, contiguous
     assert head == set(range(6)) and set(order[6:11].tolist()) == set(range(8, 13))
+
+
+def test_tree_order_keeps_independent_parts_in_their_own_halves():
+    order = orderings.from_data(_two_parts_and_constants()).tolist()
+    a = [order.index(s) for s in range(6)]  # the larger part: the first half of the top split, in chain order
+    assert sorted(a) in (list(range(6)), list(range(7, 13)))
+    b = [order.index(s) for s in range(8, 13)]
+    assert (max(a) < min(b)) or (max(b) < min(a))
+    assert abs(stats.spearmanr([order.index(s) for s in range(6)], range(6)).statistic) == 1.0
+
+
+def test_optimal_leaf_order_maximises_the_neighbour_information_over_orientations():
+    rng = np.random.default_rng(4)
+    mi = rng.random((8, 8))
+    mi = np.triu(mi, 1) + np.triu(mi, 1).T
+    nested = (((0, 1), (2, 3)), ((4, 5), (6, 7)))
+    best = orderings.optimal_leaf_order(nested, mi)
+    assert sorted(best.tolist()) == list(range(8))
+
+    def orientations(node):  # every leaf order the tree allows
+        if not isinstance(node, tuple):
+            return [[node]]
+        return [x + y for a, b in (node, node[::-1]) for x in orientations(a) for y in orientations(b)]
+
+    values = [orderings.neighbour_information(o, mi) for o in orientations(nested)]
+    assert orderings.neighbour_information(best, mi) == pytest.approx(max(values))
 
 
 def test_segment_reversals_end_where_no_reversal_raises_the_neighbour_information():
@@ -234,8 +263,8 @@ def test_segment_reversals_end_where_no_reversal_raises_the_neighbour_informatio
 def test_refinement_raises_the_neighbour_information_of_the_spectral_order():
     _, _, train, _ = shuffled_chain(16, 300, seed=5)
     mi = pairwise_mutual_information(train)
-    spectral = orderings.from_data(train, refine=False)
-    refined = orderings.from_data(train)
+    spectral = orderings.from_data(train, "fiedler", refine=False)
+    refined = orderings.from_data(train, "fiedler")
     assert sorted(refined.tolist()) == list(range(16))
     assert orderings.neighbour_information(refined, mi) >= orderings.neighbour_information(spectral, mi) - 1e-9
 
@@ -267,6 +296,8 @@ def test_from_data_rejects_bad_arguments():
         orderings.from_data(x, method="spectral")
     with pytest.raises(TypeError, match="refine"):
         orderings.from_data(x, refine=1)
+    with pytest.raises(ValueError, match="neighbours"):
+        orderings.from_data(x, neighbours=0)
     with pytest.raises(ValueError, match="binary"):
         orderings.from_data(x * 3)
     with pytest.raises(ValueError, match="expected rows"):

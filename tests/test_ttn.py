@@ -212,24 +212,30 @@ def star_data(n: int = 16, n_rows: int = 2000, seed: int = 0) -> np.ndarray:
     return (z[:, None] ^ (rng.random((n_rows, n)) < np.linspace(0.01, 0.3, n))).astype(np.uint8)
 
 
-def test_from_data_is_a_valid_tree_of_contiguous_chain_blocks():
-    tree = Tree.from_data(MarkovChain(16).sample(2000, 0))
+@pytest.mark.parametrize("method, shuffled", [("agglomerative", False), ("spectral", False), ("spectral", True)])
+def test_from_data_is_a_valid_tree_of_contiguous_chain_blocks(method, shuffled):
+    # (the agglomerative merges, held to their height bound, join far sites of a shuffled chain late on)
+    perm = np.random.default_rng(7).permutation(16) if shuffled else np.arange(16)
+    kw = {"neighbours": 2} if method == "spectral" else {}  # a chain's sites have two neighbours
+    tree = Tree.from_data(MarkovChain(16).sample(2000, 0)[:, perm], method=method, **kw)  # pixel j: site perm[j]
     assert tree.n_sites == 16 and sorted(tree.leaf_order) == list(range(16))
+    if method == "spectral":
+        assert int(tree.height[tree.root]) == 4  # balanced halves
     for v in tree.internal:  # a Markov chain's blocks are runs of consecutive sites
-        sites = tree.sites_below(v)
+        sites = sorted(perm[tree.sites_below(v)].tolist())
         assert sites == list(range(sites[0], sites[-1] + 1))
 
 
 @pytest.mark.parametrize("max_height", [4, 5, 7, 15])
 def test_from_data_height_bound(max_height):
     x = star_data()
-    tree = Tree.from_data(x, max_height=max_height)
+    tree = Tree.from_data(x, method="agglomerative", max_height=max_height)
     assert sorted(tree.leaf_order) == list(range(16))
     height = int(tree.height[tree.root])
     assert height <= max_height
     if max_height == 15:
         assert height == 15  # unconstrained: the caterpillar the bound prevents
-    assert int(Tree.from_data(x).height[tree.root]) <= math.ceil(math.log2(16)) + 2  # the default bound
+    assert int(Tree.from_data(x, method="agglomerative").height[tree.root]) <= math.ceil(math.log2(16)) + 2
 
 
 def test_from_data_merges_the_strongest_pairs_first():
@@ -237,7 +243,7 @@ def test_from_data_merges_the_strongest_pairs_first():
     x = (rng.random((3000, 8)) < 0.5).astype(np.uint8)
     for (a, b), q in zip([(5, 2), (0, 7), (3, 6)], [0.0, 0.05, 0.15]):  # copies with rising noise
         x[:, b] = x[:, a] ^ (rng.random(3000) < q)
-    tree = Tree.from_data(x)
+    tree = Tree.from_data(x, method="agglomerative")
     assert [tuple(tree.children[8 + k]) for k in range(3)] == [(2, 5), (0, 7), (3, 6)]
 
 
@@ -256,13 +262,17 @@ def test_from_data_tree_in_a_ttn_matches_brute_force(tmp_path):
 def test_from_data_rejects_bad_arguments():
     x = star_data(8, 100)
     with pytest.raises(ValueError, match="below ceil\\(log2 8\\) = 3"):
-        Tree.from_data(x, max_height=2)
+        Tree.from_data(x, method="agglomerative", max_height=2)
     with pytest.raises(TypeError, match="max_height must be an integer"):
-        Tree.from_data(x, max_height=4.0)
+        Tree.from_data(x, method="agglomerative", max_height=4.0)
     with pytest.raises(ValueError, match="at least 2 sites"):
         Tree.from_data(x[:, :1])
     with pytest.raises(ValueError, match="binary"):
         Tree.from_data(x + 1)
+    with pytest.raises(ValueError, match="unknown method 'fiedler'"):
+        Tree.from_data(x, method="fiedler")
+    with pytest.raises(ValueError, match="neighbours"):
+        Tree.from_data(x, method="spectral", neighbours=0)
     with pytest.raises(ValueError, match="expected rows"):
         Tree.from_data(x[None, None])
 
