@@ -10,7 +10,7 @@ so its wall time and peak resident memory (VmHWM) are its own. Every sweep and e
 Writes ``OUT/table.md``, ``table.csv``/``.json``, ``convergence.csv`` and ``convergence.png``.
 
 Usage:
-  PYTHONPATH=. python benchmarks/bench_fashion.py --out runs/fashion              # the table (≈ 1.5 h, 2 cores)
+  PYTHONPATH=. python benchmarks/bench_fashion.py --out runs/fashion --sweep-caps ttn-D16=12   # the table (2 cores)
   PYTHONPATH=. python benchmarks/bench_fashion.py --data mnist5k --max-train 300 --max-test 100 \\
       --mps-bonds 2 --ttn-bonds 2 --hidden 8 --max-sweeps 2 --max-epochs 2 --out /tmp/smoke   # a smoke run
 """
@@ -28,7 +28,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-COLUMNS = ["model", "n_params", "lr", "epochs", "best_epoch", "converged", "valid_nll", "test_nll",
+COLUMNS = ["model", "n_params", "lr", "max_sweeps", "epochs", "best_epoch", "converged", "valid_nll", "test_nll",
            "test_nll_stderr", "ais_gap", "train_nll", "seconds", "peak_mib"]
 
 
@@ -36,6 +36,14 @@ def model_names(args) -> list[str]:
     """The table's models in order: ``mps-snake-D<D>``, ``ttn-D<D>``, ``rbm-dense-<h>``, ``rbm-local_2d-<h>``."""
     return ([f"mps-snake-D{d}" for d in args.mps_bonds] + [f"ttn-D{d}" for d in args.ttn_bonds]
             + [f"rbm-{kind}-{h}" for h in args.hidden for kind in ("dense", "local_2d")])
+
+
+def sweep_cap(name: str, args) -> int | None:
+    """The most sweeps of a Born machine (its ``--sweep-caps`` entry, else ``--max-sweeps``); None for RBMs."""
+    if name.startswith("rbm-"):
+        return None
+    caps = dict(item.split("=") for item in args.sweep_caps)
+    return int(caps[name]) if name in caps else args.max_sweeps
 
 
 def load(args):
@@ -67,9 +75,10 @@ def train_one(name: str, args) -> dict:
                              folder=folder)
     else:
         kind, bond = name.rsplit("-D", 1)
-        row = born_result_row(kind, x, xv, xt, shape, int(bond), max_sweeps=args.max_sweeps, lrs=args.born_lrs,
-                              restarts=1, patience=args.born_patience, seed=args.seed, folder=folder)
-    row.update(model=name, seconds=time.perf_counter() - t0, peak_mib=peak_memory_mib(),
+        row = born_result_row(kind, x, xv, xt, shape, int(bond), max_sweeps=sweep_cap(name, args),
+                              lrs=args.born_lrs, restarts=1, patience=args.born_patience, seed=args.seed, folder=folder)
+    row.update(model=name, max_sweeps=sweep_cap(name, args), seconds=time.perf_counter() - t0,
+               peak_mib=peak_memory_mib(),
                n_fit=len(x), n_valid=len(xv), n_test=len(xt), threads=torch.get_num_threads())
     return row
 
@@ -92,7 +101,8 @@ def write_outputs(rows: dict, names: list[str], args, total: float) -> str:
     text = (f"# Reference table: {args.data}\n\n{first.get('n_fit')} training rows (a seeded "
             f"{args.valid_fraction:.0%} more, {first.get('n_valid')} rows, for validation), {first.get('n_test')} "
             f"test rows; NLL in nats per image. Born machines: two-site sweeps from bond 2, at most "
-            f"{args.max_sweeps}, stopped {args.born_patience} sweeps after the lowest validation NLL, exact NLL. "
+            f"{args.max_sweeps} (or the row's max_sweeps), stopped {args.born_patience} sweeps after the lowest "
+            f"validation NLL, exact NLL. "
             f"RBMs: PCD-1 (centered, Adam), at most {args.max_epochs} epochs, patience {args.rbm_patience}, lr among "
             f"{args.rbm_lrs} by validation, test NLL by forward AIS ({args.ais[0]} chains × {args.ais[1]} "
             f"temperatures) ± its standard error; ais_gap = |forward − reverse AIS|. seconds: training and scoring "
@@ -113,6 +123,9 @@ def parse(argv=None):
     p.add_argument("--ttn-bonds", type=int, nargs="*", default=[8, 16])
     p.add_argument("--hidden", type=int, nargs="*", default=[500], help="dense RBM sizes (local_2d matched)")
     p.add_argument("--max-sweeps", type=int, default=40)
+    p.add_argument("--sweep-caps", nargs="*", default=[], metavar="NAME=N",
+                   help="the most sweeps of single models, e.g. ttn-D16=15 (a D = 16 tree sweep over 54000 rows "
+                        "takes minutes); the others get --max-sweeps")
     p.add_argument("--born-patience", type=int, default=2)
     p.add_argument("--born-lrs", type=float, nargs="+", default=[0.05])
     p.add_argument("--max-epochs", type=int, default=30)
@@ -134,9 +147,10 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
     store_path = os.path.join(args.out, "rows.json")
-    # the model lists and threads are left out: adding a model keeps the finished rows
+    # the model lists, the single models' sweep caps (kept in each row) and threads are left out: adding a model
+    # keeps the finished rows
     settings = {k: v for k, v in vars(args).items()
-                if k not in ("out", "one", "threads", "mps_bonds", "ttn_bonds", "hidden")}
+                if k not in ("out", "one", "threads", "mps_bonds", "ttn_bonds", "hidden", "sweep_caps")}
     from comparison.table import RowStore
 
     store = RowStore(store_path, settings)
@@ -146,7 +160,7 @@ def main(argv=None) -> None:
     names = model_names(args)
     t0 = time.perf_counter()
     for name in names:
-        if name in store:
+        if name in store and store.get(name).get("max_sweeps", sweep_cap(name, args)) == sweep_cap(name, args):
             print(f"{name}: done (cached)", flush=True)
             continue
         print(f"{name}: training ...", flush=True)
