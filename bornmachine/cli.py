@@ -213,11 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="matrix product state (chain) or tree tensor network")
     p.add_argument("--ordering", default="row_major", type=choice_name,
                    help="MPS pixel order along the chain: row_major, snake, column_major, hilbert or from-data "
-                        "(Fiedler ordering of the training data's mutual information, see "
+                        "(the leaf order of a spectral bisection of the training data's mutual information, see "
                         "bornmachine.orderings.from_data); saved with the model")
     p.add_argument("--tree", default=None, type=choice_name,
-                   help="TTN tree: bisection, balanced, caterpillar or from-data (merges of the training data's "
-                        "mutual information, see bornmachine.Tree.from_data) or random (balanced over pixels "
+                   help="TTN tree: bisection, balanced, caterpillar or from-data (a spectral bisection of the training "
+                        "data's mutual information, see bornmachine.Tree.from_data) or random (balanced over pixels "
                         "permuted by --seed, bornmachine.Tree.random); saved with the model. When not "
                         "given: bisection for images, balanced otherwise")
     p.add_argument("--restructure", choices=("none", "nll", "mi"), default="none",

@@ -3,7 +3,7 @@
 :func:`structure_experiment` trains, on the images and on the same images with their pixels shuffled by
 one fixed random permutation, at (nearly) equal parameter counts:
 
-* MPS on the row-major, snake, Hilbert and from-data (Fiedler ordering of the pixel MI) chains;
+* MPS on the row-major, snake, Hilbert and from-data (:func:`bornmachine.orderings.from_data`) chains;
 * TTN on the image-bisection tree, a random tree, the from-data (MI-merging) tree, and the random tree
   rewired during training (``restructure="mi"``, the adaptive tree);
 * RBMs with 2D-local, random and from-data (MI receptive fields) masks.
