@@ -4,7 +4,7 @@
 one fixed random permutation, at (nearly) equal parameter counts:
 
 * MPS on the row-major, snake, Hilbert and from-data (:func:`bornmachine.orderings.from_data`) chains;
-* TTN on the image-bisection tree, a random tree, the from-data (MI-merging) tree, and the random tree
+* TTN on the image-bisection tree, a random tree, the from-data (spectral MI bisection) tree, and the random tree
   rewired during training (``restructure="mi"``, the adaptive tree);
 * RBMs with 2D-local, random and from-data (MI receptive fields) masks.
 
