@@ -89,7 +89,7 @@ def write_outputs(rows: dict, names: list[str], args, total: float) -> str:
     from comparison.selection import curve_rows, curve_table
     from comparison.table import Table, write_text
 
-    done = [rows[n] for n in names if n in rows]
+    done = [dict(rows[n], max_sweeps=rows[n].get("max_sweeps", sweep_cap(n, args))) for n in names if n in rows]
     table = Table("table", COLUMNS, [{c: r.get(c) for c in COLUMNS} for r in done])
     table.to_csv(os.path.join(args.out, "table.csv"))
     table.to_json(os.path.join(args.out, "table.json"))
