@@ -28,7 +28,7 @@ class MaskedProducts:
     """CSR products of weights W (n_v, n_h) that are zero outside ``mask`` (n_v, n_h) bool.
 
     Attributes: ``edges`` (E,) int64 flat indices row · n_h + col of the edges in row-major order, ``rows``
-    and ``cols`` (E,) their visible and hidden units.
+    and ``cols`` (E,) their visible and hidden units, ``values`` (E,) the edge weights of the last :meth:`load`.
     Call :meth:`load` with the current W before the products of an update.
     """
 
@@ -42,12 +42,12 @@ class MaskedProducts:
         self._to_t = torch.argsort(cols * n_v + rows)  # edge order of Wᵀ's CSR
         self._crow_t = torch.cat([rows.new_zeros(1), torch.bincount(cols, minlength=n_h).cumsum(0)])
         self._col_t = rows[self._to_t]
-        self._w = self._wt = None
+        self._w = self._wt = self.values = None
         self._pattern = None  # W's pattern with zero values, for sampled products
 
     def load(self, W: torch.Tensor) -> None:
         """Take the edge values of W (n_v, n_h) for the next products."""
-        values = W.reshape(-1)[self.edges]
+        self.values = values = W.reshape(-1)[self.edges]  # (E,) the edge weights, row-major
         self._w = _csr(self._crow, self._col, values, self.shape)
         self._wt = _csr(self._crow_t, self._col_t, values[self._to_t], self.shape[::-1])
         if self._pattern is None or self._pattern.dtype != W.dtype:

@@ -353,7 +353,7 @@ class CDTrainer(Trainer):
         written at the edges), :meth:`~rbm.RBM.add_edges_`."""
         rbm = self.rbm
         prods = self._sparse_products()
-        W, b, c = rbm.parameters()
+        _, b, c = rbm.parameters()
         edges = prods.edges
         ph0 = torch.sigmoid(prods.hidden(v0, c))
         for _ in range(self.k):
@@ -369,7 +369,7 @@ class CDTrainer(Trainer):
         if self.centering:
             mu, lam = self._offsets
             grad_w = grad_w - mu[i] * grad_c[j] - grad_b[i] * lam[j]
-        grad_w = grad_w - self.weight_decay * W.reshape(-1)[edges]
+        grad_w = grad_w - self.weight_decay * prods.values
         flat_velocity = self._velocity[0].view(-1)
         velocity, second = [flat_velocity[edges], *self._velocity[1:]], None
         if self._second is not None:
