@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: one per core)")
         return q
 
-    command("report", cmd_report, "all three experiments → OUT/index.md", "report")
+    command("report", cmd_report, "the four experiments → OUT/index.md", "report")
     q = command("fig3", cmd_fig3, "MI per bipartition (paper Fig. 3)", "fig3")
     q.add_argument("--model", action="append", metavar="NAME=PATH",
                    help="a saved Born machine whose MI and S2 to add, e.g. mps=runs/mps32/model.npz "

@@ -499,7 +499,8 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
                       rbm_max_epochs: int = 40, rbm_lrs: Sequence[float] = (0.01,), rbm_patience: int = 4,
                       valid_fraction: float = 0.1, eval_ais: Sequence[int] = (32, 300), ais_chains: int = 100,
                       ais_betas: int = 10000, n_gibbs: int = 1000, bipartitions: Sequence[bp.Bipartition] | None = None,
-                      info_data=None, model_samples: int = 1000, seed: int = 0, workers: int = 1,
+                      info_data=None, model_samples: int = 1000, ttn_max_bond: int | None = None,
+                      rbm_max_params: int | None = None, seed: int = 0, workers: int = 1,
                       out: str = "born_vs_boltzmann", cache: str | None = None, progress: bool = True) -> Result:
     """Born machines and RBMs at matched parameter counts, and what each carries across every cut.
 
@@ -508,7 +509,8 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
     (≤ ``max_sweeps`` sweeps, early stopping with ``patience``, learning rate among ``lrs`` and
     ``restarts`` seeds chosen on the validation NLL; exact test NLL), and RBMs of ``rbm_kinds`` whose
     budgets equal the first kind's parameter counts (within 1 %, or half a dense step of n + 1 parameters
-    when "dense" is among them) as in :func:`rbm_architectures`. Then, for the largest models, the
+    when "dense" is among them) as in :func:`rbm_architectures`; ``ttn_max_bond`` caps the bond of TTN kinds and
+    ``rbm_max_params`` the RBM budgets (None: no cap). Then, for the largest models, the
     per-bipartition table of :func:`information_table` on ``info_data`` (default: train + test): data MI
     and S₂ beside each Born machine's S₂, MI and min-cut bound and each RBM's |Z| ln 2 bound.
     ``workers`` models train side by side (:func:`~comparison.parallel.run_jobs`).
@@ -525,11 +527,14 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
                 "rbm_max_epochs": rbm_max_epochs, "rbm_lrs": list(rbm_lrs), "rbm_patience": rbm_patience,
                 "valid_fraction": valid_fraction, "eval_ais": list(eval_ais), "ais": [ais_chains, ais_betas],
                 "n_gibbs": n_gibbs, "seed": seed, "data": fingerprint(x, xv, xt)}
+    if ttn_max_bond is not None or rbm_max_params is not None:
+        settings.update(ttn_max_bond=ttn_max_bond, rbm_max_params=rbm_max_params)
     store = RowStore(os.path.join(out, "runs.json"), settings)
     folder = os.path.join(out, "models")
     train_one = partial(born_result_row, max_sweeps=max_sweeps, lrs=lrs, restarts=restarts, patience=patience,
                         seed=seed, folder=folder)
-    jobs = {f"{k}-D{d}": (k, d) for d in bond_dims for k in born_kinds}
+    jobs = {f"{k}-D{d}": (k, d) for d in bond_dims for k in born_kinds
+            if not (k.startswith("ttn") and ttn_max_bond is not None and d > ttn_max_bond)}
     run_jobs(train_one, {key: (k, x, xv, xt, shape, d) for key, (k, d) in jobs.items() if key not in store},
              workers=workers, done=lambda key, row: store.put(key, dict(row, family=jobs[key][0],
                                                                          size=f"D={jobs[key][1]}")),
@@ -539,7 +544,8 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
     born = {(k, d): train_born_machine(k, x, xv, shape, d, max_sweeps=max_sweeps, lrs=lrs, restarts=restarts,
                                        patience=patience, seed=seed, folder=folder).model  # re-read, not retrained
             for k, d in jobs.values()}
-    budgets = sorted({born[(k, d)].n_params for (k, d) in born if k == born_kinds[0]})
+    budgets = sorted({born[(k, d)].n_params for (k, d) in born if k == born_kinds[0]
+                      and (rbm_max_params is None or born[(k, d)].n_params <= rbm_max_params)})
     archs = {f"rbm-{kind}-{budget}": (budget, kind, arch) for budget, kind, arch in rbm_jobs(budgets, rbm_kinds,
                                                                                                shape, seed)}
     train_rbm_one = partial(rbm_result_row, max_epochs=rbm_max_epochs, lrs=rbm_lrs, restarts=restarts,
@@ -557,8 +563,9 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
     nll = Table("nll", columns, [{c: row.get(c) for c in columns} for _, row in keyed],
                 shown=["family", "size", "n_params", "lr", "epochs", "converged", "valid_nll", "test_nll",
                        "test_nll_stderr", "train_nll"])
-    largest = {k: born[(k, bond_dims[-1])] for k in born_kinds}
-    models = {**{f"{k}-D{bond_dims[-1]}": m for k, m in largest.items()}, **rbm_models}
+    top = {k: max(d for kind, d in born if kind == k) for k in born_kinds}
+    largest = {k: born[(k, top[k])] for k in born_kinds}
+    models = {**{f"{k}-D{top[k]}": m for k, m in largest.items()}, **rbm_models}
     bips = list(bipartitions) if bipartitions is not None else profile_bipartitions(shape)
     info = RowStore(cache or os.path.join(out, "information.json"), {"kind": "information"})
     cuts = information_table(torch.cat([x, xv]) if info_data is None else info_data, bips, models,
@@ -577,7 +584,7 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
                                   "solid) and can carry (capacity bound, dashed), per bipartition")
     _model_pictures(largest, shape, out, result, seed)
     result.models = models
-    result.findings = bvb_findings(nll, cuts, models)
+    result.findings = bvb_findings(nll, cuts, models, slack=(n + 1) / 2 if "dense" in rbm_kinds else 0.0)
     result.write()
     return result
 
@@ -598,9 +605,9 @@ def _model_pictures(models: dict, shape, out: str, result: Result, seed: int) ->
                                                  "grey lines: image-row boundaries")
 
 
-def bvb_findings(nll: Table, cuts: Table, models: Mapping[str, object]) -> list[str]:
-    """Readings: Born vs RBM at every matched budget (holds / does not hold / not decided); where models sit
-    against data and bounds; convergence."""
+def bvb_findings(nll: Table, cuts: Table, models: Mapping[str, object], slack: float = 0.0) -> list[str]:
+    """Readings: Born vs RBM at every matched budget (peers: within 2 % + ``slack`` parameters; holds / does not
+    hold / not decided); where models sit against data and bounds; convergence."""
     out = []
     families = sorted({r["family"] for r in nll.rows})
     born = [f for f in families if not f.startswith("rbm")]
@@ -608,17 +615,20 @@ def bvb_findings(nll: Table, cuts: Table, models: Mapping[str, object]) -> list[
     sizes = sorted({r["n_params"] for r in nll.where(family=born[0])}) if born else []
     per_size = []
     for p in sizes:
-        peers = [row for row in nll.rows if abs(row["n_params"] - p) <= 0.02 * p]
+        peers = [row for row in nll.rows if abs(row["n_params"] - p) <= 0.02 * p + slack]
         b = min((r for r in peers if r["family"] in born), key=lambda r: r["test_nll"])
         r = [row for row in peers if row["family"] in rbms]
         ranked = " < ".join(f"{row['family']} {row['test_nll']:.1f}" for row in sorted(peers, key=lambda q: q["test_nll"]))
-        verdict = verdicts.best_of(b, r) if r else verdicts.UNDECIDED
+        if not r:
+            out.append(f"At {p} params: {ranked}; no RBM at this budget (above the RBM cap).")
+            continue
+        verdict = verdicts.best_of(b, r)
         per_size.append(verdict)
         out.append(f"At {p} params ({born[0]} {nll.where(family=born[0], n_params=p)[0]['size']}): {ranked}; "
                    f"the best Born machine ({label_of(b)}) beats every RBM: {verdict}.")
-    if sizes and rbms:
+    if per_size:
         out.insert(0, f"A Born machine beats the RBMs at every matched budget: {verdicts.combine(per_size)} "
-                      f"({per_size.count(verdicts.HOLDS)} of {len(sizes)} budgets decided in its favour, "
+                      f"({per_size.count(verdicts.HOLDS)} of {len(per_size)} budgets decided in its favour, "
                       f"{per_size.count(verdicts.FAILS)} against).")
     for m in models:
         if f"{m}_s2" not in cuts.columns:

@@ -40,17 +40,19 @@ PRESETS = {
               "rbm_hidden": [4, 8, 16, 32, 64], "rbm_max_epochs": 30, "rbm_lrs": [0.01], "rbm_patience": 4,
               "valid_fraction": 0.1, "eval_ais": [32, 300], "ais_chains": 50, "ais_betas": 1000, "n_gibbs": 200,
               "cut_step": 2, "model_samples": 500, "max_train": 4000, "max_test": 1000, "structure_bonds": [9, 8],
-              "structures": None, "workers": None},
+              "structures": None, "ttn_max_bond": None, "rbm_max_params": None, "workers": None},
     "full": {"bond_dims": [2, 4, 8, 16, 32], "max_sweeps": 20, "born_lrs": [0.02, 0.05], "born_patience": 3,
-             "restarts": 1, "rbm_hidden": [4, 8, 16, 32, 64, 100], "rbm_max_epochs": 60, "rbm_lrs": [0.003, 0.01, 0.03],
-             "rbm_patience": 6, "valid_fraction": 0.1, "eval_ais": [64, 1000], "ais_chains": 100, "ais_betas": 10000,
+             "restarts": 1, "rbm_hidden": [4, 8, 16, 32, 64], "rbm_max_epochs": 60, "rbm_lrs": [0.01, 0.03],
+             "rbm_patience": 6, "valid_fraction": 0.1, "eval_ais": [64, 500], "ais_chains": 100, "ais_betas": 5000,
              "n_gibbs": 1000, "cut_step": 1, "model_samples": 2000, "max_train": None, "max_test": None,
-             "structure_bonds": [22, 16], "structures": None, "workers": None},
+             "structure_bonds": [9, 8], "structures": None, "ttn_max_bond": 16, "rbm_max_params": 400_000,
+             "workers": None},
     "smoke": {"bond_dims": [2], "max_sweeps": 2, "born_lrs": [0.05], "born_patience": 1, "restarts": 1,
               "rbm_hidden": [2, 3], "rbm_max_epochs": 2, "rbm_lrs": [0.01], "rbm_patience": 1, "valid_fraction": 0.1,
               "eval_ais": [8, 20], "ais_chains": 8, "ais_betas": 50, "n_gibbs": 5, "cut_step": 14, "model_samples": 50,
               "max_train": 100, "max_test": 50, "structure_bonds": [2, 2],
-              "structures": ["mps:row-major", "mps:from-data", "ttn:random+mi", "rbm:from-data"], "workers": None},
+              "structures": ["mps:row-major", "mps:from-data", "ttn:random+mi", "rbm:from-data"],
+              "ttn_max_bond": None, "rbm_max_params": None, "workers": None},
 }
 
 #: Data sets of the command line (any name of :func:`bornmachine.datasets.by_name` with an image shape works here).
@@ -142,7 +144,8 @@ def bvb_settings(settings: dict, seed: int) -> dict:
     return {"bond_dims": settings["bond_dims"], "max_sweeps": settings["max_sweeps"], "lrs": settings["born_lrs"],
             "patience": settings["born_patience"], "restarts": settings["restarts"],
             "rbm_max_epochs": settings["rbm_max_epochs"], "rbm_lrs": settings["rbm_lrs"],
-            "rbm_patience": settings["rbm_patience"], "model_samples": settings["model_samples"], "seed": seed,
+            "rbm_patience": settings["rbm_patience"], "model_samples": settings["model_samples"],
+            "ttn_max_bond": settings["ttn_max_bond"], "rbm_max_params": settings["rbm_max_params"], "seed": seed,
             **_shared(settings)}
 
 
@@ -174,7 +177,9 @@ def _shared(settings: dict) -> dict:
 def _index(results, data, preset, settings, n_train, n_test, timings) -> str:
     lines = [f"# Born machines vs Boltzmann machines: {data}", "",
              f"Preset `{preset}`: {n_train} training images, of which a seeded {settings['valid_fraction']:.0%} are "
-             f"held out for validation, and {n_test} test images; Born machines at bond caps {settings['bond_dims']} "
+             f"held out for validation, and {n_test} test images; Born machines at bond caps {settings['bond_dims']}"
+             + (f" (TTN ≤ {settings['ttn_max_bond']})" if settings["ttn_max_bond"] else "")
+             + (f", RBMs up to {settings['rbm_max_params']} parameters" if settings["rbm_max_params"] else "") + " "
              f"(two-site sweeps from bond 2, at most {settings['max_sweeps']}); RBMs by PCD-1 (centered, Adam, at most "
              f"{settings['rbm_max_epochs']} epochs), test NLL by AIS ({settings['ais_chains']} chains × "
              f"{settings['ais_betas']} temperatures, bracketed by reverse AIS). All entropies and NLLs in nats. "

@@ -198,6 +198,20 @@ def test_born_vs_boltzmann_end_to_end(tiny_data, tmp_path):
     assert any("A Born machine beats the RBMs at every matched budget" in line for line in res.findings)
 
 
+def test_born_vs_boltzmann_caps(tiny_data, tmp_path):
+    kw = dict(bond_dims=(2, 3), max_sweeps=1, patience=1, rbm_max_epochs=1, rbm_patience=1, eval_ais=(8, 20),
+              ais_chains=8, ais_betas=50, n_gibbs=5, model_samples=50, out=str(tmp_path), progress=False)
+    res = experiments.born_vs_boltzmann(tiny_data[:200], tiny_data[200:], SHAPE, ttn_max_bond=2,
+                                        rbm_max_params=300, **kw)
+    nll = res.tables["nll"]
+    assert [r["size"] for r in nll.where(family="ttn")] == ["D=2"]
+    assert {r["size"] for r in nll.where(family="mps-snake")} == {"D=2", "D=3"}
+    rbm_params = [r["n_params"] for r in nll.rows if r["family"].startswith("rbm")]
+    assert rbm_params and max(rbm_params) <= 1.02 * 300
+    assert "ttn-D2" in res.models and "mps-snake-D3" in res.models
+    assert any("no RBM at this budget" in line for line in res.findings)
+
+
 def test_report_tiny(tiny_data, tmp_path):
     data = (tiny_data[:200], tiny_data[200:], SHAPE)
     ov = dict(bond_dims=[2], max_sweeps=1, rbm_hidden=[3, 6], rbm_max_epochs=1, eval_ais=[8, 20], ais_chains=8,
