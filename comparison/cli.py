@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         preset = q.add_mutually_exclusive_group()
         preset.add_argument("--preset", choices=tuple(report_module.PRESETS), default="quick",
                             help="sizes (comparison.report.PRESETS): quick (Born machines up to bond 16, models to "
-                                 "validation convergence), full (paper scale, hours) or smoke (tiny sizes: checks that "
+                                 "validation convergence), full (paper scale, 93 min on 2 cores) or smoke (tiny sizes: checks that "
                                  "everything runs)")
         preset.add_argument("--quick", dest="preset", action="store_const", const="quick", default=argparse.SUPPRESS,
                             help="same as --preset quick")
