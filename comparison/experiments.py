@@ -49,7 +49,7 @@ from .table import RowStore, Table, write_text
 from .training import BORN_KINDS, evaluate_rbm, fingerprint, train_born_machine, train_rbm
 
 __all__ = ["Result", "information_table", "mi_profile", "rbm_architectures", "born_vs_boltzmann",
-           "local_windows", "train_born_machine", "BORN_KINDS", "RBM_KINDS"]
+           "local_windows", "smaller_windows", "train_born_machine", "BORN_KINDS", "RBM_KINDS"]
 
 #: RBM connectivities of Fig. 4.
 RBM_KINDS = ("dense", "random", "local_1d", "local_2d")
@@ -314,10 +314,18 @@ def local_windows(budget: int, shape: Sequence[int]) -> tuple[int, int]:
     return nearest(one), nearest(two)
 
 
+def smaller_windows(window_1d: int, window_2d: int) -> tuple[int, int]:
+    """Windows of about half the area of ``(window_1d, window_2d)``: half the 1D length, the 2D side over √2
+    (at least 2; equal to the given window when it cannot shrink)."""
+    return max(2, round(window_1d / 2)), max(2, round(window_2d / math.sqrt(2)))
+
+
 def rbm_jobs(budgets: Sequence[int], kinds: Sequence[str], shape: Sequence[int], seed: int = 0,
-             data=None) -> list[tuple]:
+             data=None, smaller: bool = False) -> list[tuple]:
     """``(budget, kind, Architecture)`` for every budget and kind: :func:`rbm.masks.matched` with the
-    windows of :func:`local_windows`; a ``from_data`` mask (needs ``data``) gets the 2D window's fan-in."""
+    windows of :func:`local_windows`; a ``from_data`` mask (needs ``data``) gets the 2D window's fan-in.
+    ``smaller``: each local kind also gets :func:`smaller_windows` with as many hidden units as the budget
+    pays for (more units with narrower fields; the validation NLL chooses), listed after the first."""
     from rbm import masks
 
     jobs = []
@@ -327,6 +335,13 @@ def rbm_jobs(budgets: Sequence[int], kinds: Sequence[str], shape: Sequence[int],
         for kind, arch in masks.matched(budget, kinds, shape, window_1d=w1, window_2d=w2, seed=seed, data=data,
                                         fan_in=fan_in).items():
             jobs.append((budget, kind, arch))
+        s1, s2 = smaller_windows(w1, w2)
+        local = [k for k in kinds if (k == "local_1d" and s1 < w1) or (k == "local_2d" and s2 < w2)]
+        if smaller and local:
+            # dense among the kinds fixes the common budget, as in the first call
+            alternatives = masks.matched(budget, [k for k in kinds if k == "dense"] + local, shape, window_1d=s1,
+                                         window_2d=s2, seed=seed)
+            jobs += [(budget, kind, alternatives[kind]) for kind in local]
     return jobs
 
 
@@ -343,9 +358,13 @@ def selection_columns(selected) -> dict:
             "candidates": selected.candidates}
 
 
-def write_curves(name: str, keyed_rows: Sequence[tuple[str, dict]], out: str, result: Result, what: str) -> Table:
-    """The ``convergence`` table (validation and training NLL per epoch of every candidate) and figure."""
-    curves = curve_table("convergence", [row for key, stored in keyed_rows for row in curve_rows(key, stored)])
+def write_curves(name: str, keyed_rows: Sequence[tuple[str, dict]], out: str, result: Result, what: str,
+                 others: Sequence[tuple[str, dict]] = ()) -> Table:
+    """The ``convergence`` table (validation and training NLL per epoch of every candidate) and figure;
+    ``others``: models set aside by a choice (e.g. a window), all their candidates unselected."""
+    rows = [row for key, stored in keyed_rows for row in curve_rows(key, stored)]
+    rows += [dict(row, selected=False) for key, stored in others for row in curve_rows(key, stored)]
+    curves = curve_table("convergence", rows)
     figures.convergence(curves, os.path.join(out, "convergence.png"))
     result.figures["convergence.png"] = (f"Validation NLL per {what} of every {name} (solid: the kept candidate; "
                                          "dotted: the others); training stops a few epochs after the lowest")
@@ -372,11 +391,13 @@ def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[in
                       max_epochs: int = 40, lrs: Sequence[float] = (0.01,), restarts: int = 1, patience: int = 4,
                       batch_size: int = 100, valid_fraction: float = 0.1, eval_ais: Sequence[int] = (32, 300),
                       ais_chains: int = 100, ais_betas: int = 10000, n_gibbs: int = 1000, seed: int = 0,
-                      workers: int = 1, out: str = "fig4", progress: bool = True) -> Result:
+                      window_choice: bool = True, workers: int = 1, out: str = "fig4", progress: bool = True) -> Result:
     """The paper's Fig. 4: test NLL of RBM connectivities against #params at matched budgets.
 
     For each budget, :func:`rbm.masks.matched` builds one architecture per kind (counts within 1 %;
-    local windows from :func:`local_windows`). A seeded ``valid_fraction`` of the training rows is held
+    local windows from :func:`local_windows`; with ``window_choice`` each local kind is also trained with
+    :func:`smaller_windows` and more hidden units, and the window of lower validation NLL is kept — the
+    table's ``windows_tried``). A seeded ``valid_fraction`` of the training rows is held
     out; each architecture is trained by :func:`~comparison.training.train_rbm` for every learning rate
     in ``lrs`` and ``restarts`` seeds, up to ``max_epochs`` with early stopping (``patience``) on the
     validation NLL, and the candidate of lowest validation NLL is kept. Its test NLL is estimated by
@@ -393,28 +414,52 @@ def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[in
                 "batch_size": batch_size, "valid_fraction": valid_fraction, "eval_ais": list(eval_ais),
                 "ais": [ais_chains, ais_betas], "n_gibbs": n_gibbs, "seed": seed, "data": fingerprint(x, xv, xt)}
     store = RowStore(os.path.join(out, "runs.json"), settings)
-    archs = {f"{kind}-{budget}": (budget, arch) for budget, kind, arch in rbm_jobs(budgets, kinds, shape, seed)}
+    archs = {}
+    for budget, kind, arch in rbm_jobs(budgets, kinds, shape, seed, smaller=window_choice):
+        key = f"{kind}-{budget}"
+        archs[key if key not in archs else f"{key}-w{window_label(arch)}"] = (budget, arch)
     train_one = partial(rbm_result_row, max_epochs=max_epochs, lrs=lrs, restarts=restarts, patience=patience,
                         batch_size=batch_size, eval_ais=eval_ais, ais_chains=ais_chains, ais_betas=ais_betas,
                         n_gibbs=n_gibbs, seed=seed, folder=os.path.join(out, "models"))
     run_jobs(train_one, {key: (arch, x, xv, xt, key) for key, (_, arch) in archs.items() if key not in store},
              workers=workers, done=lambda key, row: store.put(key, dict(row, budget=int(archs[key][0]))),
              cost=lambda key: archs[key][0], desc="RBMs", progress=progress)
-    keyed = [(key, store.get(key)) for key in archs]
-    columns = ["budget", "kind", "n_hidden", "n_params", "window", "lr", "restart", "epochs", "best_epoch", "converged",
-               "valid_nll", "test_nll", "test_nll_stderr", "test_nll_reverse", "ais_gap", "train_nll", "log_z_method",
-               "seconds", "model_file"]
-    table = Table("fig4", columns, [{c: row.get(c) for c in columns} for _, row in keyed],
-                  shown=["budget", "kind", "n_hidden", "n_params", "window", "lr", "epochs", "converged", "valid_nll",
-                         "test_nll", "test_nll_stderr", "test_nll_reverse", "train_nll"])
+    kept, others = pick_windows([(key, store.get(key)) for key in archs])
+    columns = ["budget", "kind", "n_hidden", "n_params", "window", "windows_tried", "lr", "restart", "epochs",
+               "best_epoch", "converged", "valid_nll", "test_nll", "test_nll_stderr", "test_nll_reverse", "ais_gap",
+               "train_nll", "log_z_method", "seconds", "model_file"]
+    table = Table("fig4", columns, [{c: row.get(c) for c in columns} for _, row in kept],
+                  shown=["budget", "kind", "n_hidden", "n_params", "window", "windows_tried", "lr", "epochs", "converged",
+                         "valid_nll", "test_nll", "test_nll_stderr", "test_nll_reverse", "train_nll"])
     result = Result("fig4", out, {"fig4": table}, title="RBM connectivity at equal parameter count (paper Fig. 4)")
-    result.tables["convergence"] = write_curves("RBM", keyed, out, result, "epoch")
+    result.tables["convergence"] = write_curves("RBM", kept, out, result, "epoch", others=others)
     figures.rbm_nll(table, os.path.join(out, "fig4.png"), shape)
     result.figures["fig4.png"] = ("Test NLL (forward AIS, error bar = one standard error of log Z; crosses: reverse "
                                   "AIS) against #params for the four connectivities")
     result.findings = fig4_findings(table, shape)
     result.write()
     return result
+
+
+def window_label(arch) -> str | None:
+    """``"7x7"`` / ``"32"`` / None: the window of a mask's :class:`~rbm.masks.Architecture`."""
+    window = arch.options.get("window")
+    return None if window is None else "x".join(map(str, window)) if isinstance(window, tuple) else str(window)
+
+
+def pick_windows(keyed: Sequence[tuple[str, dict]]) -> tuple[list, list]:
+    """(kept, others): per (budget, kind), the result row of lowest validation NLL among its windows (in the
+    order of the first of each), with ``windows_tried`` = "window: validation NLL; ..."; others = the rest."""
+    groups: dict[tuple, list] = {}
+    for key, row in keyed:
+        groups.setdefault((row["budget"], row["kind"]), []).append((key, row))
+    kept, others = [], []
+    for group in groups.values():
+        best = min(group, key=lambda kr: kr[1]["valid_nll"])
+        tried = "; ".join(f"{r['window']}: {r['valid_nll']:.2f}" for _, r in group) if len(group) > 1 else None
+        kept.append((best[0], dict(best[1], windows_tried=tried)))
+        others += [kr for kr in group if kr is not best]
+    return kept, others
 
 
 def rbm_result_row(arch, x, xv, xt, tag: str, *, max_epochs, lrs, restarts, patience, batch_size, eval_ais, ais_chains,
@@ -426,11 +471,8 @@ def rbm_result_row(arch, x, xv, xt, tag: str, *, max_epochs, lrs, restarts, pati
     model = selected.model
     model.save(os.path.join(folder, f"{tag}.npz"))
     scores = evaluate_rbm(model, x, xv, xt, ais_chains=ais_chains, ais_betas=ais_betas, n_gibbs=n_gibbs, seed=seed)
-    window = arch.options.get("window")
-    return {"kind": arch.kind, "n_hidden": model.n_hidden, "n_params": model.n_params,
-            "window": None if window is None else "x".join(map(str, window)) if isinstance(window, tuple)
-            else str(window), **selection_columns(selected), **scores, "seconds": time.perf_counter() - t0,
-            "model_file": f"{tag}.npz"}
+    return {"kind": arch.kind, "n_hidden": model.n_hidden, "n_params": model.n_params, "window": window_label(arch),
+            **selection_columns(selected), **scores, "seconds": time.perf_counter() - t0, "model_file": f"{tag}.npz"}
 
 
 def born_result_row(kind: str, x, xv, xt, shape: Sequence[int], bond_dim: int, *, max_sweeps, lrs, restarts, patience,
@@ -479,6 +521,9 @@ def fig4_findings(table: Table, shape: Sequence[int]) -> list[str]:
                        f"{b['n_params']} params, window {a['window']} → {b['window']} pixels (rows are {w} wide): "
                        + ("the window starts to span two image rows there, as the paper says."
                           if crosses else "the window does not cross a row there."))
+    chosen = [f"{label_of(r)} {r['window']} ({r['windows_tried']})" for r in table.rows if r.get("windows_tried")]
+    if chosen:
+        summary.append("Windows chosen on the validation NLL (window: validation NLL): " + ", ".join(chosen) + ".")
     stuck = [r for r in table.rows if r["n_params"] >= 10000 and r["test_nll"] >= 190]
     summary.append(f"RBMs of ≥ 10k parameters at test NLL ≥ 190 (the independent-pixel plateau): "
                    f"{', '.join(label_of(r) for r in stuck) or 'none'}.")

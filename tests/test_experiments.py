@@ -161,11 +161,20 @@ def test_rbm_architectures_end_to_end_and_resume(tiny_data, tmp_path):
         assert abs(r["n_params"] - r["budget"]) <= 0.01 * r["budget"]
         assert math.isfinite(r["test_nll"]) and r["test_nll"] > 0 and math.isfinite(r["valid_nll"])
         assert r["lr"] in (0.01, 0.03) and 1 <= r["epochs"] <= 3 and isinstance(r["converged"], bool)
-        mine = [c for c in curves.rows if c["model"] == f"{r['kind']}-{r['budget']}"]
+        mine = [c for c in curves.rows if c["model"] == r["model_file"].removesuffix(".npz")]
         assert {c["lr"] for c in mine} == {0.01, 0.03}  # both candidates' curves are written
         kept = [c["valid_nll"] for c in mine if c["selected"] and c["valid_nll"] is not None]
         others = [c["valid_nll"] for c in mine if not c["selected"] and c["valid_nll"] is not None]
         assert min(kept) <= min(others)  # the kept learning rate has the lowest validation NLL
+    for r in t.rows:  # each local kind also tried a smaller window; the kept one has the lower validation NLL
+        if r["kind"] in ("local_1d", "local_2d") and r["windows_tried"]:
+            tried = dict(part.split(": ") for part in r["windows_tried"].split("; "))
+            assert len(tried) == 2 and r["window"] in tried
+            assert float(tried[r["window"]]) == pytest.approx(min(map(float, tried.values())), abs=0.006)
+            losers = {c["model"] for c in curves.rows if c["model"].startswith(f"{r['kind']}-{r['budget']}")} - {
+                r["model_file"].removesuffix(".npz")}
+            assert len(losers) == 1 and not any(c["selected"] for c in curves.rows if c["model"] in losers)
+    assert any(r["windows_tried"] for r in t.rows if r["kind"] == "local_1d")
     for f in ("fig4.png", "fig4.csv", "convergence.csv", "convergence.png"):
         assert (tmp_path / f).exists(), f
     assert any("2D-local has the lowest test NLL at every budget" in line for line in res.findings)
