@@ -508,7 +508,7 @@ def fig4_findings(table: Table, shape: Sequence[int]) -> list[str]:
         summary.append(f"2D-local has the lowest test NLL at every budget (paper): {verdicts.combine(best_2d)} "
                        f"({best_2d.count(verdicts.HOLDS)} of {len(budgets)} budgets decided in its favour, "
                        f"{best_2d.count(verdicts.FAILS)} against; a gap counts when it exceeds the AIS uncertainties "
-                       "and both models converged).")
+                       "and the model behind converged).")
         summary.append(f"Dense has the highest test NLL at every budget (paper): {verdicts.combine(worst_dense)} "
                        f"({worst_dense.count(verdicts.HOLDS)} of {len(budgets)} budgets decided).")
     ones = sorted(table.where(kind="local_1d"), key=lambda r: r["n_params"])

@@ -24,6 +24,8 @@ __all__ = ["BORN_KINDS", "make_born", "train_born_machine", "train_rbm", "evalua
 
 #: The RBMs' learning-rate backoff after an overshooting epoch (:class:`rbm.CDTrainer`'s ``backoff``).
 RBM_BACKOFF = 0.5
+#: Decay of the parameter average RBMs are evaluated and selected on (``CDTrainer(average=...)``).
+RBM_AVERAGE = 0.99
 #: Born machines of the comparison: MPS on the row-major and snake chains, TTN on the bisection tree.
 BORN_KINDS = ("mps-row-major", "mps-snake", "ttn")
 
@@ -74,12 +76,12 @@ def train_rbm(arch, train: torch.Tensor, valid: torch.Tensor, *, tag: str, max_e
     from rbm import CDTrainer
 
     stem = f"{tag}-" + settings_tag(max_epochs, patience, batch_size, tuple(eval_ais), seed, arch.n_hidden,
-                                    fingerprint(train, valid), "backoff", RBM_BACKOFF)
+                                    fingerprint(train, valid), "backoff", RBM_BACKOFF, "average", RBM_AVERAGE)
 
     def one(lr: float, restart: int, checkpoint: str):
         model = arch.build(generator=torch.Generator().manual_seed(seed + 7919 * restart))
         trainer = CDTrainer(model, lr=lr, n_epochs=max_epochs, patience=patience, backoff=RBM_BACKOFF,
-                            batch_size=batch_size,
+                            average=RBM_AVERAGE, batch_size=batch_size,
                             ais_chains=int(eval_ais[0]), ais_betas=int(eval_ais[1]), seed=seed + restart)
         trainer.fit(train, valid, checkpoint=checkpoint, progress=False)
         return model, trainer

@@ -2,8 +2,10 @@
 
 A result row (one trained model) carries ``test_nll``, ``converged`` and, for an RBM, the AIS
 uncertainty of its NLL: ``test_nll_stderr`` (forward AIS) and ``ais_gap`` (|forward − reverse AIS|).
-Model A is *decided* better than B when both are converged and A's test NLL is lower by more than the
-sum of their uncertainties (``max(stderr, gap / 2)`` each; 0 for exact NLLs).
+Model A is *decided* better than B when A's test NLL is lower by more than the sum of their
+uncertainties (``max(stderr, gap / 2)`` each; 0 for exact NLLs) and B, the model that would have to
+improve to overturn it, converged: more training only lowers a model's best-validation NLL, so an
+unconverged A would only widen its lead, while an unconverged B might still close the gap.
 """
 from __future__ import annotations
 
@@ -22,15 +24,13 @@ def uncertainty(row: dict) -> float:
 
 def lower_by(a: dict, b: dict, gap: float) -> str:
     """Verdict on "a's test NLL ≤ b's − ``gap``" (``gap`` < 0: a within −gap nats of b): holds when true beyond
-    the two uncertainties, does not hold when false beyond them, not decided in between or when either
-    model did not converge."""
-    if not (a.get("converged") and b.get("converged")):
-        return UNDECIDED
+    the two uncertainties and b converged (b cannot come down to meet a), does not hold when false beyond
+    them and a converged (a cannot come down), not decided otherwise."""
     margin = uncertainty(a) + uncertainty(b)
     excess = a["test_nll"] - (b["test_nll"] - gap)
-    if excess < -margin:
+    if excess < -margin and b.get("converged"):
         return HOLDS
-    if excess > margin:
+    if excess > margin and a.get("converged"):
         return FAILS
     return UNDECIDED
 

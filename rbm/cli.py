@@ -106,6 +106,7 @@ def _train_here(args) -> int:
                         momentum=args.momentum,
                         weight_decay=args.weight_decay, batch_size=args.batch_size, n_epochs=args.epochs,
                         centering=not args.no_centering, adaptive=not args.no_adaptive, patience=args.patience,
+                        average=args.average if args.average > 0 else None,
                         eval_every=args.eval_every, log_z=args.log_z, ais_chains=args.ais_chains,
                         ais_betas=args.ais_betas, generator=gen)
 
@@ -215,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=None,
                    help="with --valid: stop after this many epochs without a lower validation NLL and keep the "
                         "best epoch's parameters (none when not given)")
+    t.add_argument("--average", type=float, default=0.99,
+                   help="decay per update of the parameter average that is evaluated and saved (0: the current "
+                        "parameters)")
     t.add_argument("--eval-every", type=int, default=1, help="NLL every N epochs (0: never)")
     t.add_argument("--log-z", choices=("auto", "exact", "ais"), default="auto",
                    help="how to get log Z for the NLL (auto: exact when a layer is small enough)")

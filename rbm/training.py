@@ -19,6 +19,15 @@ offsets leaves the model as it is. This removes the plateaus of plain CD, whose 
 dominated by the mean activities. The step is Adam's by default (``adaptive``): sparse masks, whose
 weights get tiny gradients near W = 0, otherwise stall at the independent-pixel model.
 
+Parameter averaging (``average``, Polyak & Juditsky 1992, as an exponential moving average): PCD's
+parameters wander by several nats of NLL from epoch to epoch (the chains and the weights chase each
+other), so an epoch's NLL says little about where training stands. The trainer keeps a moving average
+of (W, b, c) over the updates (decay ``min(average, (1 + t) / (10 + t))`` at update t, so the first
+updates are not drowned by the initial parameters); evaluation, early stopping, backoff and the model
+that ``fit`` leaves are the averaged parameters, while the chains and the gradient steps use the
+current ones. On the quick Fig.-4 models this turns validation curves that jump by 5–10 nats into smooth
+ones, a few nats lower.
+
 Early stopping: with ``patience`` and validation data, training stops after ``patience`` epochs
 without a lower validation NLL and the model gets the parameters of its best validation epoch
 (``best_epoch``). Backoff (``backoff``, with early stopping): an epoch whose validation NLL lies more than
@@ -67,7 +76,8 @@ _ADAM_BETA2, _ADAM_EPS = 0.999, 1e-8
 
 # Hyper-parameters that shape the training trajectory: a checkpoint resumes only if they agree.
 _TRAJECTORY_KEYS = ("k", "persistent", "lr", "lr_decay", "momentum", "weight_decay", "batch_size", "n_chains",
-                    "init_visible_bias", "shuffle", "centering", "centering_rate", "adaptive", "patience", "backoff")
+                    "init_visible_bias", "shuffle", "centering", "centering_rate", "adaptive", "patience", "backoff",
+                    "average")
 #: A validation NLL this far above the best (relative, at least ``_OVERSHOOT_NATS``) triggers a backoff.
 _OVERSHOOT, _OVERSHOOT_NATS = 0.02, 2.0
 
@@ -122,6 +132,10 @@ class CDTrainer(Trainer):
         With ``patience`` and validation data: after an epoch that overshot (validation NLL > 2 %, and
         ≥ 2 nats, above the best), restart from the best parameters at ``backoff`` times the learning
         rate (default 0.5; None: never).
+    average : float in [0, 1) or None
+        Decay per update of the parameter average that evaluation, early stopping and the final model
+        use (see the module docstring; default 0.99, a horizon of about 100 updates); None: the current
+        parameters.
     eval_every : int ≥ 0
         Evaluate the NLL every ``eval_every`` epochs and after the last one (0: never).
     log_z : {"auto", "exact", "ais"}
@@ -156,7 +170,7 @@ class CDTrainer(Trainer):
                  weight_decay: float = 1e-4, batch_size: int = 100, n_epochs: int = 20, n_chains: int | None = None,
                  init_visible_bias: bool = True, shuffle: bool = True, centering: bool = True,
                  centering_rate: float = 0.01, adaptive: bool = True, patience: int | None = None,
-                 backoff: float | None = 0.5, sparse: bool | None = None, eval_every: int = 1, log_z: str = "auto",
+                 backoff: float | None = 0.5, average: float | None = 0.99, sparse: bool | None = None, eval_every: int = 1, log_z: str = "auto",
                  exact_max_units: int = 20, ais_chains: int = 100, ais_betas: int = 1000, seed: int | None = 0,
                  generator: torch.Generator | None = None):
         if not isinstance(rbm, RBM):
@@ -181,6 +195,7 @@ class CDTrainer(Trainer):
         self.adaptive = bool(adaptive)
         self.patience = check_positive_int(patience, "patience") if patience is not None else None
         self.backoff = None if backoff is None else _check_float(backoff, "backoff", low=0.0, high=1.0, low_open=True)
+        self.average = None if average is None else _check_float(average, "average", low=0.0, high=1.0)
         if sparse is not None and not isinstance(sparse, bool):
             raise TypeError(f"sparse must be True, False or None, got {type(sparse).__name__}")
         self.sparse = sparse
@@ -205,6 +220,7 @@ class CDTrainer(Trainer):
         self._chains: torch.Tensor | None = None
         self._eval_seed: int | None = None
         self._offsets: tuple[torch.Tensor, torch.Tensor] | None = None  # (μ (n_visible,), λ (n_hidden,))
+        self._averaged: list[torch.Tensor] | None = None  # moving average of (W, b, c) (``average``)
 
     # ---------------------------------------------------------------------------------------------
     def hyper_parameters(self) -> dict:
@@ -214,7 +230,7 @@ class CDTrainer(Trainer):
                 "weight_decay": self.weight_decay, "batch_size": self.batch_size, "n_epochs": self.n_epochs,
                 "n_chains": self.n_chains, "init_visible_bias": self.init_visible_bias, "shuffle": self.shuffle,
                 "centering": self.centering, "centering_rate": self.centering_rate, "adaptive": self.adaptive,
-                "patience": self.patience, "backoff": self.backoff, "sparse": self.sparse,
+                "patience": self.patience, "backoff": self.backoff, "average": self.average, "sparse": self.sparse,
                 "eval_every": self.eval_every, "log_z": self.log_z, "exact_max_units": self.exact_max_units,
                 "ais_chains": self.ais_chains, "ais_betas": self.ais_betas, "seed": self.seed}
 
@@ -231,13 +247,35 @@ class CDTrainer(Trainer):
         return as_binary(x, rbm.n_visible, name=name).to(dtype=rbm.dtype, device=rbm.device)
 
     def _parameters(self) -> list[torch.Tensor]:
-        return list(self.rbm.parameters())
+        return list(self.rbm.parameters()) + (self._averaged or [])
+
+    def _evaluated(self) -> list[torch.Tensor]:
+        """The parameters (W, b, c) that evaluation and early stopping see: the average (``average``) or
+        the current ones."""
+        return self._averaged if self._averaged is not None else list(self.rbm.parameters())
 
     def _snapshot(self) -> tuple[dict, dict]:
-        return {}, {name: t.detach().cpu().numpy() for name, t in zip(("W", "b", "c"), self.rbm.parameters())}
+        return {}, {name: t.detach().cpu().numpy() for name, t in zip(("W", "b", "c"), self._evaluated())}
 
     def _apply_snapshot(self, meta: dict, arrays: dict, where: str) -> None:
+        """Current parameters (and the average, restarted there) ← a snapshot."""
         self.rbm.set_parameters(*(self._tensor(arrays[name]) for name in ("W", "b", "c")))
+        if self._averaged is not None:
+            self._averaged = [p.clone() for p in self.rbm.parameters()]
+
+    def _finish(self) -> None:
+        """The model gets the best-validation parameters (``patience``), else the averaged ones."""
+        if self._best is None and self._averaged is not None:
+            self.rbm.set_parameters(*(p.clone() for p in self._averaged))
+        super()._finish()
+
+    def _update_average(self) -> None:
+        """Move the parameter average towards the current parameters (one update done)."""
+        if self._averaged is None:
+            return
+        decay = min(self.average, (1.0 + self._n_updates) / (10.0 + self._n_updates))
+        for mean, p in zip(self._averaged, self.rbm.parameters()):
+            mean.lerp_(p, 1.0 - decay)
 
     def _run_epoch(self, x: torch.Tensor, epoch: int) -> dict:
         backoff = self._overshot()
@@ -271,6 +309,7 @@ class CDTrainer(Trainer):
         self._eval_seed = int(torch.randint(0, 2 ** 62, (1,), generator=self.generator,
                                             device=self.generator.device))
         self._offsets = (x.mean(0), hidden_prob(x, rbm.W, rbm.c).mean(0)) if self.centering else None
+        self._averaged = [p.clone() for p in rbm.parameters()] if self.average is not None else None
 
     def current_lr(self, backoff: bool = False) -> float:
         """Learning rate of the next epoch (see ``lr_decay`` and ``backoff``; ``backoff``: this epoch backs off)."""
@@ -337,6 +376,7 @@ class CDTrainer(Trainer):
             raise ValueError(f"training diverged at epoch {self.epoch + 1} ({err}); lower lr") from err
         if self.centering:
             self._offsets[1].lerp_(h_data, self.centering_rate)
+        self._update_average()
         return vk
 
     def _sparse_products(self) -> MaskedProducts:
@@ -389,6 +429,7 @@ class CDTrainer(Trainer):
             raise ValueError(f"training diverged at epoch {self.epoch + 1} ({err}); lower lr") from err
         if self.centering:
             self._offsets[1].lerp_(h_data, self.centering_rate)
+        self._update_average()
         return vk
 
     def _direction(self, grads, lr: float, velocity=None, second=None) -> list[torch.Tensor]:
@@ -422,6 +463,20 @@ class CDTrainer(Trainer):
             return out
         t0 = time.perf_counter()
         rbm = self.rbm
+        current = [p.clone() for p in rbm.parameters()] if self._averaged is not None else None
+        if current is not None:
+            rbm.set_parameters(*(p.clone() for p in self._averaged))
+        try:
+            self._evaluate_current(x, xv, epoch, out)
+        finally:
+            if current is not None:
+                rbm.set_parameters(*current)
+        out["eval_time_s"] = time.perf_counter() - t0
+        return out
+
+    def _evaluate_current(self, x: torch.Tensor, xv: torch.Tensor | None, epoch: int, out: dict) -> None:
+        """Fill ``out`` with the NLLs, log Z and reconstruction error of the model's parameters now."""
+        rbm = self.rbm
         W, b, c = rbm.parameters()
         gen = torch.Generator(device=rbm.device).manual_seed((self._eval_seed + epoch) % (2 ** 63))
         prods = self._sparse_products() if self._uses_sparse() else None
@@ -441,8 +496,6 @@ class CDTrainer(Trainer):
             out["train_nll"] = _mean_free_energy(x, W, b, c, prods) + log_z.value
             if xv is not None:
                 out["valid_nll"] = _mean_free_energy(xv, W, b, c, prods) + log_z.value
-        out["eval_time_s"] = time.perf_counter() - t0
-        return out
 
     # ---------------------------------------------------------------------------------------------
     # checkpoints
@@ -458,6 +511,8 @@ class CDTrainer(Trainer):
             arrays["offset_visible"], arrays["offset_hidden"] = (t.cpu().numpy() for t in self._offsets)
         if self._second is not None:
             arrays.update({f"second_{name}": t.cpu().numpy() for name, t in zip(("W", "b", "c"), self._second)})
+        if self._averaged is not None:
+            arrays.update({f"average_{name}": t.cpu().numpy() for name, t in zip(("W", "b", "c"), self._averaged)})
         meta = {"eval_seed": self._eval_seed, "dtype": str(rbm.dtype).replace("torch.", ""),
                 "n_updates": self._n_updates}
         return meta, arrays
@@ -470,6 +525,7 @@ class CDTrainer(Trainer):
             eval_seed = int(meta["eval_seed"])
             offsets = (arrays["offset_visible"], arrays["offset_hidden"]) if self.centering else None
             second = [arrays[f"second_{name}"] for name in ("W", "b", "c")] if self.adaptive else None
+            averaged = [arrays[f"average_{name}"] for name in ("W", "b", "c")] if self.average is not None else None
             n_updates = int(meta["n_updates"])
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{where} is a corrupt checkpoint (missing {err})") from err
@@ -484,7 +540,8 @@ class CDTrainer(Trainer):
         self._velocity = [self._tensor(v) for v in velocity]
         self._second = None if second is None else [self._tensor(v) for v in second]
         self._n_updates = n_updates
-        for v_, p_ in zip(self._velocity + (self._second or []), rbm.parameters() * 2):
+        self._averaged = None if averaged is None else [self._tensor(v) for v in averaged]
+        for v_, p_ in zip(self._velocity + (self._second or []) + (self._averaged or []), rbm.parameters() * 3):
             if v_.shape != p_.shape:
                 raise ValueError(f"{where} is a corrupt checkpoint (momentum buffer of shape {tuple(v_.shape)})")
         self._chains = self._tensor(arrays["chains"]) if self.persistent else None

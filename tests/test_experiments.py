@@ -292,7 +292,10 @@ def test_verdicts_need_convergence_and_a_gap_beyond_the_uncertainties():
     assert verdicts.uncertainty(a) == 1.0 and verdicts.uncertainty(b) == 0.0
     assert verdicts.better(a, b) == verdicts.HOLDS and verdicts.better(b, a) == verdicts.FAILS
     assert verdicts.better(a, dict(b, test_nll=100.9)) == verdicts.UNDECIDED  # within the AIS uncertainty
-    assert verdicts.better(a, dict(b, converged=False)) == verdicts.UNDECIDED
+    assert verdicts.better(a, dict(b, converged=False)) == verdicts.UNDECIDED  # b might still come down
+    assert verdicts.better(dict(a, converged=False), b) == verdicts.HOLDS  # more training only widens a's lead
+    assert verdicts.better(b, dict(a, converged=False)) == verdicts.FAILS
+    assert verdicts.better(dict(b, converged=False), a) == verdicts.UNDECIDED  # b might still overtake a
     assert verdicts.combine([verdicts.HOLDS, verdicts.UNDECIDED]) == verdicts.UNDECIDED
     assert verdicts.combine([verdicts.HOLDS, verdicts.FAILS]) == verdicts.FAILS
     assert verdicts.combine([]) == verdicts.UNDECIDED and verdicts.best_of(a, [b, b]) == verdicts.HOLDS

@@ -60,10 +60,11 @@ def test_train_then_evaluate(tmp_path, tiny_data, capsys):
 def test_train_options_reach_the_trainer(tmp_path, tiny_data):
     hist = tmp_path / "h.json"
     assert main(["train", "--data", str(tiny_data), "--hidden", "3", "--epochs", "30", "--lr", "0.3", "--valid", "test",
-                 "--patience", "1", "--no-centering", "--no-adaptive", "--history", str(hist), "--no-progress"]) == 0
+                 "--patience", "1", "--no-centering", "--no-adaptive", "--average", "0", "--history", str(hist),
+                 "--no-progress"]) == 0
     record = json.loads(hist.read_text())
     hyper = record["hyper_parameters"]
-    assert hyper["patience"] == 1 and not hyper["centering"] and not hyper["adaptive"]
+    assert hyper["patience"] == 1 and not hyper["centering"] and not hyper["adaptive"] and hyper["average"] is None
     assert record["history"][-1]["best_epoch"] == len(record["history"]) - 1
 
 

@@ -263,7 +263,7 @@ def test_adaptive_first_step_moves_every_weight_by_lr():
     r = RBM(10, 6, mask=mask, generator=gen(0))
     before = r.W.clone()
     CDTrainer(r, lr=0.01, adaptive=True, centering=False, weight_decay=0.0, batch_size=50, n_epochs=1, eval_every=0,
-              init_visible_bias=False, seed=0).fit(x, progress=False)
+              init_visible_bias=False, average=None, seed=0).fit(x, progress=False)
     step = (r.W - before).abs()
     assert torch.all(step[~mask] == 0)
     torch.testing.assert_close(step[mask], torch.full_like(step[mask], 0.01), rtol=1e-4, atol=0)  # Adam: lr · sign(g)
@@ -405,3 +405,26 @@ def test_add_edges_updates_only_the_edges_and_refuses_non_finite_results():
     assert all(torch.equal(a, b) for a, b in zip(r.parameters(), snapshot))  # unchanged
     with pytest.raises(ValueError, match="one value per edge"):
         r.add_edges_(edges, dw[:-1], torch.zeros(6, dtype=torch.float64), torch.zeros(4, dtype=torch.float64))
+
+
+def test_average_zero_is_the_current_parameters_and_averaging_smooths_the_validation_curve():
+    x = prototype_data(12, 600, 10, noise=0.1)
+    train, valid = x[:500], x[500:]
+    runs = {}
+    for average in (None, 0.0, 0.99):
+        r = RBM(12, 8, generator=gen(0))
+        history = CDTrainer(r, lr=0.05, batch_size=20, n_epochs=30, lr_decay="none", average=average,
+                            seed=0).fit(train, valid, progress=False)
+        runs[average] = (np.array([h["valid_nll"] for h in history]), r.W.clone())
+    np.testing.assert_array_equal(runs[None][0], runs[0.0][0])  # decay 0: the average is the current point
+    torch.testing.assert_close(runs[None][1], runs[0.0][1], rtol=0, atol=0)
+    jumps = {a: np.abs(np.diff(v[10:])).mean() for a, (v, _) in runs.items()}
+    assert jumps[0.99] < 0.5 * jumps[None]  # PCD's epoch-to-epoch wander, averaged out
+    assert runs[0.99][0][10:].mean() < runs[None][0][10:].mean()
+
+
+def test_average_rejects_a_decay_outside_0_1():
+    r = RBM(4, 2, generator=gen(0))
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="average"):
+            CDTrainer(r, average=bad)
