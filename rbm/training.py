@@ -170,7 +170,8 @@ class CDTrainer(Trainer):
                  weight_decay: float = 1e-4, batch_size: int = 100, n_epochs: int = 20, n_chains: int | None = None,
                  init_visible_bias: bool = True, shuffle: bool = True, centering: bool = True,
                  centering_rate: float = 0.01, adaptive: bool = True, patience: int | None = None,
-                 backoff: float | None = 0.5, average: float | None = 0.99, sparse: bool | None = None, eval_every: int = 1, log_z: str = "auto",
+                 backoff: float | None = 0.5, average: float | None = 0.99, sparse: bool | None = None,
+                 eval_every: int = 1, log_z: str = "auto",
                  exact_max_units: int = 20, ais_chains: int = 100, ais_betas: int = 1000, seed: int | None = 0,
                  generator: torch.Generator | None = None):
         if not isinstance(rbm, RBM):
