@@ -464,7 +464,7 @@ class CDTrainer(Trainer):
             return out
         t0 = time.perf_counter()
         rbm = self.rbm
-        current = [p.clone() for p in rbm.parameters()] if self._averaged is not None else None
+        current = list(rbm.parameters()) if self._averaged is not None else None  # untouched while evaluating
         if current is not None:
             rbm.set_parameters(*(p.clone() for p in self._averaged))
         try:
