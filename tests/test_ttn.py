@@ -943,7 +943,7 @@ def test_both_engines_leave_out_the_same_zero_amplitude_samples():
     psi = torch.tensor([1e-160, 0.0, 0.5, -2.0], dtype=torch.float64)
     left = torch.ones(4, 1, dtype=torch.float64)
     right = psi[:, None].clone()  # with B = 1: ψ_i = left_i · B · right_i = right_i
-    _, used_tree, zero_tree, _ = merged_gradient_sum(torch.ones(1, 1, dtype=torch.float64), left.T, right.T)
+    _, used_tree, zero_tree, *_ = merged_gradient_sum(torch.ones(1, 1, dtype=torch.float64), left.T, right.T)
     merged = torch.ones(1, 2, 2, 1, dtype=torch.float64)  # every code block has B[:, s, t, :] = 1
     _, used_chain, zero_chain, _ = nll_gradient_sum(left, merged, right, [4, 0, 0, 0])
     assert (used_tree, zero_tree) == (used_chain, zero_chain) == (2, 2)

@@ -225,7 +225,12 @@ class LocalUpdate:
 
 
 def most(a, b):
-    """The larger of two counts (ints or 0-d tensors; ``a`` None: ``b``), on the device for tensors."""
+    """The larger of two counts (ints or 0-d tensors; ``a`` None: ``b``), on the device when either is a tensor."""
     if a is None:
         return b
-    return torch.maximum(a, b) if isinstance(b, torch.Tensor) else max(a, b)
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return torch.maximum(a, b)
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        tensor, number = (a, b) if isinstance(a, torch.Tensor) else (b, a)
+        return torch.clamp_min(tensor, number)
+    return max(a, b)

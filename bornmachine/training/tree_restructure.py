@@ -36,7 +36,7 @@ import torch
 
 from .. import distributed, linalg
 from ..tree import Tree
-from .local_update import zero_amplitude_floor
+from .local_update import most, zero_amplitude_floor
 from .tree_sweep import TreeSweep, _pair_product
 
 #: Criteria of ``SweepTrainer(restructure=)``.
@@ -96,7 +96,7 @@ class RestructuringTreeSweep(TreeSweep):
         pairs = [(_pair_product(factors[x], factors[y]), _pair_product(factors[z], factors[3]))
                  if k == 0 or self.criterion == "nll" else None for k, (x, y, z) in enumerate(PAIRINGS)]
         merged, n_zero = self._optimise(umat, vmat, *pairs[0])
-        self._zero = max(self._zero, n_zero)
+        self._zero = most(self._zero, n_zero)
         merged = merged.reshape(*(f.shape[0] for f in factors))
         best, best_score, best_split, current = 0, None, None, None
         for k, pairing in enumerate(PAIRINGS):
@@ -119,6 +119,7 @@ class RestructuringTreeSweep(TreeSweep):
         o = int(tree.children[w, 1 - j])
         if not ((j == 0) == down or o < n):  # a rewiring would skip or repeat a visit: the plain step
             return super()._step(u, down)
+        self._repeat = None  # the environments below may be paired anew
         tu = t[u - n]
         tw = t[w - n] if j == 0 else t[w - n].permute(1, 0, 2)  # (e, c, p)
         a, b, e = tu.shape

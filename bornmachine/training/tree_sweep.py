@@ -53,7 +53,7 @@ import torch
 
 from .. import distributed, linalg
 from .engine import SweepEngine
-from .local_update import divide_by_amplitudes, line_search
+from .local_update import amplitude_weights, divide_by_amplitudes, line_search, most
 
 
 def merged_gradient_sum(merged: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
@@ -62,13 +62,15 @@ def merged_gradient_sum(merged: torch.Tensor, left: torch.Tensor, right: torch.T
     ψ_i = left_iᵀ B right_i, over the given samples.
 
     left (A, N), right (C, N), samples along the last axis; ``psi`` (N,) if already known. Samples of zero
-    amplitude are left out (:func:`~bornmachine.training.local_update.divide_by_amplitudes`).
-    Returns (sum (A, C), number of samples used, number left out, ψ (N,)).
+    amplitude are left out (:func:`~bornmachine.training.local_update.amplitude_weights`).
+    Returns (sum (A, C), number of samples used, number left out (0-d tensors: no host read), ψ (N,),
+    the amplitude weights (N,)).
     """
     if psi is None:
         psi = amplitudes(merged, left, right)
-    weighted, n_zero = divide_by_amplitudes(right, psi, samples_axis=1)
-    return left @ weighted.T, int(psi.shape[0]) - n_zero, n_zero, psi
+    weights = amplitude_weights(psi)
+    n_used = torch.count_nonzero(weights)
+    return torch.mm(left, torch.mul(right, weights).T), n_used, psi.shape[0] - n_used, psi, weights
 
 
 def amplitudes(merged: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
@@ -77,8 +79,8 @@ def amplitudes(merged: torch.Tensor, left: torch.Tensor, right: torch.Tensor) ->
 
 
 def _normalised(v: torch.Tensor) -> torch.Tensor:
-    """Columns (samples) of v (d, N) scaled to unit norm."""
-    return v / (v * v).sum(0, keepdim=True).sqrt().clamp_min(torch.finfo(v.dtype).tiny)
+    """Columns (samples) of v (d, N) scaled to unit norm, in place."""
+    return v.mul_((v * v).sum(0, keepdim=True).clamp_min_(torch.finfo(v.dtype).tiny).rsqrt_())
 
 
 def _pair_product(va: torch.Tensor, vb: torch.Tensor) -> torch.Tensor:
@@ -135,7 +137,7 @@ class TreeSweep(SweepEngine):
         self._inside, self._sites = inside, x.T.contiguous()
         for v in tree.internal:
             if v != tree.root:
-                inside[v] = self._inside_of(v, _pair_product(*self._children(v)))
+                inside[v] = self._inside_of(v, self._below(v)[1])
         return inside
 
     def _inside_of(self, node: int, left: torch.Tensor) -> torch.Tensor:
@@ -160,7 +162,8 @@ class TreeSweep(SweepEngine):
             else:
                 self._fresh_inside(x)
         self._outside = {tree.root: torch.ones(1, x.shape[0], dtype=self._env, device=model.device)}
-        self._zero = 0
+        self._zero = None  # the most zero-amplitude samples of a step (int or 0-d tensor)
+        self._repeat = None  # (node, tree, factors, left, right) of a down step the up step repeats
         n = tree.n_sites
         r0, r1 = (int(c) for c in tree.children[tree.root])
         if r0 >= n and r1 >= n:
@@ -182,16 +185,15 @@ class TreeSweep(SweepEngine):
             if self.reuse_inside:
                 self._kept = (self._inside_key(x), self._inside)
         finally:
-            self._inside = self._outside = self._sites = None
-        return self._zero
+            self._inside = self._outside = self._sites = self._repeat = None
+        return 0 if self._zero is None else int(self._zero)
 
     # environments -----------------------------------------------------------------------------------
     def _get(self, store, v: int) -> torch.Tensor:
         """The stored vector (d_v, N) of node v in the model's dtype; a leaf's inside vector from the rows
         (no (n, 2, N) copy of the data in floats)."""
         if store is self._inside and v < self.model.tree.n_sites:
-            bits = self._sites[v].to(self._dtype)
-            return torch.stack([1 - bits, bits])
+            return self._one_hot(self._sites[v], 2)
         vec = store[v]
         return vec if vec.dtype == self._dtype else vec.to(self._dtype)
 
@@ -203,6 +205,23 @@ class TreeSweep(SweepEngine):
         """The inside vectors (d, N) of a node's two children."""
         tree = self.model.tree
         return self._get(self._inside, int(tree.children[node, 0])), self._get(self._inside, int(tree.children[node, 1]))
+
+    def _one_hot(self, codes: torch.Tensor, size: int) -> torch.Tensor:
+        """(size, N) one-hot columns of integer codes (N,) in the model's dtype."""
+        out = torch.zeros(size, codes.shape[0], dtype=self._dtype, device=self.model.device)
+        return out.scatter_(0, codes.long()[None], 1.0)
+
+    def _below(self, node: int) -> tuple[tuple, torch.Tensor]:
+        """(factors, left): left = in_c0 ⊗ in_c1 (d_c0·d_c1, N) of a node's two children and the factors whose
+        per-sample Kronecker product it is. Two leaf children: left is the one-hot of the code 2·x_c0 + x_c1,
+        its own one factor (no pair product)."""
+        tree = self.model.tree
+        c0, c1 = int(tree.children[node, 0]), int(tree.children[node, 1])
+        if c0 < tree.n_sites and c1 < tree.n_sites:
+            left = self._one_hot(torch.add(self._sites[c1], self._sites[c0], alpha=2), 4)
+            return (left,), left
+        factors = self._children(node)
+        return factors, _pair_product(*factors)
 
     def _subtree(self, v: int) -> list:
         """Actions for the Euler tour below internal node v, in execution order."""
@@ -222,10 +241,10 @@ class TreeSweep(SweepEngine):
         matrix, about twice as fast as an SVD there)."""
         if self._implicit_cheaper(umat.shape[0], vmat.shape[1], sum(f.shape[0] for f in factors), self._part.total):
             uu, s, vh, n_zero = self._implicit_step_svd(umat, vmat, left, right, factors)
-            self._zero = max(self._zero, n_zero)
+            self._zero = most(self._zero, n_zero)
         else:
             merged, n_zero = self._optimise(umat, vmat, left, right)
-            self._zero = max(self._zero, n_zero)
+            self._zero = most(self._zero, n_zero)
             m, k = merged.shape
             gram_side_smaller = (absorb == "right" and m <= k) or (absorb == "left" and k <= m)
             if gram_side_smaller and not linalg.randomized_pays(m, k, self.max_bond):
@@ -251,16 +270,23 @@ class TreeSweep(SweepEngine):
         a, b, e = tu.shape
         _, c, p = tw.shape
         inside, outside = self._inside, self._outside
-        factors = self._children(u) + (self._get(inside, o), self._get(outside, w))
-        left, right = _pair_product(*factors[:2]), _pair_product(*factors[2:])
+        repeat, self._repeat = self._repeat, None
+        if repeat is not None and repeat[:2] == (u, tree) and not down:  # nothing changed since the down step
+            factors, left, right = repeat[2:]
+        else:
+            below, left = self._below(u)
+            other = (self._get(inside, o), self._get(outside, w))
+            factors, right = below + other, _pair_product(*other)
         x_, y_ = self._update(tu.reshape(a * b, e), tw.reshape(e, c * p), left, right, factors,
                               absorb="left" if down else "right")
         r = x_.shape[1]
         new_u, new_w = x_.reshape(a, b, r).contiguous(), y_.reshape(r, c, p)
         t[u - n] = new_u
         t[w - n] = new_w.contiguous() if j == 0 else new_w.permute(1, 0, 2).contiguous()
-        if down:  # Y = Vh is the isometry towards u
+        if down and (tree.children[u] >= n).any():  # Y = Vh is the isometry towards u
             outside[u] = self._keep(y_ @ right)
+        elif down:  # no edge below u: the tour comes straight back up, through the same environments
+            self._repeat = (u, tree, factors, left, right)
         else:  # X = U is the isometry towards w
             inside[u] = self._inside_of(u, left)
 
@@ -301,16 +327,16 @@ class TreeSweep(SweepEngine):
     def _optimise(self, umat, vmat, left, right):
         """The local update's steps on B = umat @ vmat (normalised); left, right: this rank's environments
         (part.size, ·). The first step's amplitudes come factored, O(N D³)."""
-        merged = umat @ vmat
+        merged = torch.mm(umat, vmat)
         scale = torch.linalg.vector_norm(merged)
-        merged = merged / scale
+        merged = merged.div_(scale)
 
         def rows(idx):
             return (left, right) if idx is None else (left[:, idx], right[:, idx])
 
         def sample_sum_of(merged, idx, step):
             sub_left, sub_right = rows(idx)
-            psi = ((umat.T @ sub_left) * (vmat @ sub_right)).sum(0) / scale if step == 0 else None
+            psi = torch.mm(umat.T, sub_left).mul_(torch.mm(vmat, sub_right)).sum(0).div_(scale) if step == 0 else None
             return merged_gradient_sum(merged, sub_left, sub_right, psi)
 
         def amplitudes_of(direction, idx):
