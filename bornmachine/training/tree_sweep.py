@@ -78,9 +78,10 @@ def amplitudes(merged: torch.Tensor, left: torch.Tensor, right: torch.Tensor) ->
     return ((merged.T @ left) * right).sum(0)
 
 
-def _normalised(v: torch.Tensor) -> torch.Tensor:
-    """Columns (samples) of v (d, N) scaled to unit norm, in place."""
-    return v.mul_((v * v).sum(0, keepdim=True).clamp_min_(torch.finfo(v.dtype).tiny).rsqrt_())
+def _normalised(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Columns (samples) of v (d, N) scaled to unit norm, in place; returns (v, the scales 1/‖v_i‖ (1, N))."""
+    scales = (v * v).sum(0, keepdim=True).clamp_min_(torch.finfo(v.dtype).tiny).rsqrt_()
+    return v.mul_(scales), scales
 
 
 def _pair_product(va: torch.Tensor, vb: torch.Tensor) -> torch.Tensor:
@@ -164,6 +165,7 @@ class TreeSweep(SweepEngine):
         self._outside = {tree.root: torch.ones(1, x.shape[0], dtype=self._env, device=model.device)}
         self._zero = None  # the most zero-amplitude samples of a step (int or 0-d tensor)
         self._repeat = None  # (node, tree, factors, left, right) of a down step the up step repeats
+        self._descents = {}  # node u → (tree, t_w, scales of outside[u]) left by the down step to u
         n = tree.n_sites
         r0, r1 = (int(c) for c in tree.children[tree.root])
         if r0 >= n and r1 >= n:
@@ -185,7 +187,7 @@ class TreeSweep(SweepEngine):
             if self.reuse_inside:
                 self._kept = (self._inside_key(x), self._inside)
         finally:
-            self._inside = self._outside = self._sites = self._repeat = None
+            self._inside = self._outside = self._sites = self._repeat = self._descents = None
         return 0 if self._zero is None else int(self._zero)
 
     # environments -----------------------------------------------------------------------------------
@@ -194,12 +196,16 @@ class TreeSweep(SweepEngine):
         (no (n, 2, N) copy of the data in floats)."""
         if store is self._inside and v < self.model.tree.n_sites:
             return self._one_hot(self._sites[v], 2)
-        vec = store[v]
+        return self._in_model_dtype(store[v])
+
+    def _in_model_dtype(self, vec: torch.Tensor) -> torch.Tensor:
         return vec if vec.dtype == self._dtype else vec.to(self._dtype)
 
-    def _keep(self, v: torch.Tensor) -> torch.Tensor:
-        v = _normalised(v)
-        return v if v.dtype == self._env else v.to(self._env)
+    def _keep(self, v: torch.Tensor, scales: bool = False):
+        """v (d, N) with unit columns, stored in the env dtype (and the scales 1/‖v_i‖ (1, N) if ``scales``)."""
+        v, inverse_norms = _normalised(v)
+        v = v if v.dtype == self._env else v.to(self._env)
+        return (v, inverse_norms) if scales else v
 
     def _children(self, node: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The inside vectors (d, N) of a node's two children."""
@@ -233,7 +239,7 @@ class TreeSweep(SweepEngine):
         return out
 
     # steps --------------------------------------------------------------------------------------------
-    def _update(self, umat, vmat, left, right, factors, absorb: str | None):
+    def _update(self, umat, vmat, left, right, factors, absorb: str | None, image: torch.Tensor | None = None):
         """Gradient steps on B = umat @ vmat, then its truncated split B ≈ X Y: ``absorb="left"``: Y has
         orthonormal rows and X the (unit-norm) weight; ``"right"``: X orthonormal columns, Y the weight;
         None: (U, s, Vh) with s normalised. A small explicit matrix whose isometry side is its smaller side is
@@ -243,7 +249,7 @@ class TreeSweep(SweepEngine):
             uu, s, vh, n_zero = self._implicit_step_svd(umat, vmat, left, right, factors)
             self._zero = most(self._zero, n_zero)
         else:
-            merged, n_zero = self._optimise(umat, vmat, left, right)
+            merged, n_zero = self._optimise(umat, vmat, left, right, image)
             self._zero = most(self._zero, n_zero)
             m, k = merged.shape
             gram_side_smaller = (absorb == "right" and m <= k) or (absorb == "left" and k <= m)
@@ -271,6 +277,11 @@ class TreeSweep(SweepEngine):
         _, c, p = tw.shape
         inside, outside = self._inside, self._outside
         repeat, self._repeat = self._repeat, None
+        image = None  # vmat @ right (e, N) when known: the outside vector of u from the down step, unnormalised
+        if not down:
+            descent, outgoing = self._descents.pop(u, None), outside.pop(u, None)
+            if descent is not None and descent[0] is tree and descent[1] is t[w - n]:
+                image = self._in_model_dtype(outgoing) / descent[2]
         if repeat is not None and repeat[:2] == (u, tree) and not down:  # nothing changed since the down step
             factors, left, right = repeat[2:]
         else:
@@ -278,13 +289,14 @@ class TreeSweep(SweepEngine):
             other = (self._get(inside, o), self._get(outside, w))
             factors, right = below + other, _pair_product(*other)
         x_, y_ = self._update(tu.reshape(a * b, e), tw.reshape(e, c * p), left, right, factors,
-                              absorb="left" if down else "right")
+                              absorb="left" if down else "right", image=image)
         r = x_.shape[1]
         new_u, new_w = x_.reshape(a, b, r).contiguous(), y_.reshape(r, c, p)
         t[u - n] = new_u
         t[w - n] = new_w.contiguous() if j == 0 else new_w.permute(1, 0, 2).contiguous()
         if down and (tree.children[u] >= n).any():  # Y = Vh is the isometry towards u
-            outside[u] = self._keep(y_ @ right)
+            outside[u], scales = self._keep(torch.mm(y_, right), scales=True)
+            self._descents[u] = (tree, t[w - n], scales)
         elif down:  # no edge below u: the tour comes straight back up, through the same environments
             self._repeat = (u, tree, factors, left, right)
         else:  # X = U is the isometry towards w
@@ -324,7 +336,7 @@ class TreeSweep(SweepEngine):
             outside[r1] = inside[r0]
 
     # the local update, explicit and implicit -----------------------------------------------------------
-    def _optimise(self, umat, vmat, left, right):
+    def _optimise(self, umat, vmat, left, right, image=None):
         """The local update's steps on B = umat @ vmat (normalised); left, right: this rank's environments
         (part.size, ·). The first step's amplitudes come factored, O(N D³)."""
         merged = torch.mm(umat, vmat)
@@ -336,7 +348,11 @@ class TreeSweep(SweepEngine):
 
         def sample_sum_of(merged, idx, step):
             sub_left, sub_right = rows(idx)
-            psi = torch.mm(umat.T, sub_left).mul_(torch.mm(vmat, sub_right)).sum(0).div_(scale) if step == 0 else None
+            if step == 0:
+                product = torch.mm(vmat, sub_right) if image is None else image if idx is None else image[:, idx]
+                psi = torch.mm(umat.T, sub_left).mul_(product).sum(0).div_(scale)
+            else:
+                psi = None
             return merged_gradient_sum(merged, sub_left, sub_right, psi)
 
         def amplitudes_of(direction, idx):
