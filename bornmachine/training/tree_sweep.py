@@ -24,6 +24,11 @@ across the edge between node u and its parent w:
    edge: going down, t_w becomes an isometry towards u; going up, t_u an isometry towards w;
 4. updates the one environment the tour needs next (O(N D³)): out_u going down, in_u going up.
 
+Two leaf children make L_i the one-hot vector of the 2-bit code 2·x_a + x_b (no pair product), and the
+tour comes straight back up from such a node: its down step forms no outside vector and its up step reuses
+the down step's environments. Going up from a node with an internal child, the first step's amplitudes take
+t_w·R_i from the outside vector the down step formed (t_w is unchanged in between), which is then dropped.
+
 The root bond. The root tensor (d0, d1, 1) is a matrix, so the two edges under the root are one bond
 of Ψ. Merging one root child with the root alone gives a (d_a·d_b, d_other) matrix that can never
 grow that bond past the other edge's size, so when both root children are internal the tour instead
@@ -294,7 +299,7 @@ class TreeSweep(SweepEngine):
         new_u, new_w = x_.reshape(a, b, r).contiguous(), y_.reshape(r, c, p)
         t[u - n] = new_u
         t[w - n] = new_w.contiguous() if j == 0 else new_w.permute(1, 0, 2).contiguous()
-        if down and (tree.children[u] >= n).any():  # Y = Vh is the isometry towards u
+        if down and tree.height[u] > 1:  # an internal child: Y = Vh is the isometry towards u
             outside[u], scales = self._keep(torch.mm(y_, right), scales=True)
             self._descents[u] = (tree, t[w - n], scales)
         elif down:  # no edge below u: the tour comes straight back up, through the same environments
