@@ -253,21 +253,35 @@ def _env_step_right(env: torch.Tensor, a: torch.Tensor, values: torch.Tensor | N
 
 
 def _transfer_left(env: torch.Tensor, a: torch.Tensor, values: torch.Tensor | None) -> torch.Tensor:
-    """E'_n = Σ_s A_sᵀ E_n A_s (``values`` None) or A_{v_n}ᵀ E_n A_{v_n}, as two large matmuls.
+    """E'_n = Σ_s A_sᵀ E_n A_s (``values`` None) or A_{v_n}ᵀ E_n A_{v_n}, as large matmuls without copies.
 
-    env (N, Dl, Dl); a (Dl, 2, Dr); values (N,) int64 or None. Returns (N, Dr, Dr). A per-sample
-    batch of D×D products costs microseconds each; one (N·Dl × Dl)·(Dl × 2Dr) product does not.
+    env (Dl, N, Dl) holds the symmetric E_n as env[j, n, i] = E_n[j, i] (samples in the middle: both products
+    are then plain (·, Dl)-matrix GEMMs of contiguous blocks); a (Dl, 2, Dr); values (N,) int64 or None. Returns
+    (Dr, N, Dr) in the same layout: U_s = A_sᵀ E (Dr, N·Dl) as [l, (n, i)], then E'[l, n, k] = Σ_s U_s A_s.
+    With ``values`` the samples of each value go through their own matrix only (a gather and a scatter along
+    the samples; half the flops).
     """
-    n, dl, _ = env.shape
+    dl, n, _ = env.shape
     dr = a.shape[2]
-    t = (env.reshape(n * dl, dl) @ a.reshape(dl, 2 * dr)).reshape(n, dl, 2, dr)  # (E_n A_s)[i, l]
     if values is None:
-        t = t.permute(1, 2, 0, 3).reshape(dl * 2, n * dr)
-        return (a.reshape(dl * 2, dr).T @ t).reshape(dr, n, dr).permute(1, 0, 2)
-    rows = torch.arange(n, device=env.device)
-    t = t[rows, :, values, :].permute(1, 0, 2).reshape(dl, n * dr)  # (E_n A_{v_n}) as [i, (n, l)]
-    both = (a.permute(1, 2, 0).reshape(2 * dr, dl) @ t).reshape(2, dr, n, dr)  # A_sᵀ (E_n A_{v_n}) for s = 0, 1
-    return both[values, :, rows, :]
+        u = torch.mm(a.reshape(dl, 2 * dr).T, env.reshape(dl, n * dl)).view(2, dr * n, dl)
+        out = torch.mm(u[0], a[:, 0, :])
+        return out.addmm_(u[1], a[:, 1, :]).view(dr, n, dr)
+    out = env.new_empty(dr, n, dr)
+    for s in (0, 1):
+        rows = torch.nonzero(values == s).squeeze(1)
+        m = rows.shape[0]
+        if m == 0:
+            continue
+        a_s = a[:, s, :]
+        u = torch.mm(a_s.T, env.index_select(1, rows).view(dl, m * dl)).view(dr * m, dl)
+        out.index_copy_(1, rows, torch.mm(u, a_s).view(dr, m, dr))
+    return out
+
+
+def _trace(env: torch.Tensor) -> torch.Tensor:
+    """Tr E_n (N,) of env (D, N, D) in the layout of :func:`_transfer_left`."""
+    return torch.diagonal(env, dim1=0, dim2=2).sum(-1)
 
 
 def marginal_log_prob(tensors: Chain, positions: list[int], values: torch.Tensor) -> torch.Tensor:
@@ -285,16 +299,16 @@ def marginal_log_prob(tensors: Chain, positions: list[int], values: torch.Tensor
     known[positions] = True
     full = torch.zeros(n_samples, last + 1, dtype=torch.int64, device=device)
     full[:, positions] = values
-    a = tensors[first]
-    sel = a.permute(1, 0, 2)[full[:, first]]  # (N, Dl, Dr)
-    env = sel.transpose(1, 2) @ sel
+    dl = tensors[first].shape[0]
+    identity = torch.eye(dl, dtype=dtype, device=device)[:, None, :].expand(dl, n_samples, dl).contiguous()
+    env = _transfer_left(identity, tensors[first], full[:, first])  # left of the centre: the identity
     logp = torch.zeros(n_samples, dtype=dtype, device=device)
     for k in range(first + 1, last + 1):
-        tr = torch.diagonal(env, dim1=1, dim2=2).sum(-1)
+        tr = _trace(env)
         logp = logp + torch.log(tr)
-        env = env / tr.clamp_min(tiny)[:, None, None]
+        env = env.div_(tr.clamp_min(tiny)[None, :, None])
         env = _transfer_left(env, tensors[k], full[:, k] if known[k] else None)
-    return logp + torch.log(torch.diagonal(env, dim1=1, dim2=2).sum(-1))
+    return logp + torch.log(_trace(env))
 
 
 def conditional_sample(tensors: Chain, x: torch.Tensor, known: torch.Tensor,

@@ -682,14 +682,16 @@ def bvb_findings(nll: Table, cuts: Table, models: Mapping[str, object], slack: f
         ratio = [s / b for s, b in pairs if b and math.isfinite(b)]
         over = sum(s > b + 1e-6 for s, b in pairs)
         missing = len(cuts) - len(pairs)
-        out.append(f"{m}: S₂ reaches on average {np.mean(ratio):.0%} of its min-cut bound (max {max(ratio):.0%}); "
-                   f"{over} cuts above the bound (must be 0)"
+        reach = (f"S₂ reaches on average {np.mean(ratio):.0%} of its min-cut bound (max {max(ratio):.0%}); "
+                 if ratio else "no S₂ against a finite min-cut bound; ")
+        out.append(f"{m}: {reach}{over} cuts above the bound (must be 0)"
                    + (f"; {missing} cuts without an S₂ estimate (swap estimator: too few samples)." if missing else "."))
     cb = cuts.where(family="checkerboard", position=1)
     if cb:
         row = cb[0]
-        parts = [f"data KSG MI {row['ksg_mi']:.2f}"] + [f"{m} S₂ {row[f'{m}_s2']:.2f} (bound {row[f'{m}_bound']:.1f})"
-                                                      for m in models if f"{m}_s2" in row]
+        parts = [f"data KSG MI {row['ksg_mi']:.2f}"] + [
+            f"{m} S₂ " + ("not estimated" if row[f"{m}_s2"] is None else f"{row[f'{m}_s2']:.2f}")
+            + f" (bound {row[f'{m}_bound']:.1f})" for m in models if f"{m}_s2" in row]
         parts += [f"{m} bound {row[f'{m}_bound']:.0f}" for m in models if f"{m}_s2" not in row]
         out.append("Checkerboard(1) cut, nats: " + "; ".join(parts) + ".")
     out.append(convergence_finding(nll.rows, "sweep or epoch"))

@@ -350,3 +350,18 @@ def test_renyi2_retries_the_swap_estimator_with_more_samples_and_leaves_failures
     s2, method = experiments._renyi2(m, [0, 1], 100, None)
     assert (s2.value, method) == (1.5, "mc") and m.calls == [("exact", None), ("mc", 100), ("mc", 400)]
     assert experiments._renyi2(Model(), [0], 10, None) == (None, "mc: too few samples")  # 10, 40, 160: all fail
+
+
+def test_bvb_findings_report_a_cut_without_an_s2_estimate():
+    """A model whose S₂ at the checkerboard cut could not be estimated (swap estimator: too few samples) is
+    said so in the findings, not a crash."""
+    cuts = Table("cuts", ["bipartition", "family", "position", "ksg_mi", "ttn_s2", "ttn_bound", "mps_s2", "mps_bound"],
+                 [{"bipartition": "checkerboard(block=1)", "family": "checkerboard", "position": 1, "ksg_mi": 3.0,
+                   "ttn_s2": None, "ttn_bound": 20.0, "mps_s2": 5.5, "mps_bound": 30.0}])
+    nll = Table("nll", ["family", "n_params", "test_nll", "converged"], [])
+    lines = experiments.bvb_findings(nll, cuts, {"ttn": None, "mps": None})
+    checker = [line for line in lines if line.startswith("Checkerboard(1)")]
+    assert checker == ["Checkerboard(1) cut, nats: data KSG MI 3.00; ttn S₂ not estimated (bound 20.0); "
+                       "mps S₂ 5.50 (bound 30.0)."]
+    assert "ttn: no S₂ against a finite min-cut bound; 0 cuts above the bound (must be 0); 1 cuts without an S₂ " \
+           "estimate (swap estimator: too few samples)." in lines
