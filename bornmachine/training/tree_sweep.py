@@ -249,7 +249,8 @@ class TreeSweep(SweepEngine):
         orthonormal rows and X the (unit-norm) weight; ``"right"``: X orthonormal columns, Y the weight;
         None: (U, s, Vh) with s normalised. A small explicit matrix whose isometry side is its smaller side is
         split by :func:`~bornmachine.linalg.truncated_split` (an eigendecomposition of the smaller Gram
-        matrix, about twice as fast as an SVD there)."""
+        matrix, about twice as fast as an SVD there). ``image``: vmat @ right (e, N) if known (the first step's
+        amplitudes then cost one product less)."""
         if self._implicit_cheaper(umat.shape[0], vmat.shape[1], sum(f.shape[0] for f in factors), self._part.total):
             uu, s, vh, n_zero = self._implicit_step_svd(umat, vmat, left, right, factors)
             self._zero = most(self._zero, n_zero)
