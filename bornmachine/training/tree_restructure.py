@@ -119,7 +119,7 @@ class RestructuringTreeSweep(TreeSweep):
         o = int(tree.children[w, 1 - j])
         if not ((j == 0) == down or o < n):  # a rewiring would skip or repeat a visit: the plain step
             return super()._step(u, down)
-        self._repeat = None  # the environments below may be paired anew
+        self._descents.pop(u, None)  # the environments below may be paired anew
         tu = t[u - n]
         tw = t[w - n] if j == 0 else t[w - n].permute(1, 0, 2)  # (e, c, p)
         a, b, e = tu.shape
