@@ -18,7 +18,11 @@ prints the time of the two GEMMs per node the algorithm needs (a floor under the
 ``restructure``: the adaptive tree (``SweepTrainer(restructure=)``) on mnist5k (``--n-train`` rows, 1000 test
 images, trainer defaults, from bond 2, max bond ``--bond``): a random tree (``Tree.random``, balanced over
 randomly permuted pixels) fixed, with ``restructure="mi"`` and ``"nll"``, against the 2D bisection tree; test
-NLL and rewirings per sweep (``--runs`` picks some).
+NLL and rewirings per sweep (``--runs`` picks some). Run ``local-optimum`` bounds what the adaptive tree's moves can
+reach: the random tree rewired by the same three-pairing moves at every edge (depth-first, until none helps)
+under an oracle criterion, the data's pairwise mutual information across the edge, Σ_{i below, j not} I_ij
+(:func:`bornmachine.pairwise_mutual_information` of the training rows), then trained fixed. Every run prints its
+tree's cut information (that sum over all edges; lower = correlated pixels kept together) and height.
 
 Usage:
   python benchmarks/bench_ttn.py targets
@@ -29,9 +33,10 @@ Usage:
 import argparse
 import time
 
+import numpy as np
 import torch
 
-from bornmachine import MPS, TTN, Tree, datasets, tree_kernels
+from bornmachine import MPS, TTN, Tree, datasets, pairwise_mutual_information, tree_kernels
 from bornmachine import SweepTrainer
 from bornmachine.distributed import Shard
 from common import best_time, header, matmul_gflops, peak_memory_mib, reset_peak_memory
@@ -175,17 +180,77 @@ def quality(args):
 
 
 RESTRUCTURE_RUNS = {"fixed": ("random", None), "mi": ("random", "mi"), "nll": ("random", "nll"),
-                    "bisection": ("bisection", None)}
+                    "local-optimum": ("local-optimum", None), "bisection": ("bisection", None)}
+
+
+def cut_information(tree, info) -> float:
+    """Σ over the edges of Σ_{i below the edge, j not} info[i, j] (info: (n, n) pairwise MI, zero diagonal)."""
+    total = 0.0
+    for v in range(tree.n_nodes):
+        if v != tree.root:
+            below = np.zeros(tree.n_sites, bool)
+            below[tree.sites_below(v)] = True
+            row = info[below].sum(0)
+            total += row.sum() - row[below].sum()
+    return float(total)
+
+
+def local_pairing_optimum(tree, info, max_passes: int = 50) -> tuple:
+    """(tree, passes): the adaptive tree's moves (at the edge u–w, pair two of u's children a, b and w's other
+    child c under u) applied greedily at every edge, depth-first from the root, each lowering the edge's cut
+    information Σ_{i under u, j not} info[i, j], until a pass makes none."""
+    n = tree.n_sites
+    children = {v: [int(c) for c in tree.children[v]] for v in tree.internal}
+    parent = {c: v for v, pair in children.items() for c in pair}
+    below = {v: np.eye(1, n, v, dtype=bool)[0] for v in range(n)}
+    rows = {v: info[v].copy() for v in range(n)}
+    for v in tree.internal:  # children before parents
+        a, b = children[v]
+        below[v], rows[v] = below[a] | below[b], rows[a] + rows[b]
+
+    def cut(x, y):
+        row, mask = rows[x] + rows[y], below[x] | below[y]
+        return row.sum() - row[mask].sum()
+
+    for passes in range(1, max_passes + 1):
+        moved, stack = 0, [tree.root]
+        while stack:
+            u = stack.pop()
+            stack += [c for c in children[u] if c >= n]
+            if u == tree.root:
+                continue
+            w = parent[u]
+            (a, b), c = children[u], next(k for k in children[w] if k != u)
+            options = [(a, b, c), (a, c, b), (b, c, a)]
+            scores = [cut(x, y) for x, y, _ in options]
+            k = int(np.argmin(scores))
+            if k and scores[k] < scores[0] - 1e-12 * abs(scores[0]):
+                x, y, z = options[k]
+                children[u], children[w] = [x, y], [u, z] if children[w][0] == u else [z, u]
+                parent[x] = parent[y] = u
+                parent[z] = w
+                below[u], rows[u] = below[x] | below[y], rows[x] + rows[y]
+                moved += 1
+        if not moved:
+            break
+    return Tree(np.array([children[v] for v in range(n, 2 * n - 1)])), passes
 
 
 def restructure(args):
     header(f"adaptive tree on mnist5k ({args.n_train} train / 1000 test, D={args.bond}, {args.sweeps} sweeps, "
            "trainer defaults, from bond 2)")
     train, test = data(args.n_train)
+    info = pairwise_mutual_information(train).double().numpy().copy()
+    np.fill_diagonal(info, 0.0)
     for name in args.runs:
-        tree, criterion = RESTRUCTURE_RUNS[name]
-        if tree == "random":
+        kind, criterion = RESTRUCTURE_RUNS[name]
+        tree = kind
+        if kind in ("random", "local-optimum"):
             tree = Tree.random(784, torch.Generator().manual_seed(args.tree_seed))
+            print(f"{name:>10} random tree: cut information {cut_information(tree, info):.0f}")
+        if kind == "local-optimum":
+            tree, passes = local_pairing_optimum(tree, info)
+            print(f"{name:>10} after {passes} passes of oracle moves: cut information {cut_information(tree, info):.0f}")
         model = TTN((28, 28), 2, tree=tree, generator=torch.Generator().manual_seed(0))
         trainer = SweepTrainer(model, max_bond=args.bond, n_sweeps=args.sweeps, seed=0, restructure=criterion)
 
@@ -196,8 +261,8 @@ def restructure(args):
         history = trainer.fit(train, valid=test, callback=report, progress=False)
         curve = " ".join(f"{r['valid_nll']:.2f}" for r in history)
         print(f"{name:>10} final test NLL {history[-1]['valid_nll']:.2f}  per sweep: {curve}  "
-              f"({sum(r['time_s'] for r in history):.0f} s, height {int(model.tree.height[model.tree.root])})",
-              flush=True)
+              f"({sum(r['time_s'] for r in history):.0f} s, height {int(model.tree.height[model.tree.root])}, "
+              f"cut information {cut_information(model.tree, info):.0f})", flush=True)
 
 
 def main():
