@@ -137,15 +137,55 @@ def truncated_split(mat: torch.Tensor, max_bond: int | None = None, cutoff: floa
     iso = vectors[:, -keep:].flip(1)  # descending weight
     if on_host:
         iso = iso.to(mat.device)
+    x, y = _split_on(mat, iso, absorb)
+    return (x, y) if extra is None else (x, y, read[size:])
+
+
+def _split_on(mat: torch.Tensor, iso: torch.Tensor, absorb: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(X, Y) with ``iso`` (orthonormal columns) as X (``absorb="right"``) or Yᵀ (``"left"``) and the other factor
+    the projection of ``mat`` onto it, scaled to unit Frobenius norm."""
     if absorb == "right":
         y = iso.T @ mat
-        x = iso
-        y = y.div_(torch.linalg.vector_norm(y).clamp_min_(torch.finfo(y.dtype).tiny))
-    else:
-        x = mat @ iso
-        x = x.div_(torch.linalg.vector_norm(x).clamp_min_(torch.finfo(x.dtype).tiny))
-        y = iso.T
-    return (x, y) if extra is None else (x, y, read[size:])
+        return iso, y.div_(torch.linalg.vector_norm(y).clamp_min_(torch.finfo(y.dtype).tiny))
+    x = mat @ iso
+    return x.div_(torch.linalg.vector_norm(x).clamp_min_(torch.finfo(x.dtype).tiny)), iso.T
+
+
+def subspace_pays(m: int, k: int, absorb: str | None, max_bond: int | None, oversample: int = 4) -> bool:
+    """Whether :func:`subspace_split` beats :func:`truncated_split` / an exact SVD for an (m, k) matrix on the CPU:
+    both sides ≥ 32 and the isometry's side (k for ``absorb="left"``, m for ``"right"``) ≥ 2·(max_bond + oversample)
+    (one-thread timings: 64 × 64 Gram eigh 283 µs, SVD 475 µs, the subspace step 66 µs; at 32, 75 / 127 / 54 µs;
+    at 16 the eigh is faster)."""
+    if absorb is None or max_bond is None or min(m, k) < 32:
+        return False
+    return (k if absorb == "left" else m) >= 2 * (int(max_bond) + oversample)
+
+
+def subspace_split(mat: torch.Tensor, start: torch.Tensor, max_bond: int, cutoff: float = 0.0, absorb: str = "right",
+                   *, generator: torch.Generator | None = None, oversample: int = 4, n_iter: int = 1):
+    """Split ``mat`` (m, k) ≈ X Y like :func:`truncated_split`, the isometry from a warm-started subspace iteration.
+
+    ``start`` (s, e): columns spanning a guess of the isometry's space (s = m for ``absorb="right"``, k for
+    ``"left"``; e.g. the bond's previous isometry, which one gradient step moves little), completed to
+    ``max_bond + oversample`` columns with Gaussian ones from ``generator`` (so the bond can grow). ``n_iter``
+    products with the Gram matrix G of that side, each orthonormalised (QR), then Rayleigh–Ritz: the eigenpairs of
+    ZᵀGZ. Kept as in :func:`truncated_split` (at most ``max_bond``, s_i > cutoff · s_0); the isometry is
+    orthonormal to round-off and X Y is exact on the kept subspace. On the (64, 64) matrices of a D = 8 tree
+    sweep one iteration kept the weight of the exact split to within 1.4e-8 (the split discards ~1.5e-3)."""
+    gram = torch.mm(mat, mat.T) if absorb == "right" else torch.mm(mat.T, mat)
+    size = gram.shape[0]
+    rank = min(int(max_bond) + oversample, size)
+    cols = start[:, :rank].to(mat.dtype)
+    if cols.shape[1] < rank:
+        fill = torch.randn(size, rank - cols.shape[1], generator=generator, dtype=torch.float64,
+                           device=generator_device(generator, mat.device)).to(dtype=mat.dtype, device=mat.device)
+        cols = torch.cat([cols, fill], dim=1)
+    basis = cols
+    for _ in range(n_iter):
+        basis, _ = torch.linalg.qr(torch.mm(gram, basis))
+    values, vectors = torch.linalg.eigh(basis.T @ gram @ basis)
+    keep = _kept(min(mat.shape[0], mat.shape[1], rank), values.tolist(), max_bond, cutoff)
+    return _split_on(mat, (basis @ vectors[:, -keep:]).flip(1), absorb)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -317,6 +317,42 @@ def test_truncated_split_keeps_the_svd_rank_and_gives_the_best_truncation(shape,
     torch.testing.assert_close(x @ y, best / torch.linalg.matrix_norm(best), rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize("shape, absorb", [((64, 64), "left"), ((64, 64), "right"), ((40, 56), "left"),
+                                           ((56, 40), "right")])
+@pytest.mark.parametrize("n_start", [3, 8])
+def test_subspace_split_matches_the_best_truncation_from_a_rough_start(shape, absorb, n_start):
+    """A spectrum with a gap after 8 values (1 … 0.3, then ≤ 1e-3): from a start of n_start columns of the
+    isometry side's top space plus 10 % noise (3 columns: the bond grows through the random completion), one
+    iteration gives the optimal rank-8 split to 1e-6 and the isometry orthonormal to round-off."""
+    g = torch.Generator().manual_seed(31 + shape[0] + n_start)
+    m, k = shape
+    left, _ = torch.linalg.qr(torch.randn(m, m, dtype=torch.float64, generator=g))
+    right, _ = torch.linalg.qr(torch.randn(k, k, dtype=torch.float64, generator=g))
+    r = min(m, k)
+    s = torch.cat([torch.linspace(1.0, 0.3, 8, dtype=torch.float64), 1e-3 * torch.rand(r - 8, generator=g)])
+    mat = (left[:, :r] * s) @ right[:, :r].T
+    space = left if absorb == "right" else right
+    start = space[:, :n_start] + 0.1 * torch.randn(space.shape[0], n_start, dtype=torch.float64, generator=g)
+    x, y = linalg.subspace_split(mat, start, 8, 1e-7, absorb, generator=g)
+    assert x.shape == (m, 8) and y.shape == (8, k)
+    iso = x if absorb == "right" else y.T
+    torch.testing.assert_close(iso.T @ iso, torch.eye(8, dtype=mat.dtype), rtol=0, atol=1e-12)
+    u, sv, vh, _ = linalg.truncated_svd(mat, 8)
+    best = (u * sv) @ vh
+    torch.testing.assert_close(x @ y, best / torch.linalg.matrix_norm(best), rtol=0, atol=1e-6)
+
+
+def test_subspace_split_keeps_only_the_rank_there_is():
+    """A rank-3 (48, 48) matrix at max_bond 8: three values kept (the cutoff drops the rest), product exact."""
+    g = torch.Generator().manual_seed(5)
+    mat = torch.randn(48, 3, dtype=torch.float64, generator=g) @ torch.randn(3, 48, dtype=torch.float64, generator=g)
+    for absorb in ("left", "right"):
+        x, y = linalg.subspace_split(mat, torch.randn(48, 2, dtype=torch.float64, generator=g), 8, 1e-7, absorb,
+                                     generator=g)
+        assert x.shape[1] == 3
+        torch.testing.assert_close(x @ y, mat / torch.linalg.matrix_norm(mat), rtol=0, atol=1e-10)
+
+
 def test_sample_never_draws_a_bit_of_zero_probability():
     """Site 5 can only be 0 (A_5[:, 1, :] = 0), and its A_5[:, 0, :] is 0.1 % short of an isometry, so
     ‖v‖² − ‖v A_0‖² > 0: the branch-saving sampler must still never emit x_5 = 1 (ln p = -inf)."""

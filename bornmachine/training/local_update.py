@@ -208,14 +208,14 @@ class LocalUpdate:
                                      f"lower lr (now {self.lr}) or max_step, or use float64")
 
     def optimise(self, merged: torch.Tensor, sample_sum_of: SampleSum, amplitudes_of: Amplitudes,
-                 part: distributed.Shard, device, where: str):
-        """``n_steps`` steps on ``merged`` (‖B‖ = 1); returns (B, most zero-amplitude samples of one step: an
-        int, or a 0-d tensor when ``sample_sum_of`` counts on the device).
+                 part: distributed.Shard, device, where: str, n_steps: int | None = None):
+        """``n_steps`` (default: the update's) steps on ``merged`` (‖B‖ = 1); returns (B, most zero-amplitude
+        samples of one step: an int, or a 0-d tensor when ``sample_sum_of`` counts on the device).
 
         Each step: :meth:`propose`, one host read of its summary, :meth:`settle` (a step the trust region
         cuts: one more amplitude product, a small all-reduce and one more read)."""
         zero = None
-        for step in range(self.n_steps):
+        for step in range(self.n_steps if n_steps is None else n_steps):
             proposal = self.propose(merged, sample_sum_of, part, device, step)
             zero = most(zero, proposal.n_zero)
             merged, norm = self.settle(proposal, proposal.summary.tolist(), amplitudes_of, where)

@@ -80,6 +80,7 @@ class RestructuringTreeSweep(TreeSweep):
     ``criterion``: "nll" or "mi". After a sweep ``n_rewired`` holds the number of rewirings it made."""
 
     reuse_inside = False  # a rewiring recomputes only the vectors its own steps need
+    fuse_leaf_pairs = False  # going down into a node with two leaf children may rewire, so the tour goes down and up
 
     def __init__(self, model, update, max_bond: int, cutoff: float, env_dtype, criterion: str):
         super().__init__(model, update, max_bond, cutoff, env_dtype)

@@ -5,7 +5,8 @@ truncation (``max_bond``, ``cutoff``) is the engine's, the gradient steps and mi
 :class:`~bornmachine.training.local_update.LocalUpdate`'s.
 
 One sweep is a depth-first Euler tour from the root that crosses every edge between two internal
-nodes twice (down, then back up once the subtree below is done); leaf edges are physical legs. A step
+nodes twice (down, then back up once the subtree below is done; once, with twice the gradient steps, into a
+node whose children are both leaves, see below); leaf edges are physical legs. A step
 across the edge between node u and its parent w:
 
 1. merges B[a, b, c, p] = Σ_e t_u[a, b, e] t_w[e, c, p] (a, b: u's children; c: w's other child;
@@ -24,9 +25,11 @@ across the edge between node u and its parent w:
    edge: going down, t_w becomes an isometry towards u; going up, t_u an isometry towards w;
 4. updates the one environment the tour needs next (O(N D³)): out_u going down, in_u going up.
 
-Two leaf children make L_i the one-hot vector of the 2-bit code 2·x_a + x_b (no pair product), and the
-tour comes straight back up from such a node: its down step forms no outside vector and its up step reuses
-the down step's environments. Going up from a node with an internal child, the first step's amplitudes take
+Two leaf children make L_i the one-hot vector of the 2-bit code 2·x_a + x_b (no pair product). The tour
+would come straight back up from such a node u (no edge below it): down to u and up again are two updates of
+the same merged tensor with the same environments, so they are one update with 2·``n_steps`` gradient steps
+and one split, the centre back at w (the same gradient steps per sweep, one truncation instead of two; half the
+internal nodes of an image bisection tree are such pairs). Going up from a node with an internal child, the first step's amplitudes take
 t_w·R_i from the outside vector the down step formed (t_w is unchanged in between), which is then dropped.
 
 The root bond. The root tensor (d0, d1, 1) is a matrix, so the two edges under the root are one bond
@@ -121,6 +124,8 @@ class TreeSweep(SweepEngine):
 
     #: Keep the inside vectors from one sweep to the next (engines that rewire the tree do not).
     reuse_inside = True
+    #: One update (2·n_steps gradient steps) into a node whose children are both leaves, not down and up.
+    fuse_leaf_pairs = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -187,6 +192,8 @@ class TreeSweep(SweepEngine):
                         actions += self._subtree(v)[::-1]
                     elif kind == "root":
                         self._root_step(v)
+                    elif kind == "pair":
+                        self._step(v, down=False, n_steps=2 * self.update.n_steps)
                     else:
                         self._step(v, down=(kind == "down"))
             model.center = tree.root
@@ -240,27 +247,42 @@ class TreeSweep(SweepEngine):
         tree, out = self.model.tree, []
         for s in (0, 1):
             child = int(tree.children[v, s])
-            if child >= tree.n_sites:
+            if child >= tree.n_sites and self.fuse_leaf_pairs and tree.height[child] == 1:
+                out.append(("pair", child))
+            elif child >= tree.n_sites:
                 out += [("down", child), ("visit", child), ("up", child)]
         return out
 
     # steps --------------------------------------------------------------------------------------------
-    def _update(self, umat, vmat, left, right, factors, absorb: str | None, image: torch.Tensor | None = None):
-        """Gradient steps on B = umat @ vmat, then its truncated split B ≈ X Y: ``absorb="left"``: Y has
+    def _update(self, umat, vmat, left, right, factors, absorb: str | None, image: torch.Tensor | None = None,
+                n_steps: int | None = None):
+        """``n_steps`` (default: the update's) gradient steps on B = umat @ vmat, then its truncated split B ≈ X Y: ``absorb="left"``: Y has
         orthonormal rows and X the (unit-norm) weight; ``"right"``: X orthonormal columns, Y the weight;
-        None: (U, s, Vh) with s normalised. A small explicit matrix whose isometry side is its smaller side is
-        split by :func:`~bornmachine.linalg.truncated_split` (an eigendecomposition of the smaller Gram
-        matrix, about twice as fast as an SVD there). ``image``: vmat @ right (e, N) if known (the first step's
+        None: (U, s, Vh) with s normalised. On the CPU a matrix with both sides ≥ 32 below the randomized
+        SVD's sizes whose bond is at ``max_bond`` is split by :func:`~bornmachine.linalg.subspace_split` started
+        from the isometry side's previous space (umat's columns or vmat's rows: one step moves it little), 2–4×
+        faster than an eigendecomposition (a bond still growing takes the exact split, which finds its new
+        directions best); another small explicit matrix whose isometry side is its smaller side by
+        :func:`~bornmachine.linalg.truncated_split` (an eigendecomposition of the smaller Gram matrix, about
+        twice as fast as an SVD there). ``image``: vmat @ right (e, N) if known (the first step's
         amplitudes then cost one product less)."""
-        if self._implicit_cheaper(umat.shape[0], vmat.shape[1], sum(f.shape[0] for f in factors), self._part.total):
+        if (n_steps in (None, self.update.n_steps)
+                and self._implicit_cheaper(umat.shape[0], vmat.shape[1], sum(f.shape[0] for f in factors),
+                                           self._part.total)):
             uu, s, vh, n_zero = self._implicit_step_svd(umat, vmat, left, right, factors)
             self._zero = most(self._zero, n_zero)
         else:
-            merged, n_zero = self._optimise(umat, vmat, left, right, image)
+            merged, n_zero = self._optimise(umat, vmat, left, right, image, n_steps)
             self._zero = most(self._zero, n_zero)
             m, k = merged.shape
+            randomized = linalg.randomized_pays(m, k, self.max_bond)
+            if (not randomized and merged.device.type == "cpu" and umat.shape[1] >= self.max_bond
+                    and linalg.subspace_pays(m, k, absorb, self.max_bond)):
+                start = umat if absorb == "right" else vmat.T  # the isometry side's space before the step
+                return linalg.subspace_split(merged, start, self.max_bond, self.cutoff, absorb,
+                                             generator=self.update.generator)
             gram_side_smaller = (absorb == "right" and m <= k) or (absorb == "left" and k <= m)
-            if gram_side_smaller and not linalg.randomized_pays(m, k, self.max_bond):
+            if gram_side_smaller and not randomized:
                 return linalg.truncated_split(merged, self.max_bond, self.cutoff, absorb)
             uu, s, vh, _ = linalg.truncated_svd(merged, self.max_bond, self.cutoff, method="auto",
                                                 generator=self.update.generator, start=vmat.T)
@@ -271,8 +293,9 @@ class TreeSweep(SweepEngine):
             return uu, s[:, None] * vh
         return uu, s, vh
 
-    def _step(self, u: int, down: bool) -> None:
-        """Merge internal node u with its parent w; the centre moves to u (down) or w (up)."""
+    def _step(self, u: int, down: bool, n_steps: int | None = None) -> None:
+        """Merge internal node u with its parent w (``n_steps`` gradient steps, default the update's); the centre
+        moves to u (down) or w (up)."""
         tree, t = self.model.tree, self.model.tensors
         n = tree.n_sites
         w = int(tree.parent[u])
@@ -296,7 +319,7 @@ class TreeSweep(SweepEngine):
             other = (self._get(inside, o), self._get(outside, w))
             factors, right = below + other, _pair_product(*other)
         x_, y_ = self._update(tu.reshape(a * b, e), tw.reshape(e, c * p), left, right, factors,
-                              absorb="left" if down else "right", image=image)
+                              absorb="left" if down else "right", image=image, n_steps=n_steps)
         r = x_.shape[1]
         new_u, new_w = x_.reshape(a, b, r).contiguous(), y_.reshape(r, c, p)
         t[u - n] = new_u
@@ -343,9 +366,9 @@ class TreeSweep(SweepEngine):
             outside[r1] = inside[r0]
 
     # the local update, explicit and implicit -----------------------------------------------------------
-    def _optimise(self, umat, vmat, left, right, image=None):
-        """The local update's steps on B = umat @ vmat (normalised); left, right: this rank's environments
-        (part.size, ·). The first step's amplitudes come factored, O(N D³)."""
+    def _optimise(self, umat, vmat, left, right, image=None, n_steps: int | None = None):
+        """The local update's steps (``n_steps``, default its own) on B = umat @ vmat (normalised); left, right:
+        this rank's environments (part.size, ·). The first step's amplitudes come factored, O(N D³)."""
         merged = torch.mm(umat, vmat)
         scale = torch.linalg.vector_norm(merged)
         merged = merged.div_(scale)
@@ -365,7 +388,8 @@ class TreeSweep(SweepEngine):
         def amplitudes_of(direction, idx):
             return amplitudes(direction, *rows(idx))
 
-        return self.update.optimise(merged, sample_sum_of, amplitudes_of, self._part, left.device, "a tree edge")
+        return self.update.optimise(merged, sample_sum_of, amplitudes_of, self._part, left.device, "a tree edge",
+                                    n_steps)
 
     def _implicit_cheaper(self, m: int, k: int, factor_dims: int, n_samples: int) -> bool:
         """One gradient step on a large merged (m, k) matrix: is the implicit (never formed) update cheaper?
