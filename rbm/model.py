@@ -211,7 +211,7 @@ class RBM:
         device = torch.device(device) if device is not None else torch.device("cpu")
         self._dtype = dtype
         self._device = device
-        self._mask = _as_mask(mask, n_visible, n_hidden, device)
+        self._set_mask(_as_mask(mask, n_visible, n_hidden, device))
         gen = make_generator(generator, device=device if generator is None else None)
         w = torch.randn(n_visible, n_hidden, generator=gen, dtype=torch.float64, device=gen.device) * init_std
         self._W = torch.zeros(n_visible, n_hidden, dtype=dtype, device=device)
@@ -231,7 +231,18 @@ class RBM:
     def W(self, value) -> None:
         self._W = self._check_param(value, (self.n_visible, self.n_hidden), "W")
         if self._mask is not None:
-            self._W.masked_fill_(~self._mask, 0.0)
+            self._W.masked_fill_(self._masked_out, 0.0)
+
+    def _set_mask(self, mask: torch.Tensor | None) -> None:
+        """The connection mask (n_visible, n_hidden) bool or None (dense), with its complement and edge count."""
+        self._mask = mask
+        self._masked_out = None if mask is None else ~mask
+        self._n_edges = None if mask is None else int(mask.sum())
+
+    @property
+    def masked_out(self) -> torch.Tensor | None:
+        """The complement of the mask (n_visible, n_hidden) bool: the weights held at zero (None if dense)."""
+        return self._masked_out
 
     @property
     def b(self) -> torch.Tensor:
@@ -289,7 +300,7 @@ class RBM:
     @property
     def n_edges(self) -> int:
         """Number of unmasked visible–hidden connections."""
-        return self.n_visible * self.n_hidden if self._mask is None else int(self._mask.sum())
+        return self.n_visible * self.n_hidden if self._mask is None else self._n_edges
 
     @property
     def n_params(self) -> int:
@@ -325,7 +336,7 @@ class RBM:
             if not torch.isfinite(t).all():
                 raise ValueError(f"{name} would contain NaN or inf after the update")
         if self._mask is not None:
-            W.masked_fill_(~self._mask, 0.0)
+            W.masked_fill_(self._masked_out, 0.0)
         self._W, self._b, self._c = W, b, c
 
     def add_edges_(self, edges: torch.Tensor, dw: torch.Tensor, db: torch.Tensor, dc: torch.Tensor) -> None:
@@ -349,7 +360,7 @@ class RBM:
         """An independent copy (same parameters, mask, dtype, device)."""
         new = RBM.__new__(RBM)
         new._dtype, new._device = self._dtype, self._device
-        new._mask = None if self._mask is None else self._mask.clone()
+        new._set_mask(None if self._mask is None else self._mask.clone())
         new._W, new._b, new._c = self._W.clone(), self._b.clone(), self._c.clone()
         return new
 

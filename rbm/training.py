@@ -360,16 +360,16 @@ class CDTrainer(Trainer):
         for _ in range(self.k):
             vk, _ = gibbs_step(vk, W, b, c, self.generator, rows)
         phk = hidden_prob(vk, W, c)
-        grad_w = v0.T @ ph0 / n_pos - vk.T @ phk / n_neg
+        grad_w = torch.addmm(torch.mm(v0.T, ph0), vk.T, phk, beta=1.0 / n_pos, alpha=-1.0 / n_neg)
         grad_b = v0.sum(0) / n_pos - vk.sum(0) / n_neg
         h_data = ph0.sum(0) / n_pos  # this rank's share of the minibatch's mean p(h|v)
         grad_c = h_data - phk.sum(0) / n_neg
         distributed.all_reduce_sum(grad_w, grad_b, grad_c, h_data)  # sums over samples: complete them over ranks
         if self.centering:
             grad_w = centered_gradient(grad_w, grad_b, grad_c, *self._offsets)
-        grad_w = grad_w - self.weight_decay * W
+        grad_w.add_(W, alpha=-self.weight_decay)
         if not rbm.is_dense:
-            grad_w.masked_fill_(~rbm._mask, 0.0)
+            grad_w.masked_fill_(rbm.masked_out, 0.0)
         step = self._direction((grad_w, grad_b, grad_c), lr)
         try:
             rbm.add_(*(centered_step(*step, *self._offsets) if self.centering else step))
@@ -449,7 +449,7 @@ class CDTrainer(Trainer):
         for m_, s_, g_ in zip(velocity, second, grads):
             m_.lerp_(g_, 1.0 - beta1)
             s_.mul_(beta2).addcmul_(g_, g_, value=1.0 - beta2)
-            steps.append(scale * m_ / (s_.sqrt() + _ADAM_EPS))
+            steps.append(torch.mul(m_, scale).div_(s_.sqrt().add_(_ADAM_EPS)))
         return steps
 
     # ---------------------------------------------------------------------------------------------
@@ -560,7 +560,7 @@ def centered_gradient(grad_w: torch.Tensor, grad_b: torch.Tensor, grad_c: torch.
                       lam: torch.Tensor) -> torch.Tensor:
     """The centered weight gradient ``⟨(v-μ)(h-λ)ᵀ⟩_data - ⟨(v-μ)(h-λ)ᵀ⟩_model`` (n_v, n_h) from the ordinary
     gradients ∇W (n_v, n_h), ∇b (n_v,), ∇c (n_h,) and the offsets μ (n_v,), λ (n_h,): ``∇W - μ∇cᵀ - ∇b λᵀ``."""
-    return grad_w - torch.outer(mu, grad_c) - torch.outer(grad_b, lam)
+    return torch.addr(grad_w, mu, grad_c, alpha=-1.0).addr_(grad_b, lam, alpha=-1.0)
 
 
 def centered_step(dW: torch.Tensor, db: torch.Tensor, dc: torch.Tensor, mu: torch.Tensor,

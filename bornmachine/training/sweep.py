@@ -37,8 +37,8 @@ class SweepTrainer(BornTrainer):
     tensors are merged into B; ``n_steps`` gradient steps B ← (B − lr ∇_B L)/‖·‖ on the NLL are taken
     with cached per-sample environments (minibatches of ``batch_size`` or the full set); B is split at
     the truncated-SVD rank and the orthogonality centre moves on. One sweep = MPS: left→right then
-    right→left; TTN: a depth-first tour crossing every inner edge twice. See the engines' modules for
-    their environments and memory.
+    right→left; TTN: a depth-first tour crossing every inner edge twice (an edge into a node whose children are
+    both leaves once, with 2·``n_steps`` steps). See the engines' modules for their environments and memory.
 
     Parameters
     ----------
