@@ -722,6 +722,40 @@ def test_inside_vectors_kept_between_sweeps_are_the_fresh_ones():
     assert engine._kept is None
 
 
+def test_first_sweep_descends_by_exact_gauge_moves():
+    """In the first sweep of a fresh run a step down moves the centre without changing Ψ: the split X Y is the
+    merged tensor itself (t_w = Rᵀ Qᵀ by QR, no gradient step) with Y = Qᵀ an isometry towards u; the trainer
+    sets the flag at epoch 0 only."""
+    from bornmachine.distributed import Shard
+
+    data = torch.as_tensor(datasets.bars_and_stripes(3, 4)).long()
+    model = TTN((3, 4), 3, generator=gen(4)).canonicalize()
+    trainer = SweepTrainer(model, max_bond=4, n_sweeps=2)
+    engine = trainer.engine
+    engine.first_sweep = True
+    tree, n = model.tree, model.n_sites
+    u = next(v for v in tree.internal if v != tree.root and tree.height[v] > 1)
+    w, j = int(tree.parent[u]), int(tree.slot[u])
+    tu, tw = model.tensors[u - n], model.tensors[w - n]
+    tw = tw if j == 0 else tw.permute(1, 0, 2)
+    umat, vmat = tu.reshape(-1, tu.shape[2]), tw.reshape(tw.shape[0], -1)
+    engine._part, engine._dtype, engine._zero = Shard(0, len(data), len(data)), model.dtype, None
+    x_, y_ = engine._update(umat, vmat, None, None, (), absorb="left")
+    torch.testing.assert_close(y_ @ y_.T, torch.eye(y_.shape[0], dtype=y_.dtype), rtol=0, atol=1e-12)
+    merged = umat @ vmat
+    torch.testing.assert_close(x_ @ y_, merged / torch.linalg.matrix_norm(merged), rtol=0, atol=1e-12)
+    seen = []
+    original = engine.sweep
+
+    def spy(x, part):
+        seen.append(engine.first_sweep)
+        return original(x, part)
+
+    engine.sweep = spy
+    trainer.fit(data, progress=False)
+    assert seen == [True, False]
+
+
 def test_sweep_checkpoint_resume(tmp_path):
     data = datasets.bars_and_stripes(3, 3)
 

@@ -24,7 +24,14 @@ class SweepEngine(ABC):
     model : the Born machine. update : the local update rule. max_bond, cutoff : truncation of the
     split (at most ``max_bond`` singular values, those below ``cutoff``·s_max dropped).
     env_dtype : storage dtype of the cached environments (None: the model's).
+
+    Attributes
+    ----------
+    first_sweep : bool, set by the trainer: the next sweep is the first of a fresh run (the tree engine then
+        descends by gauge moves only, see :mod:`~bornmachine.training.tree_sweep`).
     """
+
+    first_sweep = False
 
     def __init__(self, model, update: LocalUpdate, max_bond: int, cutoff: float, env_dtype: torch.dtype | None):
         self.model, self.update = model, update

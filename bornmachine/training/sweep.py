@@ -38,7 +38,8 @@ class SweepTrainer(BornTrainer):
     with cached per-sample environments (minibatches of ``batch_size`` or the full set); B is split at
     the truncated-SVD rank and the orthogonality centre moves on. One sweep = MPS: left→right then
     right→left; TTN: a depth-first tour crossing every inner edge twice (an edge into a node whose children are
-    both leaves once, with 2·``n_steps`` steps). See the engines' modules for their environments and memory.
+    both leaves once, with 2·``n_steps`` steps; the first sweep of a fresh run optimises only on the way up).
+    See the engines' modules for their environments and memory.
 
     Parameters
     ----------
@@ -119,6 +120,7 @@ class SweepTrainer(BornTrainer):
     def _run_epoch(self, x_train: torch.Tensor, epoch: int) -> dict:
         if self.model.n_sites < 2:
             raise ValueError("two-site training needs at least 2 sites")
+        self.engine.first_sweep = epoch == 0
         record = {"zero_prob": self.engine.sweep(x_train, self._part)}
         if self.restructure is not None:
             record["rewired"] = self.engine.n_rewired

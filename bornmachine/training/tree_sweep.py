@@ -32,6 +32,13 @@ and one split, the centre back at w (the same gradient steps per sweep, one trun
 internal nodes of an image bisection tree are such pairs). Going up from a node with an internal child, the first step's amplitudes take
 t_w·R_i from the outside vector the down step formed (t_w is unchanged in between), which is then dropped.
 
+The first sweep of a fresh run (``first_sweep``, set by the trainer at epoch 0) descends by gauge moves only:
+going down, t_w = Rᵀ Qᵀ (QR of t_wᵀ), t_w ← Qᵀ, t_u ← t_u Rᵀ, no gradient step. Its down steps would optimise
+against inside vectors of the random initial tensors below (only the leaves hold data) and allocate bonds on
+them; the up steps then find the environments below trained. On mnist5k (4000 / 1000 images, trainer defaults,
+6 sweeps, init seeds 0 / 1) test NLL 121.2 / 119.3 instead of 121.3 / 121.9 at D = 4, 106.2 / 105.8 instead of
+107.3 / 106.8 at D = 8, 96.1 instead of 98.4 at D = 16 (seed 0).
+
 The root bond. The root tensor (d0, d1, 1) is a matrix, so the two edges under the root are one bond
 of Ψ. Merging one root child with the root alone gives a (d_a·d_b, d_other) matrix that can never
 grow that bond past the other edge's size, so when both root children are internal the tour instead
@@ -256,7 +263,8 @@ class TreeSweep(SweepEngine):
     # steps --------------------------------------------------------------------------------------------
     def _update(self, umat, vmat, left, right, factors, absorb: str | None, image: torch.Tensor | None = None,
                 n_steps: int | None = None):
-        """``n_steps`` (default: the update's) gradient steps on B = umat @ vmat, then its truncated split B ≈ X Y: ``absorb="left"``: Y has
+        """``n_steps`` (default: the update's) gradient steps on B = umat @ vmat, then its truncated split B ≈ X Y
+        (in the first sweep a step down, ``absorb="left"``, is the exact gauge move B = (umat Rᵀ) Qᵀ alone): ``absorb="left"``: Y has
         orthonormal rows and X the (unit-norm) weight; ``"right"``: X orthonormal columns, Y the weight;
         None: (U, s, Vh) with s normalised. On the CPU a matrix with both sides ≥ 32 below the randomized
         SVD's sizes whose bond is at ``max_bond`` is split by :func:`~bornmachine.linalg.subspace_split` started
@@ -266,6 +274,10 @@ class TreeSweep(SweepEngine):
         :func:`~bornmachine.linalg.truncated_split` (an eigendecomposition of the smaller Gram matrix, about
         twice as fast as an SVD there). ``image``: vmat @ right (e, N) if known (the first step's
         amplitudes then cost one product less)."""
+        if absorb == "left" and self.first_sweep:  # a gauge move: B = umat (Q R)ᵀ = (umat Rᵀ) Qᵀ, exact
+            q, r = torch.linalg.qr(vmat.T)
+            x_ = torch.mm(umat, r.T)
+            return x_.div_(torch.linalg.vector_norm(x_).clamp_min_(torch.finfo(x_.dtype).tiny)), q.T
         if (n_steps in (None, self.update.n_steps)
                 and self._implicit_cheaper(umat.shape[0], vmat.shape[1], sum(f.shape[0] for f in factors),
                                            self._part.total)):
