@@ -29,8 +29,9 @@ Two leaf children make L_i the one-hot vector of the 2-bit code 2·x_a + x_b (no
 would come straight back up from such a node u (no edge below it): down to u and up again are two updates of
 the same merged tensor with the same environments, so they are one update with 2·``n_steps`` gradient steps
 and one split, the centre back at w (the same gradient steps per sweep, one truncation instead of two; half the
-internal nodes of an image bisection tree are such pairs). Going up from a node with an internal child, the first step's amplitudes take
-t_w·R_i from the outside vector the down step formed (t_w is unchanged in between), which is then dropped.
+internal nodes of an image bisection tree are such pairs). Going up from a node with an internal child, the
+first step's amplitudes take t_w·R_i from the outside vector the down step formed (t_w is unchanged in
+between), which is then dropped.
 
 The first sweep of a fresh run (``first_sweep``, set by the trainer at epoch 0) descends by gauge moves only:
 going down, t_w = Rᵀ Qᵀ (QR of t_wᵀ), t_w ← Qᵀ, t_u ← t_u Rᵀ, no gradient step. Its down steps would optimise
@@ -264,8 +265,9 @@ class TreeSweep(SweepEngine):
     def _update(self, umat, vmat, left, right, factors, absorb: str | None, image: torch.Tensor | None = None,
                 n_steps: int | None = None):
         """``n_steps`` (default: the update's) gradient steps on B = umat @ vmat, then its truncated split B ≈ X Y
-        (in the first sweep a step down, ``absorb="left"``, is the exact gauge move B = (umat Rᵀ) Qᵀ alone): ``absorb="left"``: Y has
-        orthonormal rows and X the (unit-norm) weight; ``"right"``: X orthonormal columns, Y the weight;
+        (in the first sweep a step down, ``absorb="left"``, is the exact gauge move B = (umat Rᵀ) Qᵀ alone):
+        ``absorb="left"``: Y has orthonormal rows and X the (unit-norm) weight; ``"right"``: X orthonormal columns,
+        Y the weight;
         None: (U, s, Vh) with s normalised. On the CPU a matrix with both sides ≥ 32 below the randomized
         SVD's sizes whose bond is at ``max_bond`` is split by :func:`~bornmachine.linalg.subspace_split` started
         from the isometry side's previous space (umat's columns or vmat's rows: one step moves it little), 2–4×
