@@ -182,8 +182,8 @@ class TreeSweep(SweepEngine):
                 self._fresh_inside(x)
         self._outside = {tree.root: torch.ones(1, x.shape[0], dtype=self._env, device=model.device)}
         self._zero = None  # the most zero-amplitude samples of a step (int or 0-d tensor)
-        # node u → what the down step to u leaves for the up step from u: (tree, t_w, the scales of outside[u] or
-        # None, (factors, left, right) when no edge lies below u, else None); valid while tree and t_w are the same
+        # node u → (tree, t_w, the scales of outside[u]) left by the down step to u for the up step from u; valid
+        # while tree and t_w are the same
         self._descents = {}
         n = tree.n_sites
         r0, r1 = (int(c) for c in tree.children[tree.root])
@@ -320,18 +320,14 @@ class TreeSweep(SweepEngine):
         a, b, e = tu.shape
         _, c, p = tw.shape
         inside, outside = self._inside, self._outside
-        image, reused = None, None  # image: vmat @ right (e, N), the down step's outside vector of u, unnormalised
+        image = None  # vmat @ right (e, N): the down step's outside vector of u, unnormalised
         if not down:
             descent, outgoing = self._descents.pop(u, None), outside.pop(u, None)
             if descent is not None and descent[0] is tree and descent[1] is t[w - n]:
-                scales, reused = descent[2:]
-                image = None if scales is None else self._in_model_dtype(outgoing) / scales
-        if reused is not None:  # no edge below u: nothing changed since the down step
-            factors, left, right = reused
-        else:
-            below, left = self._below(u)
-            other = (self._get(inside, o), self._get(outside, w))
-            factors, right = below + other, _pair_product(*other)
+                image = self._in_model_dtype(outgoing) / descent[2]
+        below, left = self._below(u)
+        other = (self._get(inside, o), self._get(outside, w))
+        factors, right = below + other, _pair_product(*other)
         x_, y_ = self._update(tu.reshape(a * b, e), tw.reshape(e, c * p), left, right, factors,
                               absorb="left" if down else "right", image=image, n_steps=n_steps)
         r = x_.shape[1]
@@ -340,10 +336,8 @@ class TreeSweep(SweepEngine):
         t[w - n] = new_w.contiguous() if j == 0 else new_w.permute(1, 0, 2).contiguous()
         if down and tree.height[u] > 1:  # an internal child: Y = Vh is the isometry towards u
             outside[u], scales = self._keep(torch.mm(y_, right), scales=True)
-            self._descents[u] = (tree, t[w - n], scales, None)
-        elif down:  # no edge below u: the tour comes straight back up, through the same environments
-            self._descents[u] = (tree, t[w - n], None, (factors, left, right))
-        else:  # X = U is the isometry towards w
+            self._descents[u] = (tree, t[w - n], scales)
+        elif not down:  # X = U is the isometry towards w
             inside[u] = self._inside_of(u, left)
 
     def _root_step(self, mode: str) -> None:
