@@ -4,10 +4,10 @@ An ordering is a permutation ``order`` of ``range(H·W)`` with ``order[i]`` = th
 index placed at chain position ``i``. Models keep their ordering, so users pass images in their
 natural (row-major) layout.
 
-:func:`from_data` learns an ordering from the pairwise mutual information of a data set (the leaves of a
-spectral bisection tree of the strongest links in optimal leaf order, or the Fiedler ordering of
-quantum-chemistry DMRG, Barcza, Legeza, Marti & Reiher, PRA 83, 012508 (2011)); it needs data, so it is a
-function to call, not a name in :data:`NAMES`.
+:func:`from_data` learns an ordering from the pairwise mutual information of a data set (Hilbert curves
+through the pixels' spectral embedding or the leaves of a spectral bisection tree, refined for
+:func:`locality`, or the Fiedler ordering of quantum-chemistry DMRG, Barcza, Legeza, Marti & Reiher, PRA 83,
+012508 (2011)); it needs data, so it is a function to call, not a name in :data:`NAMES`.
 """
 from __future__ import annotations
 
@@ -56,24 +56,38 @@ def hilbert(shape: Sequence[int]) -> np.ndarray:
     return np.array([y * w + x for x, y in coords], dtype=np.int64)
 
 
-FROM_DATA_METHODS = ("tree", "fiedler")
+FROM_DATA_METHODS = ("curve", "tree", "fiedler")
+#: Default reach (chain positions) of :func:`locality`: links shorter than this count fully, longer ones
+#: fade as exp(−distance / reach).
+REACH = 16.0
+#: Directions of the Hilbert curves through the spectral embedding tried by ``from_data(method="curve")``.
+EMBEDDING_ANGLES = 6
 
 
-def from_data(data, method: str = "tree", *, neighbours: int = 6, refine: bool = True) -> np.ndarray:
+def from_data(data, method: str = "curve", *, neighbours: int = 6, refine: bool = True,
+              reach: float = REACH) -> np.ndarray:
     """An ordering that keeps pixels sharing much information close on the chain.
 
     With I the pairwise mutual information (:func:`~bornmachine.mutual_information.pairwise_mutual_information`;
     links weaker than the sampling noise of independent pixels dropped,
     :func:`~bornmachine.spectral.significant_information`):
 
-    ``"tree"`` (default): the leaves of the spectral bisection tree of the graph of each pixel's ``neighbours``
+    ``"curve"`` (default): the best, by :func:`locality` Σ I_ij exp(−|pos_i − pos_j| / reach), of the ``"tree"``
+    ordering and of Hilbert curves through the pixels' two-dimensional spectral embedding (the eigenvectors of
+    the two lowest nontrivial eigenvalues of the Laplacian of each pixel's ``neighbours`` strongest links, whose
+    ranks place an image's pixels close to their grid; :data:`EMBEDDING_ANGLES` directions of the curve in that
+    plane), each first refined by swaps of two pixels while one raises the locality. An MPS of bond D holds the
+    correlations between sites at a distance its transfer matrices let through, and a chain in which each pixel's
+    strongest partners are near it needs the least of that; the locality ranks the chains of 28×28 images as
+    their MPS NLL does (row-major < snake < spectral-tree leaf order < Hilbert). On mnist5k (3600 training rows,
+    D = 9, 6 sweeps of ``SweepTrainer`` defaults) test NLL 100.8 against 100.7 for the Hilbert curve and 107.3
+    for the unrefined ``"tree"`` order; on Fashion-MNIST (3600 rows) 146.5 against 144.9 (tree 147.3).
+
+    ``"tree"``: the leaves of the spectral bisection tree of the graph of each pixel's ``neighbours``
     strongest links (:mod:`bornmachine.spectral`, the tree of ``Tree.from_data(method="spectral")``), in the
     optimal leaf order (Bar-Joseph, Gifford & Jaakkola 2001: the orientation of every subtree that maximises
-    the information between chain neighbours, ``scipy.cluster.hierarchy.optimal_leaf_ordering``). Like a
-    Hilbert curve, every prefix of the chain is then a compact block of the image, which an MPS needs
-    (its bond k carries the information between the first k pixels and the rest). On mnist5k (3240 training
-    and 360 validation images, D = 9, lr 0.05, 8 sweeps) test NLL 104.6, against 100.0 for the Hilbert curve
-    (105.5 with the tree's blocks split at the median of their Fiedler vector alone).
+    the information between chain neighbours, ``scipy.cluster.hierarchy.optimal_leaf_ordering``); every prefix
+    of the chain is then a compact block of the image. ``refine=True`` adds the locality swaps.
 
     ``"fiedler"``: the Fiedler ordering of quantum-chemistry DMRG (Barcza, Legeza, Marti & Reiher, PRA 83,
     012508, 2011): sort the pixels by the eigenvector of the second-smallest eigenvalue of L = diag(Σ_j I_ij) − I,
@@ -87,10 +101,11 @@ def from_data(data, method: str = "tree", *, neighbours: int = 6, refine: bool =
     Parameters
     ----------
     data : (N, n) or (N, H, W) binary array, numpy or torch (pixels row-major).
-    method : "tree" or "fiedler".
-    neighbours : int ≥ 1, links per pixel of the graph ``"tree"`` bisects (about the number of neighbours a pixel
-        has in the data's geometry: 2 on a chain, 4–8 on an image grid).
-    refine : bool, ``"fiedler"`` only: the swap descent and segment reversals after the spectral ordering.
+    method : "curve", "tree" or "fiedler".
+    neighbours : int ≥ 1, links per pixel of the graph ``"curve"`` embeds and ``"tree"`` bisects (about the
+        number of neighbours a pixel has in the data's geometry: 2 on a chain, 4–8 on an image grid).
+    refine : bool, the local improvement after the spectral ordering (see each method).
+    reach : float > 0, chain positions, the length scale of :func:`locality` (``"curve"`` and ``"tree"``).
 
     Returns
     -------
@@ -101,11 +116,22 @@ def from_data(data, method: str = "tree", *, neighbours: int = 6, refine: bool =
         raise ValueError(f"unknown method {method!r}; choose one of {FROM_DATA_METHODS}")
     if not isinstance(refine, bool):
         raise TypeError(f"refine must be True or False, got {type(refine).__name__}")
+    if isinstance(reach, bool) or not isinstance(reach, (int, float)) or not reach > 0:
+        raise ValueError(f"reach must be a positive number of chain positions, got {reach!r}")
     neighbours = check_positive_int(neighbours, "neighbours")
     x = as_binary_data(data)
     mi = significant_information(pairwise_mutual_information(x).cpu().numpy(), x.shape[0])
-    if method == "tree":
-        return optimal_leaf_order(spectral_bisection(nearest_information_graph(mi, neighbours)), mi)
+    if method == "fiedler":
+        return _fiedler_chain(mi, refine)
+    graph = nearest_information_graph(mi, neighbours)
+    tree = optimal_leaf_order(spectral_bisection(graph), mi)
+    starts = [tree] + (_embedding_curves(graph, tree) if method == "curve" else [])
+    chains = [_locality_swaps(order, mi, float(reach)) if refine else order for order in starts]
+    return max(chains, key=lambda order: locality(order, mi, reach))
+
+
+def _fiedler_chain(mi: np.ndarray, refine: bool) -> np.ndarray:
+    """The Fiedler ordering of every connected part of the MI graph (n, n), largest first, unlinked sites last."""
     linked = mi > 0
     n_parts, part = scipy.sparse.csgraph.connected_components(linked, directed=False)
     isolated = ~linked.any(axis=1)
@@ -114,6 +140,77 @@ def from_data(data, method: str = "tree", *, neighbours: int = 6, refine: bool =
              for sites in (np.flatnonzero(part == c) for c in np.argsort(-sizes, kind="stable")) if len(sites) > 1]
     order = np.concatenate(order + [np.flatnonzero(isolated)]).astype(np.int64)
     return _reverse_segments(_swap_descent(order, mi), mi) if refine else order
+
+
+def locality(order, mi, reach: float = REACH) -> float:
+    """Σ_{i<j} I_ij exp(−|pos_i − pos_j| / reach) of a chain ``order`` (n,) for a mutual-information matrix (n, n)."""
+    mi = mi.cpu().numpy() if isinstance(mi, torch.Tensor) else np.asarray(mi, dtype=np.float64)
+    pos = inverse(torch.as_tensor(np.asarray(order), dtype=torch.int64)).numpy()
+    return float(np.sum(np.triu(mi, 1) * _fade(pos[:, None] - pos[None, :], reach)))
+
+
+def _fade(distance: np.ndarray, reach: float) -> np.ndarray:
+    """exp(−|distance| / reach), 0 at distance 0 (a site is not its own partner)."""
+    out = np.exp(-np.abs(distance) / reach)
+    out[distance == 0] = 0.0
+    return out
+
+
+def _locality_swaps(order: np.ndarray, mi: np.ndarray, reach: float, max_passes: int = 50) -> np.ndarray:
+    """Swap two pixels while a swap raises :func:`locality` (each pass visits every pixel once, in a seeded
+    random order, and makes its best swap).
+
+    With K_ac = exp(−|pos_a − pos_c| / reach) (0 on the diagonal) and R_a = Σ_c I_ac K_ac, swapping the positions
+    of a and b changes the locality by (K I_a)_b + (I K_a)_b − R_a − R_b + 2 I_ab K_ab (the last term undoes
+    the pair a, b itself, whose distance stays)."""
+    n = order.size
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n)
+    fade = _fade(pos[:, None] - pos[None, :], reach)
+    row = np.einsum("ij,ij->i", mi, fade)
+    for sweep in range(max_passes):
+        moved = False
+        for a in np.random.default_rng(sweep).permutation(n):
+            gain = fade @ mi[a] + mi @ fade[a] - row[a] - row + 2.0 * mi[a] * fade[a]
+            gain[a] = 0.0
+            b = int(np.argmax(gain))
+            if gain[b] <= 1e-12:
+                continue
+            pos[a], pos[b] = pos[b], pos[a]
+            for site in (a, b):
+                new = _fade(pos - pos[site], reach)
+                row += mi[:, site] * (new - fade[:, site])
+                fade[site], fade[:, site] = new, new
+            row[a], row[b] = mi[a] @ fade[a], mi[b] @ fade[b]
+            moved = True
+        if not moved:
+            break
+    out = np.empty(n, dtype=np.int64)
+    out[pos] = np.arange(n)
+    return out
+
+
+def _embedding_curves(graph: np.ndarray, rest_order: np.ndarray) -> list[np.ndarray]:
+    """Chains (n,) through the largest connected part of a weight graph (n, n) along Hilbert curves over the
+    ranks of its two-dimensional spectral embedding, one per direction of :data:`EMBEDDING_ANGLES` (the other
+    sites follow in ``rest_order``); none when that part has fewer than 4 sites."""
+    _, part = scipy.sparse.csgraph.connected_components(graph > 0, directed=False)
+    main = part == np.argmax(np.bincount(part))
+    sites = np.flatnonzero(main)
+    if sites.size < 4:
+        return []
+    block = graph[np.ix_(sites, sites)]
+    _, plane = scipy.linalg.eigh(np.diag(block.sum(axis=1)) - block, subset_by_index=[1, 2])
+    cells = 2 ** int(np.ceil(np.log2(2 * np.sqrt(sites.size))))  # a square of about 4 cells per site
+    cell_rank = inverse(torch.as_tensor(hilbert((cells, cells)))).numpy()  # row-major cell → place on the curve
+    rest = rest_order[~main[rest_order]]
+    chains = []
+    for angle in np.arange(EMBEDDING_ANGLES) * (np.pi / 2 / EMBEDDING_ANGLES):
+        turned = plane @ np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        ranks = np.argsort(np.argsort(turned, axis=0, kind="stable"), axis=0, kind="stable")
+        row, col = (ranks * cells // sites.size).T
+        chains.append(np.concatenate([sites[np.argsort(cell_rank[row * cells + col], kind="stable")], rest]))
+    return chains
 
 
 def optimal_leaf_order(nested, mi: np.ndarray) -> np.ndarray:

@@ -178,7 +178,8 @@ def shuffled_chain(n: int = 30, n_rows: int = 2000, seed: int = 0):
     return chain, perm, chain.sample(n_rows, seed)[:, perm], chain.sample(n_rows, seed + 1)[:, perm]
 
 
-@pytest.mark.parametrize("method, refine", [("tree", True), ("fiedler", True), ("fiedler", False)])
+@pytest.mark.parametrize("method, refine", [("curve", True), ("curve", False), ("tree", True), ("tree", False),
+                                            ("fiedler", True), ("fiedler", False)])
 def test_from_data_puts_a_shuffled_markov_chain_back_in_order(method, refine):
     _, perm, train, _ = shuffled_chain()
     order = orderings.from_data(train, method, refine=refine)
@@ -218,8 +219,9 @@ def test_fiedler_orders_independent_parts_apart_and_constant_pixels_last():
     assert head == set(range(6)) and set(order[6:11].tolist()) == set(range(8, 13))
 
 
-def test_tree_order_keeps_independent_parts_in_their_own_halves():
-    order = orderings.from_data(_two_parts_and_constants()).tolist()
+@pytest.mark.parametrize("method", ["curve", "tree"])
+def test_tree_order_keeps_independent_parts_in_their_own_halves(method):
+    order = orderings.from_data(_two_parts_and_constants(), method).tolist()
     a = [order.index(s) for s in range(6)]  # the larger part: the first half of the top split, in chain order
     assert sorted(a) in (list(range(6)), list(range(7, 13)))
     b = [order.index(s) for s in range(8, 13)]
@@ -281,6 +283,49 @@ def test_mi_distance_cost_by_hand():
     assert orderings.mi_distance_cost([1, 0, 2], mi) == pytest.approx(1.0 + 0.5)
 
 
+def smooth_field(h: int, w: int, n_rows: int, seed: int = 0) -> np.ndarray:
+    """(n_rows, h·w) binary images: the sign of white noise blurred by a 3×3 box on an h × w grid (correlations
+    between grid neighbours only, fading with distance)."""
+    noise = np.random.default_rng(seed).standard_normal((n_rows, h + 2, w + 2))
+    blurred = sum(noise[:, i:i + h, j:j + w] for i in range(3) for j in range(3))
+    return (blurred > 0).astype(np.uint8).reshape(n_rows, h * w)
+
+
+def test_curve_ordering_is_as_local_as_the_hilbert_curve_on_grid_data():
+    """On data with a 2-D geometry the learned chain keeps each pixel's partners as near as a Hilbert curve does
+    (and nearer than row-major), without being told the geometry; the pixels shuffled, it finds it again."""
+    x = smooth_field(8, 8, 3000)
+    mi = pairwise_mutual_information(x)
+    learned = orderings.locality(orderings.from_data(x), mi)
+    assert learned >= orderings.locality(orderings.hilbert((8, 8)), mi) - 1e-9
+    assert learned > 1.05 * orderings.locality(orderings.row_major((8, 8)), mi)
+    perm = np.random.default_rng(1).permutation(64)
+    shuffled = orderings.from_data(x[:, perm])
+    assert orderings.locality(shuffled, mi[np.ix_(perm, perm)]) >= 0.99 * learned
+
+
+def test_locality_swaps_end_where_no_swap_raises_the_locality():
+    rng = np.random.default_rng(2)
+    mi = rng.random((12, 12)) ** 4
+    mi = np.triu(mi, 1) + np.triu(mi, 1).T
+    start = rng.permutation(12)
+    refined = orderings._locality_swaps(start, mi, 3.0)
+    assert sorted(refined.tolist()) == list(range(12))
+    best = orderings.locality(refined, mi, 3.0)
+    assert best > orderings.locality(start, mi, 3.0)
+    for i in range(12):
+        for j in range(i + 1, 12):
+            swapped = refined.copy()
+            swapped[[i, j]] = swapped[[j, i]]
+            assert orderings.locality(swapped, mi, 3.0) <= best + 1e-9
+
+
+def test_locality_by_hand():
+    mi = np.array([[0, 1.0, 0.5], [1.0, 0, 0], [0.5, 0, 0]])
+    assert orderings.locality([0, 1, 2], mi, 2.0) == pytest.approx(np.exp(-0.5) + 0.5 * np.exp(-1.0))
+    assert orderings.locality([1, 0, 2], torch.as_tensor(mi), 2.0) == pytest.approx(1.5 * np.exp(-0.5))
+
+
 def test_from_data_ordering_is_kept_by_the_model(tmp_path):
     images = np.random.default_rng(0).integers(0, 2, (200, 3, 4))
     order = orderings.from_data(images)
@@ -298,6 +343,9 @@ def test_from_data_rejects_bad_arguments():
         orderings.from_data(x, refine=1)
     with pytest.raises(ValueError, match="neighbours"):
         orderings.from_data(x, neighbours=0)
+    for reach in (0, -1.0, "far", True):
+        with pytest.raises(ValueError, match="reach"):
+            orderings.from_data(x, reach=reach)
     with pytest.raises(ValueError, match="binary"):
         orderings.from_data(x * 3)
     with pytest.raises(ValueError, match="expected rows"):
