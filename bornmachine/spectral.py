@@ -7,7 +7,7 @@ graph recursively in two halves of small cut weight (:func:`spectral_bisection`:
 middle, refined by Kernighan–Lin swaps) then cuts an image into compact blocks, as a geometric bisection
 would, from the data alone: the nested blocks give a tree
 (:meth:`bornmachine.Tree.from_data` with ``method="spectral"``) and, in the optimal leaf order, a chain
-(:func:`bornmachine.orderings.from_data` with ``method="tree"``).
+(:func:`bornmachine.orderings.from_data` with ``method="tree", refine=False``).
 """
 from __future__ import annotations
 
