@@ -11,6 +11,7 @@ through the pixels' spectral embedding or the leaves of a spectral bisection tre
 """
 from __future__ import annotations
 
+from numbers import Real
 from typing import Sequence
 
 import numpy as np
@@ -116,7 +117,7 @@ def from_data(data, method: str = "curve", *, neighbours: int = 6, refine: bool 
         raise ValueError(f"unknown method {method!r}; choose one of {FROM_DATA_METHODS}")
     if not isinstance(refine, bool):
         raise TypeError(f"refine must be True or False, got {type(refine).__name__}")
-    if isinstance(reach, bool) or not isinstance(reach, (int, float)) or not reach > 0:
+    if isinstance(reach, bool) or not isinstance(reach, Real) or not reach > 0:
         raise ValueError(f"reach must be a positive number of chain positions, got {reach!r}")
     neighbours = check_positive_int(neighbours, "neighbours")
     x = as_binary_data(data)
