@@ -1,10 +1,11 @@
 """MPS chains from the data against the geometric ones: locality, wall time and test NLL.
 
 For each chain — row-major, snake, Hilbert and ``orderings.from_data`` (method ``--methods``: ``curve``, ``tree``,
-``tree-plain`` = the tree order without the locality swaps, ``fiedler``) — prints :func:`bornmachine.orderings.locality`
-of the training rows' pairwise MI, the seconds ``from_data`` took, and the test NLL of an MPS (``SweepTrainer``
-defaults, from bond 2, ``--bond``, ``--sweeps``) trained on the first ``--n-train`` training rows, scored on 1000 test
-images. ``--shuffle SEED`` permutes the pixels of both splits first (the geometric chains then see a scrambled image).
+``tree-plain`` = the tree order without the locality swaps, ``fiedler``) — prints
+:func:`bornmachine.orderings.locality` of the training rows' pairwise MI, the seconds ``from_data`` took, and the
+test NLL of an MPS (``SweepTrainer`` defaults, from bond 2, ``--bond``, ``--sweeps``) trained on the first
+``--n-train`` training rows, scored on 1000 test images. ``--shuffle SEED`` permutes the pixels of both splits
+first (the geometric chains then see a scrambled image).
 
 Usage:
   python benchmarks/bench_orderings.py [--data mnist5k|fashion-mnist] [--n-train 3600] [--bond 9] [--sweeps 6]

@@ -145,7 +145,8 @@ def _fiedler_chain(mi: np.ndarray, refine: bool) -> np.ndarray:
 
 
 def locality(order, mi, reach: float = REACH) -> float:
-    """Σ_{i<j} I_ij exp(−|pos_i − pos_j| / reach) of a chain ``order`` (n,) for a mutual-information matrix (n, n)."""
+    """Σ_{i<j} I_ij exp(−|pos_i − pos_j| / reach) of a chain ``order`` (n,) for a mutual-information matrix
+    (n, n)."""
     mi = mi.cpu().numpy() if isinstance(mi, torch.Tensor) else np.asarray(mi, dtype=np.float64)
     pos = inverse(torch.as_tensor(np.asarray(order), dtype=torch.int64)).numpy()
     return float(np.sum(np.triu(mi, 1) * _fade(pos[:, None] - pos[None, :], reach)))
@@ -166,8 +167,7 @@ def _locality_swaps(order: np.ndarray, mi: np.ndarray, reach: float, max_passes:
     of a and b changes the locality by (K I_a)_b + (I K_a)_b − R_a − R_b + 2 I_ab K_ab (the last term undoes
     the pair a, b itself, whose distance stays)."""
     n = order.size
-    pos = np.empty(n, dtype=np.int64)
-    pos[order] = np.arange(n)
+    pos = inverse(torch.as_tensor(order, dtype=torch.int64)).numpy()  # writable: swaps move it
     fade = _fade(pos[:, None] - pos[None, :], reach)
     row = np.einsum("ij,ij->i", mi, fade)
     for sweep in range(max_passes):
@@ -187,9 +187,7 @@ def _locality_swaps(order: np.ndarray, mi: np.ndarray, reach: float, max_passes:
             moved = True
         if not moved:
             break
-    out = np.empty(n, dtype=np.int64)
-    out[pos] = np.arange(n)
-    return out
+    return inverse(torch.from_numpy(pos)).numpy()
 
 
 def _embedding_curves(graph: np.ndarray, rest_order: np.ndarray) -> list[np.ndarray]:

@@ -248,8 +248,8 @@ class Tree:
         ``method="spectral"`` (default): the recursive balanced spectral bisection of the graph of each site's
         ``neighbours`` strongest links (:func:`bornmachine.spectral.spectral_bisection`; height ⌈log₂ n⌉), the
         tree whose optimal leaf order is ``orderings.from_data(method="tree", refine=False)``. On mnist5k (3240
-        training and 360 validation images, D = 8, lr 0.05, 6 sweeps, seeds 0 and 1) a TTN on it reached test NLL 108.3 and
-        108.2 (108.7 and 109.1 with 4 neighbours), against 107.0 and 107.7 for the image bisection and 110.6
+        training and 360 validation images, D = 8, lr 0.05, 6 sweeps, seeds 0 and 1) a TTN on it reached test NLL
+        108.3 and 108.2 (108.7 and 109.1 with 4 neighbours), against 107.0 and 107.7 for the image bisection and 110.6
         and 111.1 when each block is split at the median of its Fiedler vector alone; on a shuffled Markov
         chain its blocks are runs of the chain, where the height bound of the agglomerative merges can force
         far sites together.
