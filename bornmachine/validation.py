@@ -99,6 +99,15 @@ def check_positive_int(value, name: str) -> int:
     return int(value)
 
 
+def check_float_dtype(value, name: str) -> torch.dtype | None:
+    """Return ``value`` if it is None, ``torch.float32`` or ``torch.float64``, else raise ``TypeError``/``ValueError``."""
+    if value is not None and not isinstance(value, torch.dtype):
+        raise TypeError(f"{name} must be a torch dtype or None, got {type(value).__name__}")
+    if value is not None and value not in (torch.float32, torch.float64):
+        raise ValueError(f"{name} must be torch.float32 or torch.float64, got {value}")
+    return value
+
+
 def log_base(base) -> float:
     """Natural log of an entropy base: ``"e"`` → 1.0, ``2`` → ln 2."""
     if base == "e":

@@ -72,7 +72,8 @@ def train_rbm(arch, train: torch.Tensor, valid: torch.Tensor, *, tag: str, max_e
               eval_ais: Sequence[int] = (32, 300), seed: int = 0, folder: str = "models") -> Selected:
     """PCD-1 (CDTrainer defaults: centering, Adam, linear decay over ``max_epochs``) with early stopping on
     the validation NLL, which is exact for ≤ 20 hidden units and else uses a forward AIS of
-    ``eval_ais = (chains, temperatures)`` per epoch; the candidate of lowest validation NLL is kept."""
+    ``eval_ais = (chains, temperatures)`` per epoch (CDTrainer's float32 products, the float64 run's values to
+    round-off); the candidate of lowest validation NLL is kept."""
     from rbm import CDTrainer
 
     stem = f"{tag}-" + settings_tag(max_epochs, patience, batch_size, tuple(eval_ais), seed, arch.n_hidden,

@@ -99,6 +99,12 @@ def visible_prob(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Ten
     return torch.sigmoid(torch.addmm(b, h, W.T))
 
 
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether t holds no NaN or inf: one reduction (a finite sum of the entries proves it), the elementwise
+    test only when the sum is not finite (NaN, inf, or an overflow of huge entries)."""
+    return math.isfinite(float(t.sum())) or bool(torch.isfinite(t).all())
+
+
 def bernoulli(p: torch.Tensor, generator: torch.Generator | None, rows=None) -> torch.Tensor:
     """Independent Bernoulli(p) draws, returned as 0/1 in ``p.dtype`` (same shape as ``p``).
 
@@ -106,12 +112,18 @@ def bernoulli(p: torch.Tensor, generator: torch.Generator | None, rows=None) -> 
     length ``total``) of a batch of ``total`` rows; the uniforms of the whole batch are drawn and these
     rows used, so every process of a data-parallel run advances ``generator`` alike and its rows get
     the numbers a single process would give them.
+
+    The uniforms are float64 whatever p's dtype: float32 uniforms are multiples of 2⁻²⁴, so every
+    0 < p < 2⁻²⁴ would fire with probability 2⁻²⁴ — in an RBM with ~10³ units over ~10⁵ sweeps that is a few
+    spurious events per run, enough to move a float32 AIS estimate of log Z by hundreds of nats (measured).
+    A float32 p thus draws the numbers a float64 p does.
     """
     if rows is None:
-        u = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device)
+        u = torch.rand(p.shape, generator=generator, dtype=torch.float64, device=p.device)
     else:
         selector, total = rows
-        u = torch.rand((total,) + tuple(p.shape[1:]), generator=generator, dtype=p.dtype, device=p.device)[selector]
+        u = torch.rand((total,) + tuple(p.shape[1:]), generator=generator, dtype=torch.float64,
+                       device=p.device)[selector]
     return (u < p).to(p.dtype)
 
 
@@ -333,7 +345,7 @@ class RBM:
                 raise ValueError(f"{name} must be a tensor of shape {tuple(p.shape)}")
         W, b, c = self._W + dW, self._b + db, self._c + dc
         for name, t in (("W", W), ("b", b), ("c", c)):
-            if not torch.isfinite(t).all():
+            if not _all_finite(t):
                 raise ValueError(f"{name} would contain NaN or inf after the update")
         if self._mask is not None:
             W.masked_fill_(self._masked_out, 0.0)
@@ -351,7 +363,7 @@ class RBM:
         flat = self._W.view(-1)
         w, b, c = flat[edges] + dw, self._b + db, self._c + dc
         for name, t in (("W", w), ("b", b), ("c", c)):
-            if not torch.isfinite(t).all():
+            if not _all_finite(t):
                 raise ValueError(f"{name} would contain NaN or inf after the update")
         flat.index_copy_(0, edges, w)
         self._b, self._c = b, c

@@ -63,7 +63,7 @@ import torch
 
 from bornmachine import distributed
 from bornmachine.training import Trainer
-from bornmachine.validation import as_binary, check_positive_int
+from bornmachine.validation import as_binary, check_float_dtype, check_positive_int
 
 from .model import (RBM, base_rate_bias, bernoulli, free_energy, gibbs_step, hidden_prob, make_generator, softplus,
                     visible_prob)
@@ -144,6 +144,11 @@ class CDTrainer(Trainer):
         ``"auto"`` enumerates exactly up to this many units in the smaller layer.
     ais_chains, ais_betas : int
         AIS settings for evaluation (base rates from the training data).
+    ais_dtype : torch.float32 (default), torch.float64 or None
+        Precision of the evaluation's AIS chains and products (None: the model's). Single precision halves
+        the evaluation's time for a float64 model; the log-weights accumulate in float64 and the free
+        energies stay in the model's precision, so the NLL moves by round-off far below the AIS error
+        (see :mod:`rbm.partition`). Training itself always runs in the model's precision.
     seed : int or None
         Seed of the trainer's generator (shuffling, Gibbs sampling, evaluation seeds); default 0, so
         runs are reproducible unless asked otherwise (None: a fresh OS seed).
@@ -172,7 +177,8 @@ class CDTrainer(Trainer):
                  centering_rate: float = 0.01, adaptive: bool = True, patience: int | None = None,
                  backoff: float | None = 0.5, average: float | None = 0.99, sparse: bool | None = None,
                  eval_every: int = 1, log_z: str = "auto",
-                 exact_max_units: int = 20, ais_chains: int = 100, ais_betas: int = 1000, seed: int | None = 0,
+                 exact_max_units: int = 20, ais_chains: int = 100, ais_betas: int = 1000,
+                 ais_dtype: torch.dtype | None = torch.float32, seed: int | None = 0,
                  generator: torch.Generator | None = None):
         if not isinstance(rbm, RBM):
             raise TypeError(f"rbm must be an RBM, got {type(rbm).__name__}")
@@ -210,6 +216,7 @@ class CDTrainer(Trainer):
         self.exact_max_units = check_positive_int(exact_max_units, "exact_max_units")
         self.ais_chains = check_positive_int(ais_chains, "ais_chains")
         self.ais_betas = check_positive_int(ais_betas, "ais_betas")
+        self.ais_dtype = check_float_dtype(ais_dtype, "ais_dtype")
         if generator is not None and seed == 0:
             seed = None  # the default seed gives way to an explicit generator
         self.generator = make_generator(generator, seed, device=rbm.device)
@@ -233,7 +240,9 @@ class CDTrainer(Trainer):
                 "centering": self.centering, "centering_rate": self.centering_rate, "adaptive": self.adaptive,
                 "patience": self.patience, "backoff": self.backoff, "average": self.average, "sparse": self.sparse,
                 "eval_every": self.eval_every, "log_z": self.log_z, "exact_max_units": self.exact_max_units,
-                "ais_chains": self.ais_chains, "ais_betas": self.ais_betas, "seed": self.seed}
+                "ais_chains": self.ais_chains, "ais_betas": self.ais_betas,
+                "ais_dtype": None if self.ais_dtype is None else str(self.ais_dtype).replace("torch.", ""),
+                "seed": self.seed}
 
     checkpoint_name = "an RBM training"
 
@@ -489,7 +498,7 @@ class CDTrainer(Trainer):
                 recon = torch.sigmoid(prods.visible(bernoulli(torch.sigmoid(prods.hidden(sub, c)), gen), b))
             out["recon_error"] = float(((sub - recon) ** 2).sum(1).mean())
             log_z = estimate_log_z(rbm, self.log_z, exact_max_units=self.exact_max_units, n_chains=self.ais_chains,
-                                   n_betas=self.ais_betas, data=x, generator=gen)
+                                   n_betas=self.ais_betas, data=x, generator=gen, ais_dtype=self.ais_dtype)
             exact = self.log_z == "exact" or (self.log_z == "auto"
                                               and min(rbm.n_visible, rbm.n_hidden) <= self.exact_max_units)
             out["log_z"], out["log_z_stderr"] = float(log_z.value), float(log_z.stderr)

@@ -14,6 +14,7 @@ import torch
 
 import oracle
 from rbm import RBM
+from rbm.model import bernoulli
 from rbm.partition import exact_log_z
 
 P_THRESHOLD = 1e-3
@@ -203,3 +204,14 @@ def test_sampling_is_reproducible_with_a_generator():
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="init has 3 rows"):
         r.sample(4, n_steps=2, generator=gen(0), init=np.zeros((3, 6)))
+
+
+def test_bernoulli_draws_alike_in_single_and_double_precision():
+    """float64 uniforms for every dtype: a float32 p gives the draws of its float64 twin, so p below 2⁻²⁴
+    fires no more often than it should (float32 uniforms would fire it with probability 2⁻²⁴)."""
+    p = torch.rand(500, 200, generator=torch.Generator().manual_seed(1), dtype=torch.float64) ** 8
+    p[:, :50] = 1e-12
+    single = bernoulli(p.float(), torch.Generator().manual_seed(2))
+    double = bernoulli(p, torch.Generator().manual_seed(2))
+    assert single.dtype == torch.float32 and torch.equal(single.double(), double)
+    assert single[:, :50].sum() == 0

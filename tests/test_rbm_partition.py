@@ -195,6 +195,21 @@ def test_ais_is_reproducible_and_base_options(trained):
     assert ais_log_z(r, 10, betas=betas, data=data, seed=1).n_betas == 30
 
 
+def test_single_precision_ais_matches_double_and_exact(trained):
+    """dtype=float32: the same draws as float64 (float64 uniforms), log Z to round-off, exact within 3 stderr."""
+    r, data, exact = trained
+    double = ais_log_z(r, 100, 1000, data=data, seed=5)
+    single = ais_log_z(r, 100, 1000, data=data, seed=5, dtype=torch.float32)
+    assert abs(single.value - double.value) < 1e-3
+    assert abs(single.value - exact) < 3 * single.stderr
+    assert estimate_log_z(r, "ais", n_chains=100, n_betas=1000, data=data, seed=5,
+                          ais_dtype=torch.float32).value == single.value
+    with pytest.raises(TypeError, match="dtype must be a torch dtype"):
+        ais_log_z(r, 10, 50, dtype="float32")
+    with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.float64"):
+        ais_log_z(r, 10, 50, dtype=torch.int64)
+
+
 def test_estimate_log_z_picks_exact_when_small(trained):
     r, data, exact = trained
     assert estimate_log_z(r).value == exact

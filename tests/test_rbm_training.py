@@ -67,6 +67,19 @@ def test_ais_evaluation_for_larger_models():
     assert hist[-1]["log_z_method"] == "ais" and hist[-1]["log_z_stderr"] > 0
 
 
+def test_single_precision_evaluation_matches_double():
+    """The default float32 AIS of the evaluation gives the float64 one's NLLs (same draws) to round-off."""
+    x = prototype_data(30, 100, 3)
+    runs = {}
+    for dtype in (torch.float32, torch.float64):
+        r = RBM(30, 25, generator=gen(0))
+        runs[dtype] = CDTrainer(r, lr=0.05, batch_size=25, n_epochs=3, ais_chains=20, ais_betas=200, ais_dtype=dtype,
+                                seed=0).fit(x, x[:30], progress=False)
+    for a, b in zip(runs[torch.float32], runs[torch.float64]):
+        assert a["log_z_method"] == "ais"
+        assert abs(a["log_z"] - b["log_z"]) < 1e-3 and abs(a["valid_nll"] - b["valid_nll"]) < 1e-3
+
+
 def _run(tmp_path, n_epochs, stop_after=None, name="ckpt.npz", lr_decay="none", lr=0.1, **kw):
     x = prototype_data(12, 200, 4)
     mask = masks.local_1d(12, 5, 2)
@@ -163,6 +176,8 @@ def test_callback_can_stop_early():
     ({"patience": 1.5}, TypeError, "patience"),
     ({"backoff": 1.0}, ValueError, "backoff must be in"),
     ({"backoff": 0.0}, ValueError, "backoff must be in"),
+    ({"ais_dtype": "float32"}, TypeError, "ais_dtype must be a torch dtype"),
+    ({"ais_dtype": torch.float16}, ValueError, "ais_dtype must be torch.float32 or torch.float64"),
 ])
 def test_bad_hyper_parameters(kwargs, err, match):
     with pytest.raises(err, match=match):

@@ -9,7 +9,7 @@ import torch
 
 from .. import tree_kernels
 from ..tree import Tree
-from ..validation import check_positive_int
+from ..validation import check_float_dtype, check_positive_int
 from .born import BornTrainer
 from .chain_sweep import ChainSweep
 from .engine import SweepEngine
@@ -84,11 +84,7 @@ class SweepTrainer(BornTrainer):
         if max_step is not None and not (isinstance(max_step, (int, float)) and max_step > 0):
             raise ValueError(f"max_step must be a positive number or None, got {max_step!r}")
         self.max_step = None if max_step is None else float(max_step)
-        if env_dtype is not None and not isinstance(env_dtype, torch.dtype):
-            raise TypeError(f"env_dtype must be a torch dtype or None, got {type(env_dtype).__name__}")
-        if env_dtype is not None and env_dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"env_dtype must be torch.float32 or torch.float64, got {env_dtype}")
-        self.env_dtype = env_dtype
+        self.env_dtype = check_float_dtype(env_dtype, "env_dtype")
         if restructure is not None and restructure not in CRITERIA:
             raise ValueError(f"restructure must be None or one of {CRITERIA}, got {restructure!r}")
         if restructure is not None and engine is not TreeSweep:
