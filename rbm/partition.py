@@ -365,17 +365,12 @@ def ais_log_z(rbm: RBM, n_chains: int = 100, n_betas: int = 10000, *, betas=None
     gen = make_generator(generator, seed, device=rbm.device)
     b_a = _base_bias(rbm, data, base_visible_bias, pseudocount)
     W, b, c = rbm.parameters()
-    W, b_a, b, c = _in_dtype(dtype, W, b_a, b, c)
+    if check_float_dtype(dtype, "dtype") is not None:
+        W, b_a, b, c = (t.to(dtype) for t in (W, b_a, b, c))
     v0 = bernoulli(torch.sigmoid(b_a).expand(n_chains, -1), gen)
     with torch.no_grad():
         log_w = _anneal(v0, sched, _Products(W, b_a, b, c, rbm.n_edges), b_a, b, gen)
     return _finish(log_w, base_log_z(b_a, rbm.n_hidden), +1.0, sched.numel(), "forward")
-
-
-def _in_dtype(dtype: torch.dtype | None, *tensors: torch.Tensor) -> list[torch.Tensor]:
-    """The tensors in the annealing's precision ``dtype`` (None: as they are)."""
-    dtype = check_float_dtype(dtype, "dtype")
-    return [t if dtype is None else t.to(dtype) for t in tensors]
 
 
 def reverse_ais_log_z(rbm: RBM, n_chains: int = 100, n_betas: int = 10000, *, betas=None, samples=None,
