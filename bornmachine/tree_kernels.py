@@ -392,10 +392,34 @@ def _combine(t: torch.Tensor, e0, e1):
     if k1 == "pure":
         w = torch.einsum("abp,nb->nap", t, a1)  # (N, d0, dp)
         return "mixed", w.transpose(1, 2) @ a0 @ w
-    y = (a0.transpose(1, 2) @ t.reshape(d0, d1 * dp)).view(-1, d0, d1, dp)  # Σ_a E0[a, c] t[a, b, p]
-    if k1 == "mixed":
-        y = torch.einsum("ncbp,nbe->ncep", y, a1)
-    return "mixed", y.reshape(-1, d0 * d1, dp).transpose(1, 2) @ t.reshape(d0 * d1, dp)
+    return "mixed", _mixed_environment(t, a0, a1 if k1 == "mixed" else None)
+
+
+_BLOCK_ELEMENTS = 1 << 17  # rows per block of _mixed_environment: its (rows, d0·dp·d1) intermediate ≈ 1 MiB
+
+
+def _mixed_environment(t: torch.Tensor, e0: torch.Tensor, e1: torch.Tensor | None) -> torch.Tensor:
+    """E[n] = Σ t[a, b, p] E0[n, a, a'] E1[n, b, b'] t[a', b', p'] (N, dp, dp) for t (d0, d1, dp), E0 (N, d0, d0)
+    and E1 (N, d1, d1) or None (the identity); E0 and E1 symmetric, as every environment is.
+
+    Three products with contiguous operands (E0 on the a leg, E1 on the b leg, t on both), over blocks of rows
+    whose intermediate stays in cache: these products are memory-bound (inner dimension d), and done on all
+    rows at once they ran at half the speed.
+    """
+    d0, d1, dp = t.shape
+    t_apb = t.permute(0, 2, 1).reshape(d0, dp * d1)
+    t_flat = t.reshape(d0 * d1, dp)
+    step = max(1, _BLOCK_ELEMENTS // (d0 * d1 * dp))
+    blocks = []
+    for start in range(0, e0.shape[0], step):
+        e0_block = e0[start:start + step]
+        rows = e0_block.shape[0]
+        y = (e0_block @ t_apb).view(rows, d0 * dp, d1)  # [n, a', p, b] = Σ_a E0[n, a', a] t[a, b, p]
+        if e1 is not None:
+            y = torch.bmm(y, e1[start:start + step])  # [n, a', p, b']
+        y = y.view(rows, d0, dp, d1).transpose(1, 2).reshape(rows * dp, d0 * d1)  # [n, p, a', b']
+        blocks.append((y @ t_flat).view(rows, dp, dp))
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
 
 def environments(tree: Tree, tensors: Tensors, x: torch.Tensor, known: torch.Tensor):

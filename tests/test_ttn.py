@@ -17,7 +17,7 @@ import oracle
 from helpers import ALPHAS, ATOL, P_MIN, RTOL, MarkovChain, as_np, assert_allclose, configs, gen
 from conftest import gaussian_tensors
 
-from bornmachine import MPS, TTN, GradientTrainer, SweepTrainer, Tree, datasets, load
+from bornmachine import MPS, TTN, GradientTrainer, SweepTrainer, Tree, datasets, load, tree_kernels
 from bornmachine.estimate import Estimate
 
 
@@ -300,8 +300,6 @@ def test_probabilities_vs_dense(small_ttn):
 def test_amplitudes_with_every_table_size(small_ttn, max_sites):
     """Table lookup of small subtrees (2^k configurations contracted once) and the contraction of the
     nodes above agree with the dense state for every split between the two."""
-    from bornmachine import tree_kernels
-
     m = small_ttn
     x = configs(m.n_sites)
     psi = dense_psi(m)
@@ -399,6 +397,15 @@ def test_marginals_on_every_tree(small_ttn):
     p = oracle.probabilities(dense_psi(m))
     for sites in ([0, m.n_sites - 1], [2, 1, 4], [m.n_sites - 2]):
         assert_allclose(m.marginal_log_prob(configs(len(sites)), sites), np.log(oracle.marginal(p, sites)))
+
+
+def test_marginals_in_blocks_of_rows_are_exact(any_ttn, monkeypatch):
+    """The mixed environments are contracted over blocks of rows; blocks of 1 and 3 rows give the dense values."""
+    p = oracle.probabilities(dense_psi(any_ttn))
+    sites = [0, 3, 5, 6, 9, 10]  # every subtree above the leaves mixes known and unknown sites
+    for block_elements in (1, 3 * 4 ** 3):
+        monkeypatch.setattr(tree_kernels, "_BLOCK_ELEMENTS", block_elements)
+        assert_allclose(any_ttn.marginal_log_prob(configs(len(sites)), sites), np.log(oracle.marginal(p, sites)))
 
 
 def test_conditional_sample_distribution(any_ttn):
