@@ -374,6 +374,23 @@ def _conditional_block(tensors: Chain, x: torch.Tensor, known: torch.Tensor, u: 
 # --------------------------------------------------------------------------------------------------
 # Rényi-2 of an arbitrary subset by swap contraction of four copies
 # --------------------------------------------------------------------------------------------------
+def _swap_transfer(env: torch.Tensor, a: torch.Tensor, in_x: bool) -> torch.Tensor:
+    """The four-copy environment env[k₁, b₁, k₂, b₂] (Dl, Dl, Dl, Dl) carried over a site a (Dl, 2, Dr).
+
+    Each pair of copies that share the physical index (k₁b₁ and k₂b₂ off X, k₁b₂ and k₂b₁ on X) goes
+    through the transfer X ↦ Σ_s A_sᵀ X A_s of :func:`_transfer_left`, with the other pair's D² values in
+    the middle: two GEMM pairs per site, and only (D⁴-sized) permutations between them.
+    """
+    dl, dr = a.shape[0], a.shape[2]
+    first = env if in_x else env.permute(0, 2, 3, 1)  # [k₁, ·, ·, partner of k₁]
+    y = _transfer_left(first.reshape(dl, dl * dl, dl), a, None).view(dr, dl, dl, dr)
+    # on X: y = [k₁', b₁, k₂, b₂'] → [k₂, k₁', b₂', b₁]; off X: y = [k₁', k₂, b₂, b₁'] → [k₂, k₁', b₁', b₂]
+    second = y.permute(2, 0, 3, 1) if in_x else y.permute(1, 0, 3, 2)
+    z = _transfer_left(second.reshape(dl, dr * dr, dl), a, None).view(dr, dr, dr, dr)
+    # on X: z = [k₂', k₁', b₂', b₁']; off X: z = [k₂', k₁', b₁', b₂']; both back to [k₁', b₁', k₂', b₂']
+    return (z.permute(1, 3, 0, 2) if in_x else z.permute(1, 2, 0, 3)).contiguous()
+
+
 def renyi2_swap(tensors: Chain, in_x: list[bool]) -> float:
     """S₂ = −ln Tr ρ_X² for the set X of chain positions flagged in ``in_x`` (exact, nats).
 
@@ -403,18 +420,7 @@ def renyi2_swap(tensors: Chain, in_x: list[bool]) -> float:
         env = torch.einsum("ab,ce->abce", eye, eye)
     log_scale = 0.0
     for k in range(start, stop + 1):
-        a = chain[k]
-        t = torch.tensordot(env, a, dims=([0], [0]))  # (b, c, e, s, a')
-        if in_x[k]:  # ket1 pairs with bra2 (e), ket2 with bra1 (b)
-            t = torch.tensordot(t, a, dims=([2, 3], [0, 1]))  # (b, c, a', e')
-            t = torch.tensordot(t, a, dims=([1], [0]))  # (b, a', e', t, c')
-            t = torch.tensordot(t, a, dims=([0, 3], [0, 1]))  # (a', e', c', b')
-            env = t.permute(0, 3, 2, 1)
-        else:  # ket1 with bra1 (b), ket2 with bra2 (e)
-            t = torch.tensordot(t, a, dims=([0, 3], [0, 1]))  # (c, e, a', b')
-            t = torch.tensordot(t, a, dims=([0], [0]))  # (e, a', b', t, c')
-            t = torch.tensordot(t, a, dims=([0, 3], [0, 1]))  # (a', b', c', e')
-            env = t
+        env = _swap_transfer(env, chain[k], in_x[k])
         scale = torch.linalg.vector_norm(env)
         log_scale += math.log(scale.item())
         env = env / scale
