@@ -403,15 +403,16 @@ def _mixed_environment(t: torch.Tensor, e0: torch.Tensor, e1: torch.Tensor | Non
     and E1 (N, d1, d1) or None (the identity); E0 and E1 symmetric, as every environment is.
 
     Three products with contiguous operands (E0 on the a leg, E1 on the b leg, t on both), over blocks of rows
-    whose intermediate stays in cache: these products are memory-bound (inner dimension d), and done on all
-    rows at once they ran at half the speed.
+    whose intermediate stays in the CPU's cache: these products are memory-bound (inner dimension d), and done
+    on all rows at once they ran at half the speed (a GPU takes all rows in one block).
     """
     d0, d1, dp = t.shape
     t_apb = t.permute(0, 2, 1).reshape(d0, dp * d1)
     t_flat = t.reshape(d0 * d1, dp)
-    step = max(1, _BLOCK_ELEMENTS // (d0 * d1 * dp))
+    n_rows = e0.shape[0]
+    step = max(1, _BLOCK_ELEMENTS // (d0 * d1 * dp) if e0.device.type == "cpu" else n_rows)
     blocks = []
-    for start in range(0, e0.shape[0], step):
+    for start in range(0, max(n_rows, 1), step):  # one (empty) block when there are no rows
         e0_block = e0[start:start + step]
         rows = e0_block.shape[0]
         y = (e0_block @ t_apb).view(rows, d0 * dp, d1)  # [n, a', p, b] = Σ_a E0[n, a', a] t[a, b, p]

@@ -406,6 +406,7 @@ def test_marginals_in_blocks_of_rows_are_exact(any_ttn, monkeypatch):
     for block_elements in (1, 3 * 4 ** 3):
         monkeypatch.setattr(tree_kernels, "_BLOCK_ELEMENTS", block_elements)
         assert_allclose(any_ttn.marginal_log_prob(configs(len(sites)), sites), np.log(oracle.marginal(p, sites)))
+        assert any_ttn.marginal_log_prob(configs(len(sites))[:0], sites).shape == (0,)  # no rows: an empty answer
 
 
 def test_conditional_sample_distribution(any_ttn):
