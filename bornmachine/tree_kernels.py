@@ -395,7 +395,7 @@ def _combine(t: torch.Tensor, e0, e1):
     return "mixed", _mixed_environment(t, a0, a1 if k1 == "mixed" else None)
 
 
-_BLOCK_ELEMENTS = 1 << 17  # rows per block of _mixed_environment: its (rows, d0·dp·d1) intermediate ≈ 1 MiB
+_BLOCK_ELEMENTS = 1 << 17  # entries of _mixed_environment's intermediate (rows, d0·dp·d1) per block: 1 MiB of float64
 
 
 def _mixed_environment(t: torch.Tensor, e0: torch.Tensor, e1: torch.Tensor | None) -> torch.Tensor:

@@ -400,7 +400,8 @@ def test_marginals_on_every_tree(small_ttn):
 
 
 def test_marginals_in_blocks_of_rows_are_exact(any_ttn, monkeypatch):
-    """The mixed environments are contracted over blocks of rows; blocks of 1 and 3 rows give the dense values."""
+    """The mixed environments are contracted over blocks of rows; blocks of one row and of a few rows (and no rows)
+    give the dense values."""
     p = oracle.probabilities(dense_psi(any_ttn))
     sites = [0, 3, 5, 6, 9, 10]  # every subtree above the leaves mixes known and unknown sites
     for block_elements in (1, 3 * 4 ** 3):
