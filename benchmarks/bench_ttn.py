@@ -28,7 +28,8 @@ Usage:
   python benchmarks/bench_ttn.py targets
   python benchmarks/bench_ttn.py speed [--bonds 16 32] [--n-images 1000] [--with-mps]
   python benchmarks/bench_ttn.py quality [--bonds 8 16 32] [--n-train 1000] [--sweeps 3] [--lr 0.05]
-  python benchmarks/bench_ttn.py restructure [--bond 8] [--n-train 4000] [--sweeps 6] [--runs mi fixed nll bisection]
+  python benchmarks/bench_ttn.py restructure [--bond 8] [--n-train 4000] [--sweeps 6] [--lr 0.05]
+                                             [--runs mi fixed nll bisection]
 """
 import argparse
 import time
@@ -238,7 +239,7 @@ def local_pairing_optimum(tree, info, max_passes: int = 50) -> tuple:
 
 def restructure(args):
     header(f"adaptive tree on mnist5k ({args.n_train} train / 1000 test, D={args.bond}, {args.sweeps} sweeps, "
-           "trainer defaults, from bond 2)")
+           f"lr {args.lr}, trainer defaults otherwise, from bond 2)")
     train, test = data(args.n_train)
     info = pairwise_mutual_information(train).double().numpy().copy()
     np.fill_diagonal(info, 0.0)
@@ -252,7 +253,8 @@ def restructure(args):
             tree, passes = local_pairing_optimum(tree, info)
             print(f"{name:>10} after {passes} passes of oracle moves: cut information {cut_information(tree, info):.0f}")
         model = TTN((28, 28), 2, tree=tree, generator=torch.Generator().manual_seed(0))
-        trainer = SweepTrainer(model, max_bond=args.bond, n_sweeps=args.sweeps, seed=0, restructure=criterion)
+        trainer = SweepTrainer(model, max_bond=args.bond, lr=args.lr, n_sweeps=args.sweeps, seed=0,
+                               restructure=criterion)
 
         def report(record, name=name):
             print(f"{name:>10} sweep {record['epoch']}: test NLL {record['valid_nll']:.2f} train NLL "
@@ -288,6 +290,7 @@ def main():
     p.add_argument("--n-train", type=int, default=4000)
     p.add_argument("--sweeps", type=int, default=6)
     p.add_argument("--tree-seed", type=int, default=0, help="seed of the random tree")
+    p.add_argument("--lr", type=float, default=0.05, help="learning rate (0.05: SweepTrainer's default)")
     p.add_argument("--runs", nargs="+", default=list(RESTRUCTURE_RUNS), choices=list(RESTRUCTURE_RUNS))
     args = parser.parse_args()
     torch.set_num_threads(1)
