@@ -27,8 +27,8 @@ tree's cut information (that sum over all edges; lower = correlated pixels kept 
 Usage:
   python benchmarks/bench_ttn.py targets
   python benchmarks/bench_ttn.py speed [--bonds 16 32] [--n-images 1000] [--with-mps]
-  python benchmarks/bench_ttn.py quality [--bonds 8 16 32] [--n-train 1000] [--sweeps 3] [--lr 0.05]
-  python benchmarks/bench_ttn.py restructure [--bond 8] [--n-train 4000] [--sweeps 6] [--lr 0.05]
+  python benchmarks/bench_ttn.py quality [--bonds 8 16 32] [--n-train 1000] [--sweeps 3] [--lr 0.1]
+  python benchmarks/bench_ttn.py restructure [--bond 8] [--n-train 4000] [--sweeps 6] [--lr 0.1]
                                              [--runs mi fixed nll bisection]
 """
 import argparse
@@ -280,7 +280,7 @@ def main():
     p.add_argument("--bonds", type=int, nargs="+", default=[8, 16, 32])
     p.add_argument("--n-train", type=int, default=1000)
     p.add_argument("--sweeps", type=int, default=3)
-    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--steps", type=int, default=1)
     p.add_argument("--cutoff", type=float, default=1e-7)
     p.add_argument("--max-step", type=float, default=0.3, help="SweepTrainer trust region, same for both models")
@@ -290,7 +290,7 @@ def main():
     p.add_argument("--n-train", type=int, default=4000)
     p.add_argument("--sweeps", type=int, default=6)
     p.add_argument("--tree-seed", type=int, default=0, help="seed of the random tree")
-    p.add_argument("--lr", type=float, default=0.05, help="learning rate (0.05: SweepTrainer's default)")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate (0.1: SweepTrainer's default)")
     p.add_argument("--runs", nargs="+", default=list(RESTRUCTURE_RUNS), choices=list(RESTRUCTURE_RUNS))
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -65,6 +65,11 @@ def _build_model(args, sites, train):
                generator=torch.Generator().manual_seed(args.seed))
 
 
+def _given(**options) -> dict:
+    """The options the command line set (not None): the others keep the trainer's defaults."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def _dtype(name: str) -> torch.dtype:
     return {"float64": torch.float64, "float32": torch.float32}[name]
 
@@ -96,15 +101,15 @@ def _train(args) -> int:
                          "(and the sweep trainer)")
     model = _build_model(args, shape or train.shape[1], train)
     if args.trainer == "sweep":
-        trainer = SweepTrainer(model, max_bond=args.max_bond, cutoff=args.cutoff, lr=args.lr,
+        trainer = SweepTrainer(model, max_bond=args.max_bond, cutoff=args.cutoff, **_given(lr=args.lr),
                                n_steps=args.steps, batch_size=args.batch_size, n_sweeps=args.sweeps, seed=args.seed,
                                max_step=args.max_step, restructure=restructure, patience=args.patience,
                                env_dtype=None if args.env_dtype is None else _dtype(args.env_dtype))
     else:
         if args.max_bond != 2:
             model = _resize(model, args)
-        trainer = GradientTrainer(model, lr=args.lr, batch_size=args.batch_size or 100, n_epochs=args.sweeps,
-                                  seed=args.seed, device=args.device, patience=args.patience)
+        trainer = GradientTrainer(model, **_given(lr=args.lr), batch_size=args.batch_size or 100,
+                                  n_epochs=args.sweeps, seed=args.seed, device=args.device, patience=args.patience)
     if main:
         processes = f", {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
         n_valid = 0 if valid is None else len(valid)
@@ -229,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-bond", type=int, default=32, help="largest bond dimension")
     p.add_argument("--cutoff", type=float, default=1e-7,
                    help="sweep trainer: keep singular values s_i > CUTOFF * s_0")
-    p.add_argument("--lr", type=float, default=0.05, help="learning rate")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: the trainer's, 0.1 for sweeps, 1e-3 for Adam)")
     p.add_argument("--steps", type=int, default=1, help="sweep trainer: gradient steps per bond")
     p.add_argument("--max-step", type=float, default=0.3,
                    help="sweep trainer: trust region, the longest gradient step on a unit-norm merged tensor")

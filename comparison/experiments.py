@@ -540,7 +540,7 @@ def fig4_findings(table: Table, shape: Sequence[int]) -> list[str]:
 # ------------------------------------------------------------------------------------------------
 def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[int] = (2, 4, 8, 16),
                       born_kinds: Sequence[str] = BORN_KINDS, rbm_kinds: Sequence[str] = ("local_2d", "dense"),
-                      max_sweeps: int = 12, lrs: Sequence[float] = (0.05,), patience: int = 2, restarts: int = 1,
+                      max_sweeps: int = 12, lrs: Sequence[float] = (0.1,), patience: int = 2, restarts: int = 1,
                       rbm_max_epochs: int = 40, rbm_lrs: Sequence[float] = (0.01,), rbm_patience: int = 4,
                       valid_fraction: float = 0.1, eval_ais: Sequence[int] = (32, 300), ais_chains: int = 100,
                       ais_betas: int = 10000, n_gibbs: int = 1000, bipartitions: Sequence[bp.Bipartition] | None = None,

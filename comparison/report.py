@@ -37,18 +37,18 @@ __all__ = ["PRESETS", "report", "load_dataset"]
 #: with that many hidden units (the other kinds are matched to them). ``workers``: models trained side by
 #: side in that many processes (None: one per core, :func:`~comparison.parallel.default_workers`).
 PRESETS = {
-    "quick": {"bond_dims": [2, 4, 8, 16], "max_sweeps": 10, "born_lrs": [0.05], "born_patience": 2, "restarts": 1,
+    "quick": {"bond_dims": [2, 4, 8, 16], "max_sweeps": 10, "born_lrs": [0.1], "born_patience": 2, "restarts": 1,
               "rbm_hidden": [4, 8, 16, 32, 64], "rbm_max_epochs": 30, "rbm_lrs": [0.04], "rbm_patience": 4,
               "valid_fraction": 0.1, "eval_ais": [32, 300], "ais_chains": 50, "ais_betas": 1000, "n_gibbs": 200,
               "cut_step": 2, "model_samples": 500, "max_train": 4000, "max_test": 1000, "structure_bonds": [9, 8],
               "structures": None, "ttn_max_bond": None, "rbm_max_params": None, "workers": None},
-    "full": {"bond_dims": [2, 4, 8, 16, 32], "max_sweeps": 20, "born_lrs": [0.02, 0.05], "born_patience": 3,
+    "full": {"bond_dims": [2, 4, 8, 16, 32], "max_sweeps": 20, "born_lrs": [0.1, 0.2], "born_patience": 3,
              "restarts": 1, "rbm_hidden": [4, 8, 16, 32, 64], "rbm_max_epochs": 60, "rbm_lrs": [0.02, 0.05],
              "rbm_patience": 6, "valid_fraction": 0.1, "eval_ais": [64, 500], "ais_chains": 100, "ais_betas": 5000,
              "n_gibbs": 1000, "cut_step": 1, "model_samples": 2000, "max_train": None, "max_test": None,
              "structure_bonds": [9, 8], "structures": None, "ttn_max_bond": 16, "rbm_max_params": 400_000,
              "workers": None},
-    "smoke": {"bond_dims": [2], "max_sweeps": 2, "born_lrs": [0.05], "born_patience": 1, "restarts": 1,
+    "smoke": {"bond_dims": [2], "max_sweeps": 2, "born_lrs": [0.1], "born_patience": 1, "restarts": 1,
               "rbm_hidden": [2, 3], "rbm_max_epochs": 2, "rbm_lrs": [0.01], "rbm_patience": 1, "valid_fraction": 0.1,
               "eval_ais": [8, 20], "ais_chains": 8, "ais_betas": 50, "n_gibbs": 5, "cut_step": 14, "model_samples": 50,
               "max_train": 100, "max_test": 50, "structure_bonds": [2, 2],

@@ -52,7 +52,7 @@ def shuffle_pixels(x: torch.Tensor, seed: int) -> tuple[torch.Tensor, np.ndarray
 
 
 def structure_experiment(train, test, shape: Sequence[int], *, mps_bond: int = 9, ttn_bond: int = 8,
-                         max_sweeps: int = 10, lrs: Sequence[float] = (0.05,), patience: int = 2, restarts: int = 1,
+                         max_sweeps: int = 10, lrs: Sequence[float] = (0.1,), patience: int = 2, restarts: int = 1,
                          rbm_max_epochs: int = 30, rbm_lrs: Sequence[float] = (0.01,), rbm_patience: int = 4,
                          valid_fraction: float = 0.1, eval_ais: Sequence[int] = (32, 300), ais_chains: int = 50,
                          ais_betas: int = 1000, n_gibbs: int = 200, shuffle_seed: int = 1, seed: int = 0,

@@ -48,7 +48,7 @@ def make_born(kind: str, shape: Sequence[int], train: torch.Tensor, generator: t
 
 
 def train_born_machine(kind: str, train: torch.Tensor, valid: torch.Tensor, shape: Sequence[int], bond_dim: int, *,
-                       max_sweeps: int, lrs: Sequence[float] = (0.05,), restarts: int = 1, patience: int = 2,
+                       max_sweeps: int, lrs: Sequence[float] = (0.1,), restarts: int = 1, patience: int = 2,
                        restructure: str | None = None, seed: int = 0, folder: str = "models") -> Selected:
     """Sweeps from bond 2 up to ``bond_dim`` (trainer defaults otherwise), at most ``max_sweeps``, stopped
     ``patience`` sweeps after the lowest validation NLL; the candidate (lr, restart) of lowest validation

@@ -73,16 +73,36 @@ def test_restructured_training_is_exact_and_normalised(name, criterion):
     assert all(isinstance(r["rewired"], int) and r["rewired"] >= 0 for r in history)
 
 
+def joined_pairs(tree: Tree) -> int:
+    """How many of the correlated pairs (i, i + 4) of :func:`paired_data` are siblings in ``tree``."""
+    return sum(int(tree.parent[i]) == int(tree.parent[i + 4]) for i in range(4))
+
+
+#: Over the 10 initial states: the least mean NLL gain over the fixed tree, and the least number of runs that
+#: end with all four pairs or with at least three pairs joined. Measured with the defaults (lr 0.1, 4 sweeps):
+#: "nll" 1.05 nats, 3+ pairs in 7 runs; "mi" 0.30 nats, all four pairs in 1 run (lr 0.05: 1.15 / 7 and 0.33 / 1).
+RESTRUCTURE_GAINS = {"nll": (0.7, 5), "mi": (0.15, 1)}
+
+
 @pytest.mark.parametrize("criterion", CRITERIA)
 def test_restructure_joins_the_pairs_the_tree_splits(criterion):
+    """The greedy local choice depends on the state it starts from, so this is measured over 10 initial
+    states: the fixed balanced tree never joins a pair; the adaptive tree ends lower on average and joins
+    the pairs in some runs."""
     x = paired_data()
-    results = {}
-    for setting in (None, criterion):
-        m = TTN(8, 2, tree="balanced", generator=gen(0))
-        SweepTrainer(m, max_bond=2, n_sweeps=4, restructure=setting).fit(x, progress=False)
-        results[setting] = (m.nll(x), m.tree)
-    assert results[criterion][1] != Tree.balanced(8)
-    assert results[criterion][0] < results[None][0] - 0.3, results
+    nll, joined = {None: [], criterion: []}, []
+    for seed in range(10):
+        for setting in nll:
+            m = TTN(8, 2, tree="balanced", generator=gen(seed))
+            SweepTrainer(m, max_bond=2, n_sweeps=4, restructure=setting).fit(x, progress=False)
+            nll[setting].append(m.nll(x))
+            if setting is None:
+                assert m.tree == Tree.balanced(8)
+            else:
+                joined.append(joined_pairs(m.tree))
+    gain, runs = RESTRUCTURE_GAINS[criterion]
+    assert np.mean(nll[criterion]) < np.mean(nll[None]) - gain, nll
+    assert sum(k >= (3 if criterion == "nll" else 4) for k in joined) >= runs, joined
 
 
 def test_nll_restructure_never_raises_the_local_nll(monkeypatch):
@@ -98,7 +118,7 @@ def test_nll_restructure_never_raises_the_local_nll(monkeypatch):
 
     monkeypatch.setattr(tree_restructure, "local_nll", lambda *a: scores.append(score(*a)) or scores[-1])
     monkeypatch.setattr(RestructuringTreeSweep, "_choose", recording_choose)
-    m = TTN(8, 2, tree="balanced", generator=gen(0))
+    m = TTN(8, 2, tree="balanced", generator=gen(1))  # an initial state that rewires (see the test above)
     SweepTrainer(m, max_bond=2, n_sweeps=3, restructure="nll").fit(paired_data(), progress=False)
     assert len(scores) == 3 * len(chosen) and any(chosen)
     for k, step in zip(chosen, np.reshape(scores, (-1, 3))):
@@ -166,7 +186,8 @@ def test_cli_restructure(tmp_path, capsys):
     np.save(data, paired_data(300))
     out = tmp_path / "run"
     assert cli.main(["train", "--model", "ttn", "--tree", "balanced", "--restructure", "nll", "--valid-fraction", "0",
-                     "--data", str(data), "--max-bond", "2", "--sweeps", "3", "--quiet", "--n-samples", "4", "--out", str(out)]) == 0
+                     "--data", str(data), "--max-bond", "2", "--sweeps", "3", "--quiet", "--n-samples", "4",
+                     "--seed", "1", "--out", str(out)]) == 0  # an initial state that rewires
     model = load(out / "model.npz")
     assert model.tree != Tree.balanced(8)
     history = json.loads((out / "history.json").read_text())
