@@ -81,9 +81,9 @@ def from_data(data, method: str = "curve", *, neighbours: int = 6, refine: bool 
     correlations between sites at a distance its transfer matrices let through, and a chain in which each pixel's
     strongest partners are near it needs the least of that; the locality ranks the chains of 28×28 images as
     their MPS NLL does (row-major < snake < spectral-tree leaf order < Hilbert). On mnist5k (3600 training rows,
-    D = 9, 6 sweeps of ``SweepTrainer`` defaults, ``benchmarks/bench_orderings.py``) test NLL 99.5 against 100.7 for
-    the Hilbert curve and 107.3 for the unrefined ``"tree"`` order; on Fashion-MNIST (3600 rows) 146.3 against
-    144.9 (tree 147.3).
+    D = 9, 6 sweeps of ``SweepTrainer`` at lr 0.05, its default then, ``benchmarks/bench_orderings.py``) test
+    NLL 99.5 against 100.7 for the Hilbert curve and 107.3 for the unrefined ``"tree"`` order; on Fashion-MNIST
+    (3600 rows) 146.3 against 144.9 (tree 147.3).
 
     ``"tree"``: the leaves of the spectral bisection tree of the graph of each pixel's ``neighbours``
     strongest links (:mod:`bornmachine.spectral`, the tree of ``Tree.from_data(method="spectral")``), in the

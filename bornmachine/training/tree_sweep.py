@@ -36,9 +36,9 @@ between), which is then dropped.
 The first sweep of a fresh run (``first_sweep``, set by the trainer at epoch 0) descends by gauge moves only:
 going down, t_w = Rᵀ Qᵀ (QR of t_wᵀ), t_w ← Qᵀ, t_u ← t_u Rᵀ, no gradient step. Its down steps would optimise
 against inside vectors of the random initial tensors below (only the leaves hold data) and allocate bonds on
-them; the up steps then find the environments below trained. On mnist5k (4000 / 1000 images, trainer defaults,
-6 sweeps, init seeds 0 / 1) test NLL 121.2 / 119.3 instead of 121.3 / 121.9 at D = 4, 106.2 / 105.8 instead of
-107.3 / 106.8 at D = 8, 96.1 instead of 98.4 at D = 16 (seed 0).
+them; the up steps then find the environments below trained. On mnist5k (4000 / 1000 images, trainer defaults
+of then (lr 0.05), 6 sweeps, init seeds 0 / 1) test NLL 121.2 / 119.3 instead of 121.3 / 121.9 at D = 4,
+106.2 / 105.8 instead of 107.3 / 106.8 at D = 8, 96.1 instead of 98.4 at D = 16 (seed 0).
 
 The root bond. The root tensor (d0, d1, 1) is a matrix, so the two edges under the root are one bond
 of Ψ. Merging one root child with the root alone gives a (d_a·d_b, d_other) matrix that can never
