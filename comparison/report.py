@@ -12,9 +12,10 @@
     (each folder also: convergence.csv/json + convergence.png, the validation curve of every model)
 
 Everything is cached in ``out``: run the same command again after an interruption and it resumes.
-Presets: ``"quick"`` (mnist5k, bond ≤ 16: 16.4–16.9 minutes alone on a 2-core AMD EPYC VM, 2026-12-07; 13.0 on a faster
+Presets: ``"quick"`` (mnist5k, bond ≤ 16: 16.4–18.4 minutes alone on a 2-core AMD EPYC VM, 2026-12-07; 13.0 on a faster
 Xeon VM before the float32 evaluation AIS, 2026-12-03),
-``"full"`` (paper-scale settings: 113.4 minutes alone on 2 cores, measured 2026-12-03),
+``"full"`` (paper-scale settings: 113.4 minutes alone on 2 cores on 2026-12-03; 121.8 with the Born learning rates
+0.1 / 0.2 on a slower VM, 2026-12-07),
 ``"smoke"`` (tiny sizes, under a minute: checks that the whole pipeline runs; its numbers mean nothing).
 """
 from __future__ import annotations
