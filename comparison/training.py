@@ -77,7 +77,8 @@ def train_rbm(arch, train: torch.Tensor, valid: torch.Tensor, *, tag: str, max_e
     from rbm import CDTrainer
 
     stem = f"{tag}-" + settings_tag(max_epochs, patience, batch_size, tuple(eval_ais), seed, arch.n_hidden,
-                                    fingerprint(train, valid), "backoff", RBM_BACKOFF, "average", RBM_AVERAGE)
+                                    fingerprint(train, valid), "backoff", RBM_BACKOFF, "average", RBM_AVERAGE,
+                                    "tracked log Z")
 
     def one(lr: float, restart: int, checkpoint: str):
         model = arch.build(generator=torch.Generator().manual_seed(seed + 7919 * restart))

@@ -61,12 +61,16 @@ class AISEstimate(Estimate):
     log_z_base : log partition function of the base-rate model (including ``n_hidden · ln 2``).
     n_betas : number of inverse temperatures (including 0 and 1).
     direction : ``"forward"`` (tends to under-estimate) or ``"reverse"`` (tends to over-estimate).
+    final_states : (n_chains, n_visible) 0/1 tensor or None: the forward chains' last states; with the
+        weights ``exp(log_weights)`` they are weighted samples of the RBM (``E[w f(v)] ∝ E_p[f]``), which
+        :mod:`rbm.tracking` uses to bridge between epochs. None for reverse AIS.
     """
 
     log_weights: np.ndarray | None = field(default=None, repr=False, compare=False)
     log_z_base: float = 0.0
     n_betas: int = 0
     direction: str = "forward"
+    final_states: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     @property
     def ess(self) -> float:
@@ -270,7 +274,7 @@ def _anneal(v: torch.Tensor, betas: torch.Tensor, prods: _Products, b_a: torch.T
 
     Returns
     -------
-    (n_chains,) float64 tensor of log-weights.
+    (n_chains,) float64 tensor of log-weights and the chains' last states (n_chains, n_visible).
     """
     n_hidden = prods.n_hidden
     betas_list = [float(x) for x in betas.to(torch.float64)]
@@ -289,10 +293,11 @@ def _anneal(v: torch.Tensor, betas: torch.Tensor, prods: _Products, b_a: torch.T
         if k < last:
             h = bernoulli(torch.sigmoid(beta * xa[:, :n_hidden]), generator)
             v = bernoulli(torch.sigmoid(prods.back(h, (1.0 - beta) * b_a + beta * b_b, beta)), generator)
-    return log_w
+    return log_w, v
 
 
-def _finish(log_w: torch.Tensor, log_z0: float, sign: float, n_betas: int, direction: str) -> AISEstimate:
+def _finish(log_w: torch.Tensor, log_z0: float, sign: float, n_betas: int, direction: str,
+            final_states: torch.Tensor | None = None) -> AISEstimate:
     """Turn log-weights into ``log Z = log Z_0 + sign · log mean(w)`` with its delta-method error."""
     lw = log_w.to(torch.float64)
     n = lw.numel()
@@ -301,7 +306,7 @@ def _finish(log_w: torch.Tensor, log_z0: float, sign: float, n_betas: int, direc
     stderr = float(w.std() / (math.sqrt(n) * w.mean()))
     if not math.isfinite(log_mean):
         raise ValueError("AIS log-weights are not finite (model parameters too large for this dtype?)")
-    return AISEstimate(log_z0 + sign * log_mean, stderr, lw.cpu().numpy(), log_z0, n_betas, direction)
+    return AISEstimate(log_z0 + sign * log_mean, stderr, lw.cpu().numpy(), log_z0, n_betas, direction, final_states)
 
 
 def _base_bias(rbm: RBM, data, base_visible_bias, pseudocount: float) -> torch.Tensor:
@@ -369,8 +374,8 @@ def ais_log_z(rbm: RBM, n_chains: int = 100, n_betas: int = 10000, *, betas=None
         W, b_a, b, c = (t.to(dtype) for t in (W, b_a, b, c))
     v0 = bernoulli(torch.sigmoid(b_a).expand(n_chains, -1), gen)
     with torch.no_grad():
-        log_w = _anneal(v0, sched, _Products(W, b_a, b, c, rbm.n_edges), b_a, b, gen)
-    return _finish(log_w, base_log_z(b_a, rbm.n_hidden), +1.0, sched.numel(), "forward")
+        log_w, final = _anneal(v0, sched, _Products(W, b_a, b, c, rbm.n_edges), b_a, b, gen)
+    return _finish(log_w, base_log_z(b_a, rbm.n_hidden), +1.0, sched.numel(), "forward", final)
 
 
 def reverse_ais_log_z(rbm: RBM, n_chains: int = 100, n_betas: int = 10000, *, betas=None, samples=None,
@@ -425,7 +430,7 @@ def reverse_ais_log_z(rbm: RBM, n_chains: int = 100, n_betas: int = 10000, *, be
             else:
                 init = bernoulli(torch.sigmoid(b_a).expand(n_chains, -1), gen)
             v = _gibbs(init, prods, b, n_gibbs, gen)
-        log_w = _anneal(v, torch.flip(sched, [0]), prods, b_a, b, gen)
+        log_w, _ = _anneal(v, torch.flip(sched, [0]), prods, b_a, b, gen)
     return _finish(log_w, base_log_z(b_a, rbm.n_hidden), -1.0, sched.numel(), "reverse")
 
 

@@ -19,6 +19,14 @@ def configs(n: int) -> torch.Tensor:
     return torch.from_numpy(oracle.all_configs(n))
 
 
+def prototype_data(n_v: int, n: int, seed: int, n_protos: int = 3, noise: float = 0.05) -> np.ndarray:
+    """(n, n_v) uint8: n rows drawn from n_protos random binary prototypes, each bit flipped with prob. noise."""
+    rng = np.random.default_rng(seed)
+    protos = rng.integers(0, 2, (n_protos, n_v))
+    x = protos[rng.integers(0, n_protos, n)]
+    return np.where(rng.random(x.shape) < noise, 1 - x, x).astype(np.uint8)
+
+
 def as_np(t) -> np.ndarray:
     return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 

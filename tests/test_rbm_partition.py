@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import oracle
+from helpers import prototype_data
 from bornmachine.estimate import Estimate
 from rbm import RBM, CDTrainer, ais_log_z, exact_log_z, reverse_ais_log_z
 from rbm.partition import AISEstimate, beta_schedule, estimate_log_z
@@ -38,13 +39,6 @@ def brute_log_z(r: RBM) -> float:
     W, b, c = (t.to(torch.float64).numpy() for t in r.parameters())
     neg_e = (V @ b)[:, None] + (H @ c)[None, :] + V @ W @ H.T
     return float(np.logaddexp.reduce(neg_e.ravel()))
-
-
-def prototype_data(n_v: int, n: int, seed: int, n_protos: int = 3, noise: float = 0.05) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    protos = rng.integers(0, 2, (n_protos, n_v))
-    x = protos[rng.integers(0, n_protos, n)]
-    return np.where(rng.random(x.shape) < noise, 1 - x, x).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

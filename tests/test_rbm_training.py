@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import oracle
-from helpers import fit_until
+from helpers import fit_until, prototype_data
 from rbm import RBM, CDTrainer, masks
 from rbm.partition import exact_log_z
 from rbm.training import centered_gradient, centered_step
@@ -17,13 +17,6 @@ from rbm.training import centered_gradient, centered_step
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def prototype_data(n_v: int, n: int, seed: int, n_protos: int = 3, noise: float = 0.05) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    protos = rng.integers(0, 2, (n_protos, n_v))
-    x = protos[rng.integers(0, n_protos, n)]
-    return np.where(rng.random(x.shape) < noise, 1 - x, x).astype(np.uint8)
 
 
 def independent_nll(x: np.ndarray) -> float:
