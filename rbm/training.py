@@ -36,6 +36,10 @@ local RBM at a learning rate that suits a dense one; the next epoch starts again
 parameters with the learning rate multiplied by ``backoff`` (records: ``backoff`` True). The count of
 backoffs is read from the history, so a resumed run continues with the same rate.
 
+Tracked log Z (``track_log_z``, with AIS evaluation): the log Z of every evaluation is filtered from all AIS runs
+so far, joined by bridge sampling between consecutive evaluations (:mod:`rbm.tracking`), so that the
+epoch-to-epoch noise of a short AIS does not decide when training stops.
+
 The fit loop (history, progress, checkpoints, resume, callbacks) is the one every trainer of the package
 shares (:class:`bornmachine.training.Trainer`). Checkpoints (``fit(..., checkpoint=path)``) are written
 atomically after every epoch and hold the parameters, the momentum (and Adam) buffers, the centering
