@@ -108,7 +108,7 @@ def _train_here(args) -> int:
                         centering=not args.no_centering, adaptive=not args.no_adaptive, patience=args.patience,
                         average=args.average if args.average > 0 else None,
                         eval_every=args.eval_every, log_z=args.log_z, ais_chains=args.ais_chains,
-                        ais_betas=args.ais_betas, generator=gen)
+                        ais_betas=args.ais_betas, track_log_z=not args.no_track_log_z, generator=gen)
 
     def report(rec):
         if not main:
@@ -224,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how to get log Z for the NLL (auto: exact when a layer is small enough)")
     t.add_argument("--ais-chains", type=int, default=100, help="AIS chains for log Z")
     t.add_argument("--ais-betas", type=int, default=1000, help="AIS temperatures for log Z")
+    t.add_argument("--no-track-log-z", action="store_true",
+                   help="each epoch's own AIS log Z instead of the AIS runs joined by bridge sampling (rbm.tracking)")
     t.add_argument("--seed", type=int, default=0, help="seed of the initial weights, random masks, minibatches and Gibbs chains")
     t.add_argument("--float32", action="store_true", help="train in float32 instead of float64")
     t.add_argument("--out", default=None, help="model file to write (.npz; none when not given)")

@@ -68,6 +68,16 @@ def test_train_options_reach_the_trainer(tmp_path, tiny_data):
     assert record["history"][-1]["best_epoch"] == len(record["history"]) - 1
 
 
+@pytest.mark.parametrize("flag, tracked", [([], True), (["--no-track-log-z"], False)])
+def test_train_tracks_the_ais_log_z_unless_told_not_to(tmp_path, tiny_data, flag, tracked):
+    hist = tmp_path / "h.json"
+    assert main(["train", "--data", str(tiny_data), "--hidden", "3", "--epochs", "2", "--log-z", "ais", "--ais-chains",
+                 "8", "--ais-betas", "20", "--history", str(hist), "--no-progress"] + flag) == 0
+    record = json.loads(hist.read_text())
+    assert record["hyper_parameters"]["track_log_z"] is tracked
+    assert all((h["log_z_ais"] is not None) is tracked for h in record["history"])
+
+
 @pytest.mark.parametrize("mask", ["random", "local_2d"])
 @pytest.mark.parametrize("window", [[], ["--window", "2"]], ids=["default-window", "window-2"])
 def test_train_with_parameter_budget(tmp_path, tiny_data, mask, window):
