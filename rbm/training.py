@@ -82,7 +82,7 @@ _ADAM_BETA2, _ADAM_EPS = 0.999, 1e-8
 # Hyper-parameters that shape the training trajectory: a checkpoint resumes only if they agree.
 _TRAJECTORY_KEYS = ("k", "persistent", "lr", "lr_decay", "momentum", "weight_decay", "batch_size", "n_chains",
                     "init_visible_bias", "shuffle", "centering", "centering_rate", "adaptive", "patience", "backoff",
-                    "average", "track_log_z")
+                    "average")
 #: A validation NLL this far above the best (relative, at least ``_OVERSHOOT_NATS``) triggers a backoff.
 _OVERSHOOT, _OVERSHOOT_NATS = 0.02, 2.0
 

@@ -133,3 +133,13 @@ def test_tracking_resumes_bit_identically(tmp_path):
     assert [h["log_z"] for h in res_tr.history] == [h["log_z"] for h in full_tr.history]
     for a, b in zip(resumed.parameters(), full.parameters()):
         assert torch.equal(a, b)
+
+
+def test_a_checkpoint_without_tracking_state_resumes_with_a_fresh_filter(tmp_path):
+    """A run checkpointed untracked (as before tracking existed) resumes tracked: the filter starts at the
+    first evaluation after the resume."""
+    _trained(False, tmp_path, stop_after=2, name="old.npz", n_epochs=4)
+    _, trainer, _ = _trained(True, tmp_path, name="old.npz", n_epochs=4)
+    hist = trainer.history
+    assert [h["epoch"] for h in hist] == [1, 2, 3, 4] and hist[1]["log_z_ais"] is None
+    assert hist[2]["log_z"] == hist[2]["log_z_ais"] and hist[3]["log_z"] != hist[3]["log_z_ais"]
