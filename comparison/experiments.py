@@ -46,7 +46,7 @@ from .information import data_renyi2, ksg_mutual_information, plugin_mutual_info
 from .parallel import run_jobs
 from .selection import curve_rows, curve_table
 from .table import RowStore, Table, write_text
-from .training import BORN_KINDS, evaluate_rbm, fingerprint, train_born_machine, train_rbm
+from .training import BORN_KINDS, RBM_SELECTION, evaluate_rbm, fingerprint, train_born_machine, train_rbm
 
 __all__ = ["Result", "information_table", "mi_profile", "rbm_architectures", "born_vs_boltzmann",
            "local_windows", "smaller_windows", "train_born_machine", "BORN_KINDS", "RBM_KINDS"]
@@ -412,7 +412,8 @@ def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[in
     xt = as_binary(test, n, name="test", shape=shape)
     settings = {"max_epochs": max_epochs, "lrs": list(lrs), "restarts": restarts, "patience": patience,
                 "batch_size": batch_size, "valid_fraction": valid_fraction, "eval_ais": list(eval_ais),
-                "ais": [ais_chains, ais_betas], "n_gibbs": n_gibbs, "seed": seed, "data": fingerprint(x, xv, xt)}
+                "ais": [ais_chains, ais_betas], "n_gibbs": n_gibbs, "seed": seed, "data": fingerprint(x, xv, xt),
+                "rbm_selection": RBM_SELECTION}
     store = RowStore(os.path.join(out, "runs.json"), settings)
     archs = {}
     for budget, kind, arch in rbm_jobs(budgets, kinds, shape, seed, smaller=window_choice):
@@ -464,13 +465,16 @@ def pick_windows(keyed: Sequence[tuple[str, dict]]) -> tuple[list, list]:
 
 def rbm_result_row(arch, x, xv, xt, tag: str, *, max_epochs, lrs, restarts, patience, batch_size, eval_ais, ais_chains,
              ais_betas, n_gibbs, seed, folder) -> dict:
-    """Train (validation-selected) and evaluate one RBM architecture: its result row."""
+    """Train (validation-selected, candidates compared by the final log Z) and evaluate one RBM architecture: its
+    result row."""
     t0 = time.perf_counter()
     selected = train_rbm(arch, x, xv, tag=tag, max_epochs=max_epochs, lrs=lrs, restarts=restarts, patience=patience,
-                         batch_size=batch_size, eval_ais=eval_ais, seed=seed, folder=folder)
+                         batch_size=batch_size, eval_ais=eval_ais, final_ais=(ais_chains, ais_betas), seed=seed,
+                         folder=folder)
     model = selected.model
     model.save(os.path.join(folder, f"{tag}.npz"))
-    scores = evaluate_rbm(model, x, xv, xt, ais_chains=ais_chains, ais_betas=ais_betas, n_gibbs=n_gibbs, seed=seed)
+    scores = evaluate_rbm(model, x, xv, xt, ais_chains=ais_chains, ais_betas=ais_betas, n_gibbs=n_gibbs, seed=seed,
+                          forward=selected.rescored)
     return {"kind": arch.kind, "n_hidden": model.n_hidden, "n_params": model.n_params, "window": window_label(arch),
             **selection_columns(selected), **scores, "seconds": time.perf_counter() - t0, "model_file": f"{tag}.npz"}
 
@@ -571,7 +575,7 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
     settings = {"max_sweeps": max_sweeps, "lrs": list(lrs), "patience": patience, "restarts": restarts,
                 "rbm_max_epochs": rbm_max_epochs, "rbm_lrs": list(rbm_lrs), "rbm_patience": rbm_patience,
                 "valid_fraction": valid_fraction, "eval_ais": list(eval_ais), "ais": [ais_chains, ais_betas],
-                "n_gibbs": n_gibbs, "seed": seed, "data": fingerprint(x, xv, xt)}
+                "n_gibbs": n_gibbs, "seed": seed, "data": fingerprint(x, xv, xt), "rbm_selection": RBM_SELECTION}
     if ttn_max_bond is not None or rbm_max_params is not None:
         settings.update(ttn_max_bond=ttn_max_bond, rbm_max_params=rbm_max_params)
     store = RowStore(os.path.join(out, "runs.json"), settings)

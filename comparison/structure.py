@@ -30,7 +30,7 @@ from .experiments import (Result, born_result_row, convergence_finding, rbm_jobs
                           write_curves)
 from .parallel import run_jobs
 from .table import RowStore, Table
-from .training import fingerprint
+from .training import RBM_SELECTION, fingerprint
 
 __all__ = ["structure_experiment", "STRUCTURES", "shuffle_pixels"]
 
@@ -76,7 +76,7 @@ def structure_experiment(train, test, shape: Sequence[int], *, mps_bond: int = 9
                 "patience": patience, "restarts": restarts, "rbm_max_epochs": rbm_max_epochs, "rbm_lrs": list(rbm_lrs),
                 "rbm_patience": rbm_patience, "valid_fraction": valid_fraction, "eval_ais": list(eval_ais),
                 "ais": [ais_chains, ais_betas], "n_gibbs": n_gibbs, "shuffle_seed": shuffle_seed, "seed": seed,
-                "data": fingerprint(x_all, xt_all)}
+                "data": fingerprint(x_all, xt_all), "rbm_selection": RBM_SELECTION}
     store = RowStore(os.path.join(out, "runs.json"), settings)
     folder = os.path.join(out, "models")
     data = {"images": (x_all, xt_all),
