@@ -44,7 +44,7 @@ from . import figures, verdicts
 from .capacity import network_bound, rbm_bound
 from .information import data_renyi2, ksg_mutual_information, plugin_mutual_information
 from .parallel import run_jobs
-from .selection import curve_rows, curve_table
+from .selection import curve_rows, curve_table, tried
 from .table import RowStore, Table, write_text
 from .training import BORN_KINDS, RBM_SELECTION, evaluate_rbm, fingerprint, train_born_machine, train_rbm
 
@@ -351,6 +351,12 @@ def split_rows(train: torch.Tensor, valid_fraction: float, seed: int) -> tuple[t
     return torch.from_numpy(fit), torch.from_numpy(valid)
 
 
+def table_row(row: dict, columns: Sequence[str]) -> dict:
+    """A stored result row's values of ``columns``; ``lrs_tried`` from its candidates
+    (:func:`~comparison.selection.tried`)."""
+    return {c: tried(row.get("candidates", [])) if c == "lrs_tried" else row.get(c) for c in columns}
+
+
 def selection_columns(selected) -> dict:
     """What a result row records of the model selection (the candidates' curves go to ``convergence``)."""
     return {"lr": selected.lr, "restart": selected.restart, "epochs": len(selected.history),
@@ -426,12 +432,12 @@ def rbm_architectures(train, test, shape: Sequence[int], *, budgets: Sequence[in
              workers=workers, done=lambda key, row: store.put(key, dict(row, budget=int(archs[key][0]))),
              cost=lambda key: archs[key][0], desc="RBMs", progress=progress)
     kept, others = pick_windows([(key, store.get(key)) for key in archs])
-    columns = ["budget", "kind", "n_hidden", "n_params", "window", "windows_tried", "lr", "restart", "epochs",
-               "best_epoch", "converged", "valid_nll", "test_nll", "test_nll_stderr", "test_nll_reverse", "ais_gap",
-               "train_nll", "log_z_method", "seconds", "model_file"]
-    table = Table("fig4", columns, [{c: row.get(c) for c in columns} for _, row in kept],
-                  shown=["budget", "kind", "n_hidden", "n_params", "window", "windows_tried", "lr", "epochs", "converged",
-                         "valid_nll", "test_nll", "test_nll_stderr", "test_nll_reverse", "train_nll"])
+    columns = ["budget", "kind", "n_hidden", "n_params", "window", "windows_tried", "lr", "lrs_tried", "restart",
+               "epochs", "best_epoch", "converged", "valid_nll", "test_nll", "test_nll_stderr", "test_nll_reverse",
+               "ais_gap", "train_nll", "log_z_method", "seconds", "model_file"]
+    table = Table("fig4", columns, [table_row(row, columns) for _, row in kept],
+                  shown=["budget", "kind", "n_hidden", "n_params", "window", "windows_tried", "lr", "lrs_tried", "epochs",
+                         "converged", "valid_nll", "test_nll", "test_nll_stderr", "test_nll_reverse", "train_nll"])
     result = Result("fig4", out, {"fig4": table}, title="RBM connectivity at equal parameter count (paper Fig. 4)")
     result.tables["convergence"] = write_curves("RBM", kept, out, result, "epoch", others=others)
     figures.rbm_nll(table, os.path.join(out, "fig4.png"), shape)
@@ -607,10 +613,10 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
     keyed += [(key, store.get(key)) for key in archs]
     rbm_models = {f"rbm-{kind}": load_rbm(os.path.join(folder, store.get(key)["model_file"]))
                   for key, (budget, kind, _) in archs.items() if budget == budgets[-1]}
-    columns = ["family", "size", "n_params", "max_bond", "lr", "epochs", "best_epoch", "converged", "valid_nll",
-               "test_nll", "test_nll_stderr", "ais_gap", "train_nll", "seconds"]
-    nll = Table("nll", columns, [{c: row.get(c) for c in columns} for _, row in keyed],
-                shown=["family", "size", "n_params", "lr", "epochs", "converged", "valid_nll", "test_nll",
+    columns = ["family", "size", "n_params", "max_bond", "lr", "lrs_tried", "epochs", "best_epoch", "converged",
+               "valid_nll", "test_nll", "test_nll_stderr", "ais_gap", "train_nll", "seconds"]
+    nll = Table("nll", columns, [table_row(row, columns) for _, row in keyed],
+                shown=["family", "size", "n_params", "lr", "lrs_tried", "epochs", "converged", "valid_nll", "test_nll",
                        "test_nll_stderr", "train_nll"])
     top = {k: max(d for kind, d in born if kind == k) for k in born_kinds}
     largest = {k: born[(k, top[k])] for k in born_kinds}

@@ -27,7 +27,7 @@ from bornmachine.validation import as_binary
 
 from . import figures, verdicts
 from .experiments import (Result, born_result_row, convergence_finding, rbm_jobs, rbm_result_row, split_rows,
-                          write_curves)
+                          table_row, write_curves)
 from .parallel import run_jobs
 from .table import RowStore, Table
 from .training import RBM_SELECTION, fingerprint
@@ -108,11 +108,11 @@ def structure_experiment(train, test, shape: Sequence[int], *, mps_bond: int = 9
                      seed=seed, folder=folder),
              rbm_tasks, workers=workers, done=store_row, desc="structures: RBMs", progress=progress)
     keyed = [(key, store.get(key)) for key in jobs]
-    columns = ["variant", "family", "structure", "n_params", "lr", "epochs", "best_epoch", "converged", "valid_nll",
-               "test_nll", "test_nll_stderr", "ais_gap", "train_nll", "seconds"]
-    table = Table("structure", columns, [{c: row.get(c) for c in columns} for _, row in keyed],
-                  shown=["variant", "family", "structure", "n_params", "epochs", "converged", "valid_nll", "test_nll",
-                         "test_nll_stderr"])
+    columns = ["variant", "family", "structure", "n_params", "lr", "lrs_tried", "epochs", "best_epoch", "converged",
+               "valid_nll", "test_nll", "test_nll_stderr", "ais_gap", "train_nll", "seconds"]
+    table = Table("structure", columns, [table_row(row, columns) for _, row in keyed],
+                  shown=["variant", "family", "structure", "n_params", "lr", "lrs_tried", "epochs", "converged",
+                         "valid_nll", "test_nll", "test_nll_stderr"])
     result = Result("structure", out, {"structure": table},
                     title="Architecture from the data's information: geometric vs mutual-information structures")
     result.tables["convergence"] = write_curves("model", keyed, out, result, "sweep or epoch")

@@ -280,16 +280,23 @@ def _anneal(v: torch.Tensor, betas: torch.Tensor, prods: _Products, b_a: torch.T
     betas_list = [float(x) for x in betas.to(torch.float64)]
     log_w = torch.zeros(v.shape[0], dtype=torch.float64, device=v.device)
 
-    def log_p_star(beta: float, xa: torch.Tensor) -> torch.Tensor:
-        x = xa[:, :n_hidden].to(torch.float64)
-        visible = (1.0 - beta) * xa[:, n_hidden].double() + beta * xa[:, n_hidden + 1].double()
-        return visible + _sum_softplus(beta * x)  # ≈ 2x faster than softplus(...).sum(-1), same to 1e-13
+    def log_p_star(beta: float, parts) -> torch.Tensor:
+        """log p*_β of the chains, ``(1-β) v·b_a + β v·b_b + Σ_j softplus(β x_j)``, from ``parts`` = (x, max(x, 0),
+        |x|, v·b_a, v·b_b), x the hidden pre-activations (float64): :func:`_sum_softplus`'s values to the last
+        bit (β ≥ 0 scales max(x, 0) and |x| exactly), shared by the two temperatures of a step."""
+        x, positive, magnitude, va, vb = parts
+        if n_hidden > _MAX_PROD:
+            return (1.0 - beta) * va + beta * vb + _sum_softplus(beta * x)
+        log_prod = torch.log(torch.mul(magnitude, -beta).exp_().add_(1.0).prod(-1))
+        return (1.0 - beta) * va + beta * vb + ((beta * positive).sum(-1) + log_prod)
 
     last = len(betas_list) - 1
     for k in range(1, last + 1):
         beta, beta_prev = betas_list[k], betas_list[k - 1]
         xa = prods.pre(v)
-        log_w += log_p_star(beta, xa) - log_p_star(beta_prev, xa)
+        x = xa[:, :n_hidden].to(torch.float64)
+        parts = (x, x.clamp_min(0.0), x.abs(), xa[:, n_hidden].double(), xa[:, n_hidden + 1].double())
+        log_w += log_p_star(beta, parts) - log_p_star(beta_prev, parts)
         if k < last:
             h = bernoulli(torch.sigmoid(beta * xa[:, :n_hidden]), generator)
             v = bernoulli(torch.sigmoid(prods.back(h, (1.0 - beta) * b_a + beta * b_b, beta)), generator)
@@ -435,18 +442,21 @@ def reverse_ais_log_z(rbm: RBM, n_chains: int = 100, n_betas: int = 10000, *, be
 
 
 def estimate_log_z(rbm: RBM, method: str = "auto", *, exact_max_units: int = 20, n_chains: int = 100,
-                   n_betas: int = 10000, data=None, generator: torch.Generator | None = None,
-                   seed: int | None = None, ais_dtype: torch.dtype | None = None) -> Estimate:
+                   n_betas: int = 10000, data=None, base_visible_bias=None,
+                   generator: torch.Generator | None = None, seed: int | None = None,
+                   ais_dtype: torch.dtype | None = None) -> Estimate:
     """``log Z`` by the cheapest trustworthy route: exact when affordable, forward AIS otherwise.
 
     Parameters
     ----------
     method : {"auto", "exact", "ais"}
         ``"auto"``: :func:`exact_log_z` when ``min(n_visible, n_hidden) ≤ exact_max_units``, else
-        :func:`ais_log_z` with ``n_chains``, ``n_betas``, base rates from ``data`` and ``dtype=ais_dtype``.
+        :func:`ais_log_z` with ``n_chains``, ``n_betas``, base rates from ``data`` (or the base model's
+        ``base_visible_bias``) and ``dtype=ais_dtype``.
     """
     if method not in ("auto", "exact", "ais"):
         raise ValueError(f"method must be 'auto', 'exact' or 'ais', got {method!r}")
     if method == "exact" or (method == "auto" and min(rbm.n_visible, rbm.n_hidden) <= exact_max_units):
         return exact_log_z(rbm)
-    return ais_log_z(rbm, n_chains, n_betas, data=data, generator=generator, seed=seed, dtype=ais_dtype)
+    return ais_log_z(rbm, n_chains, n_betas, data=data, base_visible_bias=base_visible_bias, generator=generator,
+                     seed=seed, dtype=ais_dtype)

@@ -219,6 +219,7 @@ class CDTrainer(Trainer):
             raise TypeError(f"sparse must be True, False or None, got {type(sparse).__name__}")
         self.sparse = sparse
         self._products: MaskedProducts | None = None  # the sparse path's CSR products (made when first needed)
+        self._ais_base: tuple[torch.Tensor, torch.Tensor] | None = None  # (rows, base-rate bias) of the last evaluation
         if isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) or eval_every < 0:
             raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
         self.eval_every = int(eval_every)
@@ -294,6 +295,9 @@ class CDTrainer(Trainer):
         if self._best is None and self._averaged is not None:
             self.rbm.set_parameters(*(p.clone() for p in self._averaged))
         super()._finish()
+
+    def _release(self) -> None:
+        self._ais_base = None  # holds the training rows
 
     def _update_average(self) -> None:
         """Move the parameter average towards the current parameters (one update done)."""
@@ -514,8 +518,11 @@ class CDTrainer(Trainer):
             else:
                 recon = torch.sigmoid(prods.visible(bernoulli(torch.sigmoid(prods.hidden(sub, c)), gen), b))
             out["recon_error"] = float(((sub - recon) ** 2).sum(1).mean())
+            if self._ais_base is None or self._ais_base[0] is not x:  # the AIS base model of these rows, made once
+                self._ais_base = (x, base_rate_bias(x, pseudocount=1.0))
             log_z = estimate_log_z(rbm, self.log_z, exact_max_units=self.exact_max_units, n_chains=self.ais_chains,
-                                   n_betas=self.ais_betas, data=x, generator=gen, ais_dtype=self.ais_dtype)
+                                   n_betas=self.ais_betas, base_visible_bias=self._ais_base[1], generator=gen,
+                                   ais_dtype=self.ais_dtype)
             exact = self.log_z == "exact" or (self.log_z == "auto"
                                               and min(rbm.n_visible, rbm.n_hidden) <= self.exact_max_units)
             out["log_z_method"] = "exact" if exact else "ais"

@@ -170,6 +170,8 @@ def test_rbm_architectures_end_to_end_and_resume(tiny_data, tmp_path):
         (kept,) = [c for c in candidates if c["lr"] == r["lr"] and c["restart"] == r["restart"]]
         assert kept["valid_nll_rescored"] == min(c["valid_nll_rescored"] for c in candidates)
         assert r["valid_nll"] == pytest.approx(kept["valid_nll_rescored"], abs=1e-9)
+        scores = dict(part.split(": ") for part in r["lrs_tried"].split("; "))  # the table shows the comparison
+        assert set(scores) == {"0.01", "0.03"} and float(scores[f"{r['lr']:g}"]) == pytest.approx(r["valid_nll"], abs=0.006)
     for r in t.rows:  # each local kind also tried a smaller window; the kept one has the lower validation NLL
         if r["kind"] in ("local_1d", "local_2d") and r["windows_tried"]:
             tried = dict(part.split(": ") for part in r["windows_tried"].split("; "))

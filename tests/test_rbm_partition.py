@@ -17,6 +17,7 @@ import oracle
 from helpers import prototype_data
 from bornmachine.estimate import Estimate
 from rbm import RBM, CDTrainer, ais_log_z, exact_log_z, reverse_ais_log_z
+from rbm.model import base_rate_bias
 from rbm.partition import AISEstimate, beta_schedule, estimate_log_z
 
 
@@ -209,8 +210,21 @@ def test_estimate_log_z_picks_exact_when_small(trained):
     assert estimate_log_z(r).value == exact
     est = estimate_log_z(r, "ais", n_chains=20, n_betas=200, data=data, seed=0)
     assert isinstance(est, AISEstimate)
+    base = base_rate_bias(torch.as_tensor(data, dtype=r.dtype), 1.0)  # the base model given instead of the data
+    assert estimate_log_z(r, "ais", n_chains=20, n_betas=200, base_visible_bias=base, seed=0).value == est.value
     with pytest.raises(ValueError, match="method"):
         estimate_log_z(r, "mcmc")
+
+
+def test_ais_weights_agree_on_both_softplus_paths(trained, monkeypatch):
+    """More hidden units than one product of (1 + e^-|x|) factors takes: the split path, same weights."""
+    from rbm import partition
+
+    r, data, _ = trained
+    fast = ais_log_z(r, 10, 60, data=data, seed=3)
+    monkeypatch.setattr(partition, "_MAX_PROD", 3)  # 10 hidden units > 3
+    split = ais_log_z(r, 10, 60, data=data, seed=3)
+    np.testing.assert_allclose(split.log_weights, fast.log_weights, rtol=1e-12, atol=1e-12)
 
 
 def test_ais_bad_inputs(trained):
