@@ -5,8 +5,9 @@ validation NLL (the trainer's ``patience``; it ends with its best-validation par
 candidates of one model, :func:`select` keeps the one of lowest best validation NLL or, given ``rescore``,
 of lowest validation NLL by a more precise score of each candidate's kept parameters (an RBM's per-epoch
 NLLs rest on a short AIS that is biased low, by up to ~9 nats on sharp models, so its candidates are
-compared by the final AIS). Test data never enter. Each run is checkpointed in ``folder`` (``<stem>-lr<lr>-r<restart>.ckpt.npz``): a rerun re-reads
-finished runs (the checkpoint's history and best parameters) and resumes interrupted ones.
+compared by the final AIS). Test data never enter. Each run is checkpointed in ``folder``
+(``<stem>-lr<lr>-r<restart>.ckpt.npz``): a rerun re-reads finished runs (the checkpoint's history and best
+parameters) and resumes interrupted ones.
 
 :func:`converged` is the check a reader can redo from the curves: a run whose validation NLL still
 fell by more than ``tolerance`` nats over its last 20 % of epochs is not converged.

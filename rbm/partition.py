@@ -295,7 +295,8 @@ def _anneal(v: torch.Tensor, betas: torch.Tensor, prods: _Products, b_a: torch.T
         beta, beta_prev = betas_list[k], betas_list[k - 1]
         xa = prods.pre(v)
         x = xa[:, :n_hidden].to(torch.float64)
-        parts = (x, x.clamp_min(0.0), x.abs(), xa[:, n_hidden].double(), xa[:, n_hidden + 1].double())
+        shared = (None, None) if n_hidden > _MAX_PROD else (x.clamp_min(0.0), x.abs())  # unused on the split path
+        parts = (x, *shared, xa[:, n_hidden].double(), xa[:, n_hidden + 1].double())
         log_w += log_p_star(beta, parts) - log_p_star(beta_prev, parts)
         if k < last:
             h = bernoulli(torch.sigmoid(beta * xa[:, :n_hidden]), generator)
