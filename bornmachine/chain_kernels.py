@@ -236,7 +236,7 @@ def _sample_block(tensors: Chain, u: torch.Tensor, first: list[int]):
 
 
 # --------------------------------------------------------------------------------------------------
-# Marginals and conditionals (density environments, O(N D³) per site)
+# Marginals (known runs as factors, the rest as density environments) and conditionals
 # --------------------------------------------------------------------------------------------------
 def _env_step_right(env: torch.Tensor, a: torch.Tensor, values: torch.Tensor | None, known: torch.Tensor | None):
     """Right-to-left environment update R_{k-1} = Σ_s A_s R_k A_sᵀ (summed where unknown).
@@ -284,31 +284,77 @@ def _trace(env: torch.Tensor) -> torch.Tensor:
     return torch.diagonal(env, dim1=0, dim2=2).sum(-1)
 
 
+def _factor_step(phi: torch.Tensor, a: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Φ'_n = Φ_n A_{v_n}: phi (N, r, Dl), a (Dl, 2, Dr), values (N,) int64 → (N, r, Dr).
+
+    The samples of each value go through their own matrix as one (m·r, Dl) × (Dl, Dr) GEMM."""
+    n, r, dl = phi.shape
+    out = phi.new_empty(n, r, a.shape[2])
+    for s in (0, 1):
+        rows = torch.nonzero(values == s).squeeze(1)
+        if rows.numel():
+            m = rows.shape[0]
+            out.index_copy_(0, rows, torch.mm(phi.index_select(0, rows).view(m * r, dl), a[:, s, :]).view(m, r, -1))
+    return out
+
+
+def _known_factor(tensors: Chain, values: torch.Tensor, reverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A factor Φ (N, r, D) of the environment ΦᵀΦ after a run of known sites, and the environment's ln scale (N,).
+
+    The run starts from the identity on its first bond (r = that bond's dimension: the canonical form's
+    environment there); ``tensors`` the run's sites in chain order, values (N, len) int64. ``reverse``: the
+    run is read from its last site leftwards (Φ then acts on the bond left of the run). O(N r Dl Dr) per site,
+    against O(N D³) for the density environment.
+    """
+    if reverse:
+        tensors, values = [a.permute(2, 1, 0) for a in reversed(tensors)], values.flip(1)
+    a0 = tensors[0]
+    n_samples, r = values.shape[0], a0.shape[0]
+    tiny = torch.finfo(a0.dtype).tiny
+    phi = torch.eye(r, dtype=a0.dtype, device=a0.device).expand(n_samples, r, r)
+    log_scale = torch.zeros(n_samples, dtype=a0.dtype, device=a0.device)
+    for k, a in enumerate(tensors):
+        phi = _factor_step(phi, a, values[:, k])
+        norm = torch.linalg.vector_norm(phi, dim=(1, 2))
+        log_scale = log_scale + 2 * torch.log(norm)
+        phi = phi.div_(norm.clamp_min(tiny)[:, None, None])
+    return phi, log_scale
+
+
 def marginal_log_prob(tensors: Chain, positions: list[int], values: torch.Tensor) -> torch.Tensor:
     """ln p(x_S) = ln Σ_{other sites} Ψ² for a canonical, unit-norm chain with centre at min(S).
 
     positions: sorted distinct chain positions S; values (N, |S|) int64 in that order.
-    Sites outside [min S, max S] contract to identities (canonical form), so the cost is
-    O(N (max S − min S + 1) D³).
+    Sites outside [min S, max S] contract to identities (canonical form). The known runs at both ends of
+    [min S, max S] are carried as factors Φ of the environment ΦᵀΦ (rank = the outer bond's dimension, 1 at
+    the chain's ends: a prefix or suffix of the chain costs as little as an amplitude), the sites between the
+    first and last summed one as density environments, O(N D³) per site.
     """
     dtype, device = tensors[0].dtype, tensors[0].device
-    n_samples = values.shape[0]
     tiny = torch.finfo(dtype).tiny
     first, last = positions[0], positions[-1]
+    full = torch.zeros(values.shape[0], last + 1, dtype=torch.int64, device=device)
+    full[:, positions] = values
     known = torch.zeros(last + 1, dtype=torch.bool)
     known[positions] = True
-    full = torch.zeros(n_samples, last + 1, dtype=torch.int64, device=device)
-    full[:, positions] = values
-    dl = tensors[first].shape[0]
-    identity = torch.eye(dl, dtype=dtype, device=device)[:, None, :].expand(dl, n_samples, dl).contiguous()
-    env = _transfer_left(identity, tensors[first], full[:, first])  # left of the centre: the identity
-    logp = torch.zeros(n_samples, dtype=dtype, device=device)
-    for k in range(first + 1, last + 1):
+    summed = (~known[first:]).nonzero().squeeze(1)
+    if summed.numel() == 0:  # one known run: a factor from the end with the smaller boundary bond
+        reverse = tensors[last].shape[2] < tensors[first].shape[0]
+        phi, log_scale = _known_factor(tensors[first:last + 1], full[:, first:], reverse)
+        return log_scale + torch.log(torch.linalg.vector_norm(phi, dim=(1, 2)) ** 2)
+    lo, hi = first + int(summed[0]), first + int(summed[-1])  # first and last summed site
+    left, logp = _known_factor(tensors[first:lo], full[:, first:lo])
+    env = torch.einsum("nrj,nri->jni", left, left)  # (D, N, D) layout of _transfer_left
+    for k in range(lo, hi + 1):
+        env = _transfer_left(env, tensors[k], full[:, k] if known[k] else None)
         tr = _trace(env)
         logp = logp + torch.log(tr)
         env = env.div_(tr.clamp_min(tiny)[None, :, None])
-        env = _transfer_left(env, tensors[k], full[:, k] if known[k] else None)
-    return logp + torch.log(_trace(env))
+    if hi == last:
+        return logp
+    right, log_right = _known_factor(tensors[hi + 1:last + 1], full[:, hi + 1:], reverse=True)  # (N, r, D)
+    closing = torch.einsum("nrj,jni,nri->n", right, env, right)
+    return logp + log_right + torch.log(closing)
 
 
 def conditional_sample(tensors: Chain, x: torch.Tensor, known: torch.Tensor,
