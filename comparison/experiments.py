@@ -486,12 +486,12 @@ def rbm_result_row(arch, x, xv, xt, tag: str, *, max_epochs, lrs, restarts, pati
 
 
 def born_result_row(kind: str, x, xv, xt, shape: Sequence[int], bond_dim: int, *, max_sweeps, lrs, restarts, patience,
-                    restructure=None, seed, folder) -> dict:
+                    restructure=None, seed, folder, reuse=None) -> dict:
     """Train (validation-selected, :func:`~comparison.training.train_born_machine`) and score one Born machine:
     its result row (exact NLLs)."""
     t0 = time.perf_counter()
     selected = train_born_machine(kind, x, xv, shape, bond_dim, max_sweeps=max_sweeps, lrs=lrs, restarts=restarts,
-                                  patience=patience, restructure=restructure, seed=seed, folder=folder)
+                                  patience=patience, restructure=restructure, seed=seed, folder=folder, reuse=reuse)
     model = selected.model
     return {"n_params": model.n_params, "max_bond": max(model.bond_dims), **selection_columns(selected),
             "valid_nll": model.nll(xv), "test_nll": model.nll(xt), "test_nll_stderr": 0.0, "ais_gap": 0.0,

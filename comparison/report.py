@@ -127,6 +127,7 @@ def report(out: str = "report", preset: str = "quick", data="mnist5k", seed: int
 
     t0 = time.perf_counter()
     arch = structure.structure_experiment(train, test, shape, out=os.path.join(out, "structure"), progress=progress,
+                                          reuse=os.path.join(out, "born_vs_boltzmann", "models"),
                                           **structure_settings(settings, seed))
     timings["structure"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start

@@ -7,7 +7,9 @@ of lowest validation NLL by a more precise score of each candidate's kept parame
 NLLs rest on a short AIS that is biased low, by up to ~9 nats on sharp models, so its candidates are
 compared by the final AIS). Test data never enter. Each run is checkpointed in ``folder``
 (``<stem>-lr<lr>-r<restart>.ckpt.npz``): a rerun re-reads finished runs (the checkpoint's history and best
-parameters) and resumes interrupted ones.
+parameters) and resumes interrupted ones; a checkpoint of the same name in a ``reuse`` folder (another
+experiment's models, trained on the same rows with the same settings: the stem hashes both) is copied in
+first, so that the run is not trained twice.
 
 :func:`converged` is the check a reader can redo from the curves: a run whose validation NLL still
 fell by more than ``tolerance`` nats over its last 20 % of epochs is not converged.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -53,21 +56,26 @@ def converged(valid: Sequence[float | None], tolerance: float = 1.0, tail: float
 
 
 def select(train_one: Callable[[float, int, str], tuple[object, object]], lrs: Sequence[float], restarts: int,
-           stem: str, folder: str, rescore: Callable[[object], tuple[float, object]] | None = None) -> Selected:
+           stem: str, folder: str, rescore: Callable[[object], tuple[float, object]] | None = None,
+           reuse: str | None = None) -> Selected:
     """Train every (lr, restart) candidate and keep the lowest best validation NLL.
 
     train_one(lr, restart, checkpoint) → (model, trainer) after ``trainer.fit(train, valid, checkpoint=...)``
     (a trainer with ``patience``). ``stem``: file stem of the checkpoints in ``folder``. rescore(model) →
     (validation NLL, detail), used only when there is more than one candidate: every candidate's trained
     model is scored again (``valid_nll_rescored``) and that score decides; the kept one's detail is
-    ``Selected.rescored``.
+    ``Selected.rescored``. reuse: a folder whose checkpoints of the same names are copied into ``folder``
+    (where ``folder`` has none) before training.
     """
     os.makedirs(folder, exist_ok=True)
     rescore = rescore if len(lrs) * restarts > 1 else None
     best, candidates = None, []
     for lr in lrs:
         for restart in range(restarts):
-            checkpoint = os.path.join(folder, f"{stem}-lr{lr:g}-r{restart}.ckpt.npz")
+            name = f"{stem}-lr{lr:g}-r{restart}.ckpt.npz"
+            checkpoint = os.path.join(folder, name)
+            if reuse is not None and not os.path.exists(checkpoint) and os.path.exists(os.path.join(reuse, name)):
+                shutil.copyfile(os.path.join(reuse, name), checkpoint)
             model, trainer = train_one(float(lr), restart, checkpoint)
             history = [{k: h.get(k) for k in ("epoch", "train_nll", "valid_nll")} for h in trainer.history]
             valid = [h["valid_nll"] for h in history]

@@ -57,13 +57,17 @@ def structure_experiment(train, test, shape: Sequence[int], *, mps_bond: int = 9
                          valid_fraction: float = 0.1, eval_ais: Sequence[int] = (32, 300), ais_chains: int = 50,
                          ais_betas: int = 1000, n_gibbs: int = 200, shuffle_seed: int = 1, seed: int = 0,
                          structures: Sequence[str] | None = None, workers: int = 1, out: str = "structure",
-                         progress: bool = True) -> Result:
+                         reuse: str | None = None, progress: bool = True) -> Result:
     """Geometric vs mutual-information structures on the images and on pixel-shuffled images.
 
     MPS at bond ``mps_bond``, TTN at ``ttn_bond`` (9 and 8 give nearly equal counts on 28×28), RBMs matched
     to the row-major MPS's parameter count. ``structures``: names ``family:structure`` to run (default all
-    of :data:`STRUCTURES`); ``workers`` models train side by side (:func:`~comparison.parallel.run_jobs`). Writes ``structure.csv/json``, ``convergence.csv/json``, ``structure.png``,
-    ``convergence.png`` and ``summary.md`` into ``out``; checkpoints under ``out/models``.
+    of :data:`STRUCTURES`); ``workers`` models train side by side (:func:`~comparison.parallel.run_jobs`).
+    ``reuse``: a folder of Born-machine checkpoints trained on these images with the same settings and
+    validation split, copied instead of retrained where the names match (the report passes the Born-vs-Boltzmann
+    models: its bisection TTN at ``ttn_bond`` is the same run; a reused row's ``seconds`` is its scoring only).
+    Writes ``structure.csv/json``, ``convergence.csv/json``, ``structure.png``, ``convergence.png`` and
+    ``summary.md`` into ``out``; checkpoints under ``out/models``.
     """
     shape = tuple(int(s) for s in shape)
     n = shape[0] * shape[1]
@@ -89,7 +93,7 @@ def structure_experiment(train, test, shape: Sequence[int], *, mps_bond: int = 9
         store.put(key, dict(row, variant=variant, family=family, structure=name))
 
     born_jobs = {key: (kind, *data[variant], shape, mps_bond if family == "mps" else ttn_bond, criterion,
-                       os.path.join(folder, variant))
+                       os.path.join(folder, variant), reuse if variant == "images" else None)
                  for key, (variant, family, name, kind, criterion) in jobs.items()
                  if family != "rbm" and key not in store}
     run_jobs(partial(_born_row, max_sweeps=max_sweeps, lrs=lrs, restarts=restarts, patience=patience, seed=seed),
@@ -124,8 +128,8 @@ def structure_experiment(train, test, shape: Sequence[int], *, mps_bond: int = 9
     return result
 
 
-def _born_row(kind, x, xv, xt, shape, bond, criterion, folder, **settings) -> dict:
-    return born_result_row(kind, x, xv, xt, shape, bond, restructure=criterion, folder=folder, **settings)
+def _born_row(kind, x, xv, xt, shape, bond, criterion, folder, reuse, **settings) -> dict:
+    return born_result_row(kind, x, xv, xt, shape, bond, restructure=criterion, folder=folder, reuse=reuse, **settings)
 
 
 def _row_major_params(store: RowStore, variant: str, shape, bond: int) -> int:

@@ -53,10 +53,12 @@ def make_born(kind: str, shape: Sequence[int], train: torch.Tensor, generator: t
 
 def train_born_machine(kind: str, train: torch.Tensor, valid: torch.Tensor, shape: Sequence[int], bond_dim: int, *,
                        max_sweeps: int, lrs: Sequence[float] = (0.1,), restarts: int = 1, patience: int = 2,
-                       restructure: str | None = None, seed: int = 0, folder: str = "models") -> Selected:
+                       restructure: str | None = None, seed: int = 0, folder: str = "models",
+                       reuse: str | None = None) -> Selected:
     """Sweeps from bond 2 up to ``bond_dim`` (trainer defaults otherwise), at most ``max_sweeps``, stopped
     ``patience`` sweeps after the lowest validation NLL; the candidate (lr, restart) of lowest validation
-    NLL is kept. Checkpoints ``folder/<kind>-D<bond_dim>-<tag>-lr…-r….ckpt.npz`` (tag: settings and data)."""
+    NLL is kept. Checkpoints ``folder/<kind>-D<bond_dim>-<tag>-lr…-r….ckpt.npz`` (tag: settings and data);
+    those already in ``reuse`` (another experiment's folder) are copied, not retrained."""
     stem = f"{kind}{'-' + restructure if restructure else ''}-D{bond_dim}-" + settings_tag(
         max_sweeps, patience, seed, fingerprint(train, valid))
 
@@ -68,7 +70,7 @@ def train_born_machine(kind: str, train: torch.Tensor, valid: torch.Tensor, shap
         trainer.fit(train, valid, checkpoint=checkpoint, progress=False)
         return model, trainer
 
-    return select(one, lrs, restarts, stem, folder)
+    return select(one, lrs, restarts, stem, folder, reuse=reuse)
 
 
 def train_rbm(arch, train: torch.Tensor, valid: torch.Tensor, *, tag: str, max_epochs: int,

@@ -207,6 +207,17 @@ def test_born_vs_boltzmann_end_to_end(tiny_data, tmp_path):
               "samples_ttn.png", "entropy_profile.png", "summary.md"):
         assert (tmp_path / f).exists(), f
     assert len(list((tmp_path / "models").glob("mps-snake-D3-*.ckpt.npz"))) == 1
+    # the structure experiment's bisection tree at the same bond is this run: copied from its models, not retrained
+    from comparison import structure
+
+    arch = structure.structure_experiment(tiny_data[:200], tiny_data[200:], SHAPE, mps_bond=3, ttn_bond=3, max_sweeps=2,
+                                          patience=1, structures=["ttn:bisection"], out=str(tmp_path / "structure"),
+                                          reuse=str(tmp_path / "models"), progress=False)
+    tree = arch.tables["structure"].where(variant="images", structure="bisection")[0]
+    assert tree["test_nll"] == nll.where(family="ttn", size="D=3")[0]["test_nll"]
+    [original] = (tmp_path / "models").glob("ttn-D3-*.ckpt.npz")
+    assert (tmp_path / "structure" / "models" / "images" / original.name).read_bytes() == original.read_bytes()
+    assert not list((tmp_path / "structure" / "models" / "shuffled").glob(original.name))  # other data: trained
     again = experiments.born_vs_boltzmann(tiny_data[:200], tiny_data[200:], SHAPE, **dict(kw, max_sweeps=3))
     assert len(list((tmp_path / "models").glob("mps-snake-D3-*.ckpt.npz"))) == 2  # other settings: trained anew
     assert again.tables["nll"].where(family="mps-snake", size="D=3")[0]["epochs"] >= 2
