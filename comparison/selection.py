@@ -75,7 +75,8 @@ def select(train_one: Callable[[float, int, str], tuple[object, object]], lrs: S
             name = f"{stem}-lr{lr:g}-r{restart}.ckpt.npz"
             checkpoint = os.path.join(folder, name)
             if reuse is not None and not os.path.exists(checkpoint) and os.path.exists(os.path.join(reuse, name)):
-                shutil.copyfile(os.path.join(reuse, name), checkpoint)
+                shutil.copyfile(os.path.join(reuse, name), checkpoint + ".part")  # whole, or not at all
+                os.replace(checkpoint + ".part", checkpoint)
             model, trainer = train_one(float(lr), restart, checkpoint)
             history = [{k: h.get(k) for k in ("epoch", "train_nll", "valid_nll")} for h in trainer.history]
             valid = [h["valid_nll"] for h in history]
