@@ -420,21 +420,39 @@ def _conditional_block(tensors: Chain, x: torch.Tensor, known: torch.Tensor, u: 
 # --------------------------------------------------------------------------------------------------
 # Rényi-2 of an arbitrary subset by swap contraction of four copies
 # --------------------------------------------------------------------------------------------------
-def _swap_transfer(env: torch.Tensor, a: torch.Tensor, in_x: bool) -> torch.Tensor:
-    """The four-copy environment env[k₁, b₁, k₂, b₂] (Dl, Dl, Dl, Dl) carried over a site a (Dl, 2, Dr).
+def _pair_transfer(env: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """X ↦ Σ_s A_sᵀ X A_s on the two leading legs of env (Dl, Dl, M) (the trailing M values ride along) → (Dr, Dr, M).
 
-    Each pair of copies that share the physical index (k₁b₁ and k₂b₂ off X, k₁b₂ and k₂b₁ on X) goes
-    through the transfer X ↦ Σ_s A_sᵀ X A_s of :func:`_transfer_left`, with the other pair's D² values in
-    the middle: two GEMM pairs per site, and only (D⁴-sized) permutations between them.
-    """
-    dl, dr = a.shape[0], a.shape[2]
-    first = env if in_x else env.permute(0, 2, 3, 1)  # [k₁, ·, ·, partner of k₁]
-    y = _transfer_left(first.reshape(dl, dl * dl, dl), a, None).view(dr, dl, dl, dr)
-    # on X: y = [k₁', b₁, k₂, b₂'] → [k₂, k₁', b₂', b₁]; off X: y = [k₁', k₂, b₂, b₁'] → [k₂, k₁', b₁', b₂]
-    second = y.permute(2, 0, 3, 1) if in_x else y.permute(1, 0, 3, 2)
-    z = _transfer_left(second.reshape(dl, dr * dr, dl), a, None).view(dr, dr, dr, dr)
-    # on X: z = [k₂', k₁', b₂', b₁']; off X: z = [k₂', k₁', b₁', b₂']; both back to [k₁', b₁', k₂', b₂']
-    return (z.permute(1, 3, 0, 2) if in_x else z.permute(1, 2, 0, 3)).contiguous()
+    One (2Dr, Dl) × (Dl, Dl·M) GEMM, then per output row a batched (Dr, Dl) × (Dl, M) product per physical value:
+    every product is a large matmul over M, and no copy of env is made."""
+    dl, _, m = env.shape
+    dr = a.shape[2]
+    u = torch.mm(a.reshape(dl, 2 * dr).T, env.reshape(dl, dl * m)).view(2, dr, dl, m)  # u[s, p', q, ·]
+    out = torch.bmm(a[:, 0, :].T.expand(dr, dr, dl), u[0])
+    return out.baddbmm_(a[:, 1, :].T.expand(dr, dr, dl), u[1])
+
+
+# The four copies' legs of the swap contraction: ket and bra of replica 1, ket and bra of replica 2. A site off X
+# pairs each replica's ket with its own bra; a site on X pairs each ket with the other replica's bra.
+_PAIRS_OFF_X, _PAIRS_ON_X = ((0, 1), (2, 3)), ((0, 3), (2, 1))
+
+
+def _swap_site(env: torch.Tensor, legs: list[int], a: torch.Tensor, in_x: bool) -> tuple[torch.Tensor, list[int]]:
+    """Carry the four-copy environment env (legs in the order ``legs``) over a site a (Dl, 2, Dr).
+
+    Each pair of legs that share the physical index goes through :func:`_pair_transfer` once it leads; a pair
+    that does not lead is brought to the front by one permutation (D⁴ values), and the pair already in front
+    goes first, so a run of sites on one side costs one permutation per site. Returns env and its leg order."""
+    pairs = _PAIRS_ON_X if in_x else _PAIRS_OFF_X
+    if set(legs[:2]) == set(pairs[1]):
+        pairs = pairs[::-1]
+    for pair in pairs:
+        if set(legs[:2]) != set(pair):
+            order = [legs.index(pair[0]), legs.index(pair[1])] + [i for i, leg in enumerate(legs) if leg not in pair]
+            env, legs = env.permute(order).contiguous(), [legs[i] for i in order]
+        rest = env.shape[2:]
+        env = _pair_transfer(env.reshape(env.shape[0], env.shape[1], -1), a).view(a.shape[2], a.shape[2], *rest)
+    return env, legs
 
 
 def renyi2_swap(tensors: Chain, in_x: list[bool]) -> float:
@@ -464,12 +482,14 @@ def renyi2_swap(tensors: Chain, in_x: list[bool]) -> float:
         env = torch.einsum("ae,cb->abce", eye, eye)
     else:
         env = torch.einsum("ab,ce->abce", eye, eye)
+    legs = [0, 1, 2, 3]
     log_scale = 0.0
     for k in range(start, stop + 1):
-        env = _swap_transfer(env, chain[k], in_x[k])
+        env, legs = _swap_site(env, legs, chain[k], in_x[k])
         scale = torch.linalg.vector_norm(env)
         log_scale += math.log(scale.item())
         env = env / scale
+    env = env.permute([legs.index(leg) for leg in range(4)])
     d = env.shape[0]
     eye = torch.eye(d, dtype=dtype, device=device)
     if in_x[n - 1]:

@@ -351,7 +351,7 @@ def test_entropy_vs_quimb(small_mps, quimb_tensor):
 
 # --- renyi2 and mutual information on arbitrary pixel sets -------------------------------------
 
-SUBSETS = [[0, 2, 5], [1, 3, 4, 7], [0, 1, 2, 3], [6], [7, 2]]
+SUBSETS = [[0, 2, 5], [1, 3, 4, 7], [0, 1, 2, 3], [6], [7, 2], [1, 3, 5, 7], [1, 2, 5, 6]]
 
 
 @pytest.mark.parametrize("sites", SUBSETS, ids=lambda s: "-".join(map(str, s)))
