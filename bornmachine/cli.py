@@ -120,8 +120,9 @@ def _train(args) -> int:
     def report(record):
         if main:
             valid_nll = "-" if record["valid_nll"] is None else f"{record['valid_nll']:.4f}"
+            zeros = f"  ({record['valid_zero_prob']} of p = 0 left out)" if record.get("valid_zero_prob") else ""
             print(f"sweep {record['epoch']:3d}  train NLL {record['train_nll']:9.4f}  valid NLL {valid_nll:>9}  "
-                  f"max bond {record['max_bond']:4d}  {record['time_s']:7.2f} s", flush=True)
+                  f"max bond {record['max_bond']:4d}  {record['time_s']:7.2f} s{zeros}", flush=True)
 
     history = trainer.fit(train, valid=valid, callback=report, checkpoint=checkpoint, progress=not args.quiet)
     if not main:

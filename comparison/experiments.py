@@ -386,6 +386,16 @@ def convergence_finding(rows: Sequence[dict], label: str) -> str:
             f"{label}s): {', '.join(late)} — claims resting on them read 'not decided'.")
 
 
+def zero_probability_finding(rows: Sequence[dict]) -> str | None:
+    """The models that give some validation or test image probability 0 (their NLL reads ∞), or None."""
+    hits = [f"{label_of(r)} ({r.get('valid_zero_prob') or 0} validation, {r.get('test_zero_prob') or 0} test)"
+            for r in rows if r.get("valid_zero_prob") or r.get("test_zero_prob")]
+    if not hits:
+        return None
+    return ("Images of probability 0 (the NLL reads ∞; the validation curves that chose the model leave them out): "
+            + ", ".join(hits) + ".")
+
+
 def label_of(row: dict) -> str:
     """Short name of a result row: ``images mps:snake`` / ``local_2d@7834`` / ``mps-snake D=16``."""
     if "structure" in row:
@@ -488,14 +498,17 @@ def rbm_result_row(arch, x, xv, xt, tag: str, *, max_epochs, lrs, restarts, pati
 def born_result_row(kind: str, x, xv, xt, shape: Sequence[int], bond_dim: int, *, max_sweeps, lrs, restarts, patience,
                     restructure=None, seed, folder, reuse=None) -> dict:
     """Train (validation-selected, :func:`~comparison.training.train_born_machine`) and score one Born machine:
-    its result row (exact NLLs)."""
+    its result row (exact NLLs; ∞ where an image has probability 0, their number in ``valid_zero_prob`` /
+    ``test_zero_prob``: the validation curves leave such images out)."""
     t0 = time.perf_counter()
     selected = train_born_machine(kind, x, xv, shape, bond_dim, max_sweeps=max_sweeps, lrs=lrs, restarts=restarts,
                                   patience=patience, restructure=restructure, seed=seed, folder=folder, reuse=reuse)
     model = selected.model
+    valid_logp, test_logp = model.log_prob(xv), model.log_prob(xt)
     return {"n_params": model.n_params, "max_bond": max(model.bond_dims), **selection_columns(selected),
-            "valid_nll": model.nll(xv), "test_nll": model.nll(xt), "test_nll_stderr": 0.0, "ais_gap": 0.0,
-            "train_nll": model.nll(x), "seconds": time.perf_counter() - t0}
+            "valid_nll": float(-valid_logp.mean()), "test_nll": float(-test_logp.mean()),
+            "valid_zero_prob": int(torch.isinf(valid_logp).sum()), "test_zero_prob": int(torch.isinf(test_logp).sum()),
+            "test_nll_stderr": 0.0, "ais_gap": 0.0, "train_nll": model.nll(x), "seconds": time.perf_counter() - t0}
 
 
 def fig4_findings(table: Table, shape: Sequence[int]) -> list[str]:
@@ -614,7 +627,8 @@ def born_vs_boltzmann(train, test, shape: Sequence[int], *, bond_dims: Sequence[
     rbm_models = {f"rbm-{kind}": load_rbm(os.path.join(folder, store.get(key)["model_file"]))
                   for key, (budget, kind, _) in archs.items() if budget == budgets[-1]}
     columns = ["family", "size", "n_params", "max_bond", "lr", "lrs_tried", "epochs", "best_epoch", "converged",
-               "valid_nll", "test_nll", "test_nll_stderr", "ais_gap", "train_nll", "seconds"]
+               "valid_nll", "test_nll", "test_nll_stderr", "ais_gap", "train_nll", "valid_zero_prob", "test_zero_prob",
+               "seconds"]
     nll = Table("nll", columns, [table_row(row, columns) for _, row in keyed],
                 shown=["family", "size", "n_params", "lr", "lrs_tried", "epochs", "converged", "valid_nll", "test_nll",
                        "test_nll_stderr", "train_nll"])
@@ -705,4 +719,5 @@ def bvb_findings(nll: Table, cuts: Table, models: Mapping[str, object], slack: f
         parts += [f"{m} bound {row[f'{m}_bound']:.0f}" for m in models if f"{m}_s2" not in row]
         out.append("Checkerboard(1) cut, nats: " + "; ".join(parts) + ".")
     out.append(convergence_finding(nll.rows, "sweep or epoch"))
-    return out
+    zeros = zero_probability_finding(nll.rows)
+    return out + ([zeros] if zeros else [])

@@ -27,7 +27,7 @@ from bornmachine.validation import as_binary
 
 from . import figures, verdicts
 from .experiments import (Result, born_result_row, convergence_finding, rbm_jobs, rbm_result_row, split_rows,
-                          table_row, write_curves)
+                          table_row, write_curves, zero_probability_finding)
 from .parallel import run_jobs
 from .table import RowStore, Table
 from .training import RBM_SELECTION, fingerprint
@@ -113,7 +113,8 @@ def structure_experiment(train, test, shape: Sequence[int], *, mps_bond: int = 9
              rbm_tasks, workers=workers, done=store_row, desc="structures: RBMs", progress=progress)
     keyed = [(key, store.get(key)) for key in jobs]
     columns = ["variant", "family", "structure", "n_params", "lr", "lrs_tried", "epochs", "best_epoch", "converged",
-               "valid_nll", "test_nll", "test_nll_stderr", "ais_gap", "train_nll", "seconds"]
+               "valid_nll", "test_nll", "test_nll_stderr", "ais_gap", "train_nll", "valid_zero_prob", "test_zero_prob",
+               "seconds"]
     table = Table("structure", columns, [table_row(row, columns) for _, row in keyed],
                   shown=["variant", "family", "structure", "n_params", "lr", "lrs_tried", "epochs", "converged",
                          "valid_nll", "test_nll", "test_nll_stderr"])
@@ -171,4 +172,5 @@ def structure_findings(table: Table) -> list[str]:
                    + (f"; the fixed random tree {fixed['test_nll']:.1f}, ≥ 10 nats worse than bisection: "
                       f"{verdicts.lower_by(bisection, fixed, 10.0)}." if fixed else "."))
     out.append(convergence_finding(table.rows, "sweep or epoch"))
-    return out
+    zeros = zero_probability_finding(table.rows)
+    return out + ([zeros] if zeros else [])

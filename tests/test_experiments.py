@@ -358,6 +358,8 @@ def test_structure_experiment_end_to_end_and_resume(tiny_data, tmp_path):
     mps = t.where(variant="images", family="mps", structure="row-major")[0]
     for r in t.rows:
         assert math.isfinite(r["test_nll"]) and math.isfinite(r["valid_nll"]) and 1 <= r["epochs"] <= 2
+        if r["family"] != "rbm":  # images of p = 0 counted (an NLL of ∞ would come with a count > 0)
+            assert r["valid_zero_prob"] == 0 and r["test_zero_prob"] == 0
         if r["family"] == "rbm":  # matched to the row-major MPS
             assert abs(r["n_params"] - mps["n_params"]) <= 0.01 * mps["n_params"] + 1
     for f in ("structure.csv", "structure.png", "convergence.csv", "convergence.png", "summary.md"):
@@ -368,6 +370,15 @@ def test_structure_experiment_end_to_end_and_resume(tiny_data, tmp_path):
     assert again.tables["structure"].rows == t.rows  # re-read from runs.json
     with pytest.raises(ValueError, match="no structure selected"):
         structure.structure_experiment(tiny_data[:200], tiny_data[200:], SHAPE, structures=["mps:nope"], **kw)
+
+
+def test_zero_probability_images_are_named_in_the_findings():
+    rows = [{"variant": "shuffled", "family": "mps", "structure": "from-data", "valid_zero_prob": 1, "test_zero_prob": 0},
+            {"variant": "images", "family": "mps", "structure": "snake", "valid_zero_prob": 0, "test_zero_prob": 0},
+            {"variant": "images", "family": "rbm", "structure": "local_2d"}]  # RBMs: p > 0 always, no such columns
+    line = experiments.zero_probability_finding(rows)
+    assert "shuffled mps:from-data (1 validation, 0 test)" in line and "snake" not in line and "rbm" not in line
+    assert experiments.zero_probability_finding(rows[1:]) is None
 
 
 def test_shuffle_pixels_is_a_fixed_permutation(tiny_data):

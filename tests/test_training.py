@@ -30,7 +30,7 @@ from bornmachine import MPS, datasets
 from bornmachine import GradientTrainer, SweepTrainer, ZeroProbabilityWarning
 
 LN14 = math.log(14)
-RECORD_KEYS = {"epoch", "train_nll", "valid_nll", "max_bond", "time_s", "zero_prob", "best_epoch"}
+RECORD_KEYS = {"epoch", "train_nll", "valid_nll", "valid_zero_prob", "max_bond", "time_s", "zero_prob", "best_epoch"}
 
 
 def gen(seed: int) -> torch.Generator:
@@ -399,11 +399,14 @@ def bas23():
 def test_sweep_trainer_reports_zero_probability_samples(bas23):
     model = zero_model()
     assert torch.isinf(model.log_prob(bas23)).sum() == 5
-    with pytest.warns(ZeroProbabilityWarning, match="5 training samples had zero probability"):
+    with pytest.warns(ZeroProbabilityWarning, match="5 (training samples had|validation samples have) zero probability"):
         history = SweepTrainer(model, max_bond=4, lr=0.1, n_sweeps=2).fit(bas23, valid=bas23, progress=False)
     for record in history:
-        assert record["zero_prob"] == 5
+        assert record["zero_prob"] == 5 and record["valid_zero_prob"] == 5  # counted, not averaged in
         assert math.isfinite(record["train_nll"]) and math.isfinite(record["valid_nll"])
+    possible = bas23[torch.isfinite(zero_model().log_prob(bas23))]  # training rows of p > 0: only validation warns
+    with pytest.warns(ZeroProbabilityWarning, match="5 validation samples have zero probability"):
+        SweepTrainer(zero_model(), max_bond=4, lr=0.1, n_sweeps=1).fit(possible, valid=bas23, progress=False)
     assert history[-1]["train_nll"] < history[0]["train_nll"]  # the other samples are still learnt
     assert_finite(model)
     assert_matches_oracle(model)

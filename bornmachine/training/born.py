@@ -16,20 +16,24 @@ class ZeroProbabilityWarning(RuntimeWarning):
     """Training samples with Ψ(v) = 0 were excluded from a gradient step (their NLL is infinite)."""
 
 
-def finite_nll(model: BornMachine, x: torch.Tensor, chunk: int = 4096) -> float:
-    """Mean NLL over samples of non-zero probability (zero-probability ones are counted in the record),
+def finite_nll(model: BornMachine, x: torch.Tensor, chunk: int = 4096) -> tuple[float, int]:
+    """(mean NLL over the samples of non-zero probability, number of zero-probability samples left out of it),
     over the rows of all ranks (x: this rank's block)."""
     parts = [model.log_prob(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)]
     logp = torch.cat(parts)
     finite = torch.isfinite(logp)
-    total = torch.stack([-logp[finite].sum().double(), finite.sum().double()])
+    total = torch.stack([-logp[finite].sum().double(), finite.sum().double(),
+                         torch.tensor(float(logp.numel()), dtype=torch.float64, device=logp.device)])
     distributed.all_reduce_sum(total)
-    return float(total[0] / total[1]) if total[1] > 0 else float("inf")
+    mean = float(total[0] / total[1]) if total[1] > 0 else float("inf")
+    return mean, int(total[2] - total[1])
 
 
 class BornTrainer(Trainer):
-    """Base of SweepTrainer and GradientTrainer. Records add ``max_bond`` and ``zero_prob`` (the most
-    training samples of zero amplitude met in one step, left out of the gradient and warned about), and
+    """Base of SweepTrainer and GradientTrainer. Records add ``max_bond``, ``zero_prob`` (the most
+    training samples of zero amplitude met in one step, left out of the gradient and warned about),
+    ``valid_zero_prob`` (validation samples of zero probability, left out of ``valid_nll`` and warned about;
+    None without validation data), and
     ``best_epoch`` (early stopping on the validation NLL with ``patience``: see :class:`~.loop.Trainer`)."""
 
     def __init__(self, model, n_epochs: int, seed: int, patience: int | None = None):
@@ -58,14 +62,17 @@ class BornTrainer(Trainer):
 
     def _evaluate(self, x_train, x_valid) -> dict:
         model = self.model
-        return {"train_nll": finite_nll(model, x_train),
-                "valid_nll": None if x_valid is None else finite_nll(model, x_valid),
+        valid_nll, valid_zero = (None, None) if x_valid is None else finite_nll(model, x_valid)
+        return {"train_nll": finite_nll(model, x_train)[0], "valid_nll": valid_nll, "valid_zero_prob": valid_zero,
                 "max_bond": max(model.bond_dims, default=1)}
 
     def _after_epoch(self, record: dict) -> None:
         if record["zero_prob"]:
             warnings.warn(f"{self.unit} {record['epoch']}: {record['zero_prob']} training samples had zero "
                           "probability and were left out of the gradient", ZeroProbabilityWarning, stacklevel=3)
+        if record.get("valid_zero_prob"):
+            warnings.warn(f"{self.unit} {record['epoch']}: {record['valid_zero_prob']} validation samples have zero "
+                          "probability and are left out of the validation NLL", ZeroProbabilityWarning, stacklevel=3)
 
     def _parameters(self) -> list[torch.Tensor]:
         return self.model.tensors
