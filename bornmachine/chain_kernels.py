@@ -340,8 +340,7 @@ def marginal_log_prob(tensors: Chain, positions: list[int], values: torch.Tensor
     summed = (~known[first:]).nonzero().squeeze(1)
     if summed.numel() == 0:  # one known run: a factor from the end with the smaller boundary bond
         reverse = tensors[last].shape[2] < tensors[first].shape[0]
-        phi, log_scale = _known_factor(tensors[first:last + 1], full[:, first:], reverse)
-        return log_scale + torch.log(torch.linalg.vector_norm(phi, dim=(1, 2)) ** 2)
+        return _known_factor(tensors[first:last + 1], full[:, first:], reverse)[1]  # Φ has unit norm: p = its scale
     lo, hi = first + int(summed[0]), first + int(summed[-1])  # first and last summed site
     left, logp = _known_factor(tensors[first:lo], full[:, first:lo])
     env = torch.einsum("nrj,nri->jni", left, left)  # (D, N, D) layout of _transfer_left
